@@ -1,0 +1,69 @@
+import subprocess
+import sys
+
+from PIL import Image
+
+from vaetui.cli import main
+from vaetui.model import ConvVAE, parameter_count
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "vaetui", *args], capture_output=True, text=True)
+
+
+def test_version_and_help():
+    out = run("--version")
+    assert out.returncode == 0 and out.stdout.startswith("vaetui ")
+    out = run("--help")
+    assert out.returncode == 0 and "model" in out.stdout and "data" in out.stdout
+
+
+def test_model_prints_seed_parameter_count(capsys):
+    assert main(["model", "--preset", "seed"]) == 0
+    out = capsys.readouterr().out
+    count = parameter_count(ConvVAE((218, 178), hidden=32, latent=100))
+    assert f"parameters: {count:,}" in out
+    assert "(0, 2)" in out and "32x218x178" in out
+
+
+def test_model_with_overrides(capsys):
+    assert main(["model", "--preset", "tiny", "--latent", "5", "--size", "48x40"]) == 0
+    out = capsys.readouterr().out
+    assert f"parameters: {parameter_count(ConvVAE((48, 40), hidden=8, latent=5)):,}" in out
+
+
+def test_data_preview_writes_grid(tmp_path):
+    out = tmp_path / "grid.png"
+    assert main(["data", "preview", "--size", "32", "--out", str(out)]) == 0
+    img = Image.open(out)
+    # 8 columns x 4 rows of 32x32 with 2-pixel gutters.
+    assert img.size == (8 * 34 + 2, 4 * 34 + 2)
+    import numpy as np
+
+    assert len(np.unique(np.asarray(img.convert("RGB")).reshape(-1, 3), axis=0)) > 100
+
+
+def test_data_blend_strip_endpoints_are_the_images(tmp_path):
+    out = tmp_path / "blend.png"
+    assert main(["data", "blend", "--size", "32", "--index", "1", "2", "--out", str(out)]) == 0
+    img = Image.open(out)
+    assert img.size == (6 * 34 + 2, 34 + 2)
+    from vaetui.data.synthetic import SyntheticFaces
+    import numpy as np
+
+    x = SyntheticFaces((32, 32)).images([1, 2]).permute(0, 2, 3, 1).numpy()
+    arr = np.asarray(img.convert("RGB"))
+    first = arr[2:34, 2:34]  # alpha = 0: all X2
+    last = arr[2:34, 2 + 5 * 34 : 34 + 5 * 34]  # alpha = 1: all X1
+    assert np.abs(first.astype(int) - x[1]).max() <= 1
+    assert np.abs(last.astype(int) - x[0]).max() <= 1
+
+
+def test_user_errors_are_one_line_and_nonzero(tmp_path):
+    out = run("data", "preview", "--data", "celeba", "--out", str(tmp_path / "x.png"))
+    assert out.returncode != 0
+    assert out.stderr.count("\n") == 1 and "data-root" in out.stderr and "Traceback" not in out.stderr
+    out = run("model", "--size", "8")
+    assert out.returncode != 0 and "at least 16" in out.stderr and "Traceback" not in out.stderr
+    out = run("data", "blend", "--size", "32", "--index", "0", "999999999", "--out", str(tmp_path / "b.png"))
+    assert out.returncode != 0 and "out of range" in out.stderr

@@ -1,0 +1,27 @@
+"""The project's own exceptions: errors a user can cause, each with a message that says what to do."""
+
+from __future__ import annotations
+
+
+class VaeError(Exception):
+    """Base of every error a user can cause; the CLI prints it in one line and exits non-zero."""
+
+
+class ConfigError(VaeError, ValueError):
+    """An impossible or unknown setting; the message names the field and what is allowed."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class DataError(VaeError):
+    """A dataset that cannot be read: missing folder or file, empty folder, bad partition file."""
+
+
+class CheckpointError(VaeError):
+    """A checkpoint that is missing, truncated, corrupt or does not match the run."""
+
+
+class RunError(VaeError):
+    """A run that does not exist, is locked by a live trainer, or has an invalid name."""
