@@ -100,6 +100,123 @@ def cmd_data_blend(args: argparse.Namespace) -> int:
     return 0
 
 
+TRAIN_SECTION_ONLY = ("epochs", "max_steps", "threads", "device", "precision", "compile", "image_every",
+                      "log_every", "checkpoint_every", "keep_last")
+
+
+def _train_overrides(args: argparse.Namespace) -> dict:
+    """Flags given on the command line, as flat config overrides (None = not given)."""
+    return {
+        "data": args.data, "data_root": args.data_root, "size": args.size, "geometry": args.geometry,
+        "dataset_size": args.dataset_size, "latent": args.latent, "hidden": args.hidden,
+        "likelihood": args.likelihood, "beta": args.beta, "kl_warmup": args.kl_warmup, "lr": args.lr,
+        "batch_size": args.batch_size, "epochs": args.epochs, "max_steps": args.max_steps, "seed": args.seed,
+        "device": args.device, "precision": args.precision, "threads": args.threads,
+        "compile": True if args.compile else None, "keep_last": args.keep_last,
+        "image_every": args.image_every, "checkpoint_every": args.checkpoint_every,
+    }
+
+
+def build_train_config(args: argparse.Namespace):
+    """Preset, then the config file, then flags (each overriding the one before)."""
+    from vaetui.config import load_config_file, preset, with_overrides
+
+    file_overrides = load_config_file(args.config) if args.config else {}
+    name = args.preset or file_overrides.pop("preset", None) or "faces64"
+    file_overrides.pop("preset", None)
+    cfg = with_overrides(preset(name), file_overrides)
+    cfg = with_overrides(cfg, _train_overrides(args))
+    return cfg.validate()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a new run, or resume one, headless."""
+    import signal
+
+    from vaetui.perf import tune_allocator
+
+    tune_allocator()
+    from vaetui.config import with_overrides
+    from vaetui.errors import ConfigError
+    from vaetui.console import print_json_events, print_progress
+    from vaetui.engine import Control, Trainer
+    from vaetui.events import FailedEvent, FinishedEvent
+    from vaetui.runs import RunStore
+
+    store = RunStore(args.runs_dir)
+    if args.resume:
+        run = store.open(args.resume)
+        if run.read_only:
+            raise ConfigError("resume", f"run {run.name} is read-only: start a new run with vaetui train")
+        current = run.config()
+        if args.preset and args.preset != current.preset or args.config:
+            raise ConfigError("resume", "--preset/--config cannot change an existing run: drop them or start a new run")
+        given = {k: v for k, v in _train_overrides(args).items() if v is not None}
+        cfg = with_overrides(current, given).validate()
+        changed = sorted(k for k in given if k not in TRAIN_SECTION_ONLY
+                         and with_overrides(current, {k: given[k]}) != current)
+        if changed:
+            raise ConfigError("resume", "a resumed run keeps its model, data and optimiser settings; drop "
+                              f"{', '.join('--' + k.replace('_', '-') for k in changed)} or start a new run")
+        run.write_config(cfg)
+    else:
+        cfg = build_train_config(args)
+        run = store.create(cfg, args.name)
+    control = Control()
+
+    def on_signal(signum, _frame):
+        control.stop()
+
+    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        events = Trainer(cfg, run, resume=bool(args.resume)).run(control)
+        if args.log_format == "json":
+            last = print_json_events(events)
+        else:
+            last = print_progress(events, cfg.train.epochs)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    if isinstance(last, FailedEvent):
+        print(f"vaetui: error: {last.error}", file=sys.stderr)
+        return 1
+    if isinstance(last, FinishedEvent) and last.reason == "stopped":
+        return 130 if args.log_format != "json" else 0
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """List runs with their status and best validation loss."""
+    import json
+    import time
+
+    from vaetui.runs import RunStore
+
+    infos = RunStore(args.runs_dir).infos()
+    if args.json:
+        print(json.dumps([i.to_json() for i in infos], indent=2))
+        return 0
+    if not infos:
+        print(f"no runs in {args.runs_dir or 'checkpoints'}: start one with `vaetui train`")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("run", "preset", "data", "size", "latent", "β", "epochs", "best valid", "status", "updated"):
+        table.add_column(col, justify="right" if col in ("latent", "β", "epochs", "best valid") else "left")
+    for i in infos:
+        table.add_row(i.name + (" (read-only)" if i.read_only else ""), i.preset, i.data, i.size, str(i.latent),
+                      f"{i.beta:g}", f"{i.epochs_done}/{i.epochs}",
+                      "-" if i.best_valid is None else f"{i.best_valid:.2f}", i.status,
+                      time.strftime("%Y-%m-%d %H:%M", time.localtime(i.updated)))
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=200)  # a pipe: no wrapping
+    console.print(table)
+    return 0
+
+
 def _progress_printer():
     """A callback (done, total, what) that draws a rich progress bar on stderr; None without a tty."""
     if not sys.stderr.isatty():
@@ -159,6 +276,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha-step", type=float, default=0.2)
     p.add_argument("--out", required=True, metavar="FILE.png")
     p.set_defaults(func=cmd_data_blend)
+
+    p = sub.add_parser("train", help="train a run headless (progress bar, one line per epoch)")
+    p.add_argument("--preset", help="faces64 (default), seed, seed-l3, tiny")
+    p.add_argument("--config", metavar="FILE", help="TOML or JSON file of settings; flags override it")
+    p.add_argument("--data", choices=("synthetic", "celeba", "folder"))
+    p.add_argument("--data-root", metavar="PATH")
+    p.add_argument("--size", metavar="HxW")
+    p.add_argument("--geometry", choices=("native", "crop"))
+    p.add_argument("--latent", type=int)
+    p.add_argument("--hidden", type=int)
+    p.add_argument("--likelihood", choices=("bernoulli", "gaussian"))
+    p.add_argument("--beta", type=float)
+    p.add_argument("--kl-warmup", type=int, metavar="STEPS")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--dataset-size", type=int, help="training images per epoch (the seed: 30000)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--name", help="run name (default: <preset>-<date>-<time>)")
+    p.add_argument("--runs-dir", default=None, metavar="DIR", help="run store (default: ./checkpoints)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--threads", type=int)
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--image-every", type=int, metavar="STEPS")
+    p.add_argument("--checkpoint-every", type=int, metavar="STEPS")
+    p.add_argument("--keep-last", type=int, metavar="K", help="epoch checkpoints to keep")
+    p.add_argument("--resume", metavar="RUN", help="continue RUN from its last good checkpoint")
+    p.add_argument("--log-format", choices=("rich", "json"), default="rich")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("runs", help="list runs: status, settings, best validation loss")
+    p.add_argument("--runs-dir", default=None, metavar="DIR")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_runs)
 
     return parser
 

@@ -1,0 +1,167 @@
+"""What a training run says while it runs: typed events, each one JSON line in metrics.jsonl.
+
+The engine yields them; the run store appends them; the TUI and the CLI render them.
+Events that carry pictures (ImagesEvent) keep the tensors for live listeners and store
+only a reference to the PNG snapshot on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass
+class Event:
+    """Base: every event knows its step and when it happened."""
+
+    kind: ClassVar[str] = "event"
+    step: int
+    time: float = field(default_factory=time.time, kw_only=True)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able dict with a 'type' key; fields that are not JSON-able are left out."""
+        out: dict[str, Any] = {"type": self.kind}
+        for f in dataclasses.fields(self):
+            if f.metadata.get("transient"):
+                continue
+            out[f.name] = getattr(self, f.name)
+        return out
+
+
+@dataclass
+class StartedEvent(Event):
+    """Training (re)started: run name, device, parameter count, where it resumes from."""
+
+    kind: ClassVar[str] = "started"
+    run: str
+    device: str
+    parameters: int
+    total_steps: int
+    steps_per_epoch: int
+    resumed: bool = False
+    threads: int = 1
+    precision: str = "fp32"
+
+
+@dataclass
+class StepEvent(Event):
+    """Losses per image averaged since the last step event, and throughput."""
+
+    kind: ClassVar[str] = "step"
+    epoch: int
+    epoch_step: int
+    steps_per_epoch: int
+    total_steps: int
+    loss: float
+    recon: float
+    kl: float
+    beta: float
+    lr: float
+    nats_per_dim: float
+    bits_per_dim: float
+    images_per_s: float
+    elapsed: float
+    nonfinite: int = 0
+
+
+@dataclass
+class EvalEvent(Event):
+    """Validation losses per image on the fixed validation subset."""
+
+    kind: ClassVar[str] = "eval"
+    epoch: int
+    split: str
+    loss: float
+    recon: float
+    kl: float
+    nats_per_dim: float
+    bits_per_dim: float
+    count: int
+
+
+@dataclass
+class EpochEvent(Event):
+    """End of an epoch: mean train loss over it and validation loss after it (as the seed records)."""
+
+    kind: ClassVar[str] = "epoch"
+    epoch: int
+    train_loss: float
+    valid_loss: float
+    train_recon: float = 0.0
+    train_kl: float = 0.0
+    best: bool = False
+
+
+@dataclass
+class CheckpointEvent(Event):
+    """A checkpoint file was written."""
+
+    kind: ClassVar[str] = "checkpoint"
+    path: str
+    label: str
+
+
+@dataclass
+class ImagesEvent(Event):
+    """Reconstructions of the fixed validation batch and samples from fixed z."""
+
+    kind: ClassVar[str] = "images"
+    path: str = ""
+    originals: Any = field(default=None, metadata={"transient": True}, repr=False)
+    reconstructions: Any = field(default=None, metadata={"transient": True}, repr=False)
+    samples: Any = field(default=None, metadata={"transient": True}, repr=False)
+
+
+@dataclass
+class WarningEvent(Event):
+    """Something the user should know; training goes on."""
+
+    kind: ClassVar[str] = "warning"
+    message: str
+
+
+@dataclass
+class StateEvent(Event):
+    """Paused or resumed by the controller."""
+
+    kind: ClassVar[str] = "state"
+    state: str
+
+
+@dataclass
+class FinishedEvent(Event):
+    """Training ended normally: 'completed', 'max_steps' or 'stopped'."""
+
+    kind: ClassVar[str] = "finished"
+    epoch: int
+    reason: str
+
+
+@dataclass
+class FailedEvent(Event):
+    """Training ended with an error."""
+
+    kind: ClassVar[str] = "failed"
+    error: str
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls
+    for cls in (StartedEvent, StepEvent, EvalEvent, EpochEvent, CheckpointEvent, ImagesEvent,
+                WarningEvent, StateEvent, FinishedEvent, FailedEvent)
+}
+
+
+def event_from_json(data: dict[str, Any]) -> Event | None:
+    """Rebuild an event from its JSON line; None for unknown types (written by a newer vaetui)."""
+    cls = EVENT_TYPES.get(data.get("type", ""))
+    if cls is None:
+        return None
+    names = {f.name for f in dataclasses.fields(cls) if not f.metadata.get("transient")}
+    try:
+        return cls(**{k: v for k, v in data.items() if k in names})
+    except TypeError:
+        return None
