@@ -68,11 +68,62 @@ def cmd_data_preview(args: argparse.Namespace) -> int:
     from vaetui.imaging import grid, save_image
 
     split = open_split(_data_config(args), args.split, progress=_progress_printer())
+    _report_skipped(split)
     n = min(args.n, len(split))
     rng = np.random.default_rng(args.seed)
     idx = np.sort(rng.choice(len(split), size=n, replace=False))
     path = save_image(grid(split.images(idx), ncol=args.cols), args.out)
     print(f"wrote {path}: {n} {args.split} images, indices {', '.join(map(str, idx[:8]))}{' …' if n > 8 else ''}")
+    return 0
+
+
+def _report_skipped(split) -> None:
+    skipped = getattr(split, "skipped", None)
+    if skipped:
+        print(f"vaetui: skipped {len(skipped)} unreadable images, see {split.cache.log}", file=sys.stderr)
+
+
+def cmd_data_info(args: argparse.Namespace) -> int:
+    """Counts per split, image size, attribute frequencies and cache status."""
+    import numpy as np
+
+    from vaetui.data import SPLITS, open_split
+
+    cfg = _data_config(args)
+    h, w = cfg.size
+    if cfg.source != "synthetic":
+        from vaetui.data.sources import file_index
+
+        index = file_index(cfg)  # fails with a one-line error before anything is printed
+    print(f"source: {cfg.source}" + (f" ({cfg.root})" if cfg.root else "") + f"   size: {h}x{w}   geometry: {cfg.geometry}")
+    if cfg.source == "synthetic":
+        splits = {s: open_split(cfg, s) for s in SPLITS}
+        for s, split in splits.items():
+            print(f"  {s:<6} {len(split):>8,} images (generated on the fly, no cache needed)")
+        names = splits["train"].attribute_names
+        freq = splits["train"].attributes(np.arange(min(len(splits["train"]), 20000))).float().mean(0).tolist()
+    else:
+        from vaetui.data import cache
+        from vaetui.data.sources import split_files
+
+        img_folder = index.folder / "img_align_celeba" if cfg.source == "celeba" else index.folder
+        freq_sum, freq_n = None, 0
+        for s in SPLITS:
+            files, attrs, _ = split_files(cfg, index, s)
+            print(f"  {s:<6} {len(files):>8,} images   cache: {cache.status(img_folder, files, cfg.size, cfg.geometry, f'{cfg.source}-{s}')}")
+            if s == "train" and len(attrs):
+                freq_sum, freq_n = attrs.sum(0), len(attrs)
+        names = index.attribute_names
+        freq = (freq_sum / max(freq_n, 1)).tolist() if freq_sum is not None else []
+    if names:
+        print("attributes (share of training images):")
+        cells = [f"{n} {f * 100:.0f}%" for n, f in zip(names, freq)]
+        width = max(len(c) for c in cells) + 2
+        per_row = max(1, 100 // width)
+        for i in range(0, len(cells), per_row):
+            print("  " + "".join(c.ljust(width) for c in cells[i : i + per_row]).rstrip())
+    else:
+        print("attributes: none (add attributes.csv to the folder: filename,<name>,... with 0/1 values)")
     return 0
 
 
@@ -85,6 +136,7 @@ def cmd_data_blend(args: argparse.Namespace) -> int:
     from vaetui.imaging import grid, save_image
 
     split = open_split(_data_config(args), "train", progress=_progress_printer())
+    _report_skipped(split)
     if args.index:
         i, j = args.index
         for k in (i, j):
@@ -266,6 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cols", type=int, default=8, help="images per row (default: %(default)s)")
     p.add_argument("--out", required=True, metavar="FILE.png")
     p.set_defaults(func=cmd_data_preview)
+
+    p = dsub.add_parser("info", help="counts per split, image size, attribute frequencies, cache status")
+    _add_data_args(p, size_default=None)
+    p.set_defaults(func=cmd_data_info)
 
     p = dsub.add_parser("blend", help="write the image-space blend a·X1 + (1-a)·X2 of two images")
     _add_data_args(p, size_default=None)

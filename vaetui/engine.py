@@ -245,6 +245,11 @@ class Trainer:
             total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch, resumed=resumed,
             threads=torch.get_num_threads(), precision=tc.precision,
         )
+        for split in (self.train_split, self.valid_split):
+            skipped = getattr(split, "skipped", None)
+            if skipped:
+                log = split.cache.log
+                yield WarningEvent(step=self.step, message=f"skipped {len(skipped)} unreadable images, see {log}")
         if self.step >= self.total_steps:
             yield FinishedEvent(step=self.step, epoch=self.step // self.steps_per_epoch, reason="completed")
             return
@@ -283,7 +288,7 @@ class Trainer:
             epoch, b = divmod(self.step, spe)
             if order_epoch != epoch:
                 order, order_epoch = epoch_order(len(self.train_split), tc.seed, epoch), epoch
-            idx = order[b * bs : (b + 1) * bs].numpy()
+            idx = np.sort(order[b * bs : (b + 1) * bs].numpy())  # sorted reads are faster; the batch is a set
             x = to_float(self.train_split.images(idx), device, non_blocking)
             beta = beta_at(self.step, tc.beta, tc.kl_warmup)
 

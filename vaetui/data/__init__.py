@@ -7,11 +7,12 @@ and `attribute_names`, so the engine and the screens never care where pixels cam
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
-
-import torch
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 from vaetui.config import DataConfig
+
+if TYPE_CHECKING:  # torch stays unimported here so decode workers start fast
+    import torch
 
 SPLITS = ("train", "valid", "test")
 
@@ -24,9 +25,9 @@ class ImageSplit(Protocol):
 
     def __len__(self) -> int: ...
 
-    def images(self, indices) -> torch.Tensor: ...
+    def images(self, indices) -> "torch.Tensor": ...
 
-    def attributes(self, indices) -> torch.Tensor: ...
+    def attributes(self, indices) -> "torch.Tensor": ...
 
 
 def open_split(config: DataConfig, split: str = "train", progress=None) -> ImageSplit:
