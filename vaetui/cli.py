@@ -269,6 +269,32 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_tui(runs_dir=None, threads=None, device="auto", image="halfcell", monitor=None) -> int:
+    """Open the terminal app (needs a terminal)."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise VaeError("the vaetui TUI needs a terminal; for scripts use the sub-commands (vaetui --help)")
+    from vaetui.perf import quiet_openmp, tune_allocator
+
+    quiet_openmp()  # before torch is imported: idle OpenMP threads must not spin beside the UI
+    tune_allocator()
+    if threads is not None and threads < 1:
+        raise VaeError("--threads must be at least 1")
+    from vaetui.runs import RunStore
+
+    if monitor is not None:
+        RunStore(runs_dir).open(monitor)  # a missing run is a one-line error, before the screen opens
+    from vaetui.ui.app import make_app
+    from vaetui.ui.widgets.picture import picture_class
+
+    picture_class(image)  # textual-image detects the terminal when imported: before the app starts
+    return make_app(runs_dir=runs_dir, threads=threads, device=device, image=image, monitor=monitor).run() or 0
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    """The monitor screen for a run trained elsewhere (tails its metrics.jsonl)."""
+    return run_tui(runs_dir=args.runs_dir, image=args.image, monitor=args.run)
+
+
 def _progress_printer():
     """A callback (done, total, what) that draws a rich progress bar on stderr; None without a tty."""
     if not sys.stderr.isatty():
@@ -297,6 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
         "With no command, opens the TUI.",
     )
     parser.add_argument("--version", action="version", version=f"vaetui {__version__}")
+    parser.add_argument("--runs-dir", dest="tui_runs_dir", metavar="DIR", help="run store for the TUI (default: ./checkpoints)")
+    parser.add_argument("--threads", dest="tui_threads", type=int, metavar="N", help="torch threads for training in the TUI")
+    parser.add_argument("--device", dest="tui_device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--image", dest="tui_image", default="halfcell",
+                        choices=("auto", "halfcell", "sixel", "kitty", "unicode", "none"),
+                        help="how to draw images (default: halfcell, works over SSH and in tmux)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("model", help="print the network's layers, output shapes and parameter count")
@@ -364,6 +396,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-format", choices=("rich", "json"), default="rich")
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("monitor", help="watch a run that another process trains (the TUI's monitor)")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--runs-dir", default=None, metavar="DIR")
+    p.add_argument("--image", default="halfcell", choices=("auto", "halfcell", "sixel", "kitty", "unicode", "none"))
+    p.set_defaults(func=cmd_monitor)
+
     p = sub.add_parser("runs", help="list runs: status, settings, best validation loss")
     p.add_argument("--runs-dir", default=None, metavar="DIR")
     p.add_argument("--json", action="store_true")
@@ -376,10 +414,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run vaetui; errors a user can cause print one line and return non-zero."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
     try:
+        if args.command is None:
+            return run_tui(runs_dir=args.tui_runs_dir, threads=args.tui_threads, device=args.tui_device,
+                           image=args.tui_image)
         return args.func(args)
     except VaeError as exc:
         print(f"vaetui: error: {exc}", file=sys.stderr)

@@ -1,0 +1,52 @@
+"""Deterministic runs on disk for UI tests: config, metrics.jsonl and snapshot images, no training."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vaetui.config import preset, with_overrides
+from vaetui.data.synthetic import SyntheticFaces
+from vaetui.imaging import save_image, stack_rows
+
+FIXED_TIME = 1_790_000_000.0  # 2026-09-21, so "updated" columns are the same everywhere
+
+
+def make_finished_run(root: Path, name: str = "faces-demo", steps: int = 60, spe: int = 20) -> Path:
+    """A finished-looking run with smooth loss curves and three image snapshots."""
+    cfg = with_overrides(preset("faces64"), {"epochs": 3, "dataset_size": spe * 64})
+    path = Path(root) / name
+    (path / "snapshots").mkdir(parents=True)
+    (path / "config.json").write_text(cfg.to_json())
+    faces = SyntheticFaces((64, 64), split="valid").images(np.arange(8))
+    events = [{"type": "started", "step": 0, "time": FIXED_TIME, "run": name, "device": "cpu", "parameters": 1492899,
+               "total_steps": steps, "steps_per_epoch": spe, "resumed": False, "threads": 2, "precision": "fp32"}]
+    for step in range(1, steps + 1):
+        loss = 3000 + 6000 * np.exp(-step / 12)
+        events.append({"type": "step", "step": step, "time": FIXED_TIME + step, "epoch": (step - 1) // spe + 1,
+                       "epoch_step": (step - 1) % spe + 1, "steps_per_epoch": spe, "total_steps": steps,
+                       "loss": loss, "recon": loss - 40, "kl": 40.0, "beta": 1.0, "lr": 1e-3,
+                       "nats_per_dim": loss / 12288, "bits_per_dim": loss / 12288 / 0.6931, "images_per_s": 250.0,
+                       "elapsed": step * 0.25, "nonfinite": 0})
+        if step % 20 == 0:
+            blur = torch.nn.functional.avg_pool2d(faces.float(), 9 - step // 10, stride=1,
+                                                  padding=(9 - step // 10) // 2)[..., :64, :64]
+            rel = f"snapshots/step-{step:08d}.png"
+            save_image(stack_rows([faces, blur.round().to(torch.uint8), faces.flip(0)]), path / rel)
+            events.append({"type": "images", "step": step, "time": FIXED_TIME + step, "path": rel})
+        if step % spe == 0:
+            epoch = step // spe
+            events.append({"type": "epoch", "step": step, "time": FIXED_TIME + step, "epoch": epoch,
+                           "train_loss": loss + 50, "valid_loss": loss + 80, "train_recon": loss + 10,
+                           "train_kl": 40.0, "best": True})
+            events.append({"type": "checkpoint", "step": step, "time": FIXED_TIME + step,
+                           "path": str(path / "ckpt-latest.pt"), "label": "latest"})
+    events.append({"type": "finished", "step": steps, "time": FIXED_TIME + steps, "epoch": 3, "reason": "completed"})
+    (path / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    for f in path.rglob("*"):
+        os.utime(f, (FIXED_TIME, FIXED_TIME))
+    return path

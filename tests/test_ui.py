@@ -1,0 +1,201 @@
+"""The TUI: form validation, training from the keyboard, the monitor, small terminals, snapshots."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from vaetui.config import preset
+from vaetui.runs import RunStore
+from vaetui.ui.app import make_app
+from vaetui.ui.screens.dialogs import Confirm, Help, TooSmall
+from vaetui.ui.screens.form import NewRunScreen, parse_form, field_values
+from vaetui.ui.screens.monitor import MonitorScreen, ProcessStats
+from vaetui.ui.screens.runs import RunsScreen
+
+from fake_runs import make_finished_run
+
+
+@pytest.fixture(autouse=True)
+def fixed_stats(monkeypatch):
+    monkeypatch.setattr(ProcessStats, "sample", lambda self: (42.0, 512.0))
+
+
+def form_values(**changes):
+    values = {"preset": "tiny", **field_values(preset("tiny"))}
+    values.update(changes)
+    return values
+
+
+def test_form_accepts_a_preset_and_names_each_bad_field(tmp_path):
+    cfg, name, errors = parse_form(form_values())
+    assert errors == {} and cfg.preset == "tiny" and name is None
+    cfg, _, errors = parse_form(form_values(latent="abc", beta="-1", lr="0", size="8x8", name="../x"))
+    assert cfg is None
+    assert errors["latent"] == "not an integer"
+    assert "beta" in errors and "lr" in errors and "at least" not in errors.get("size", "x") or "size" in errors
+    assert "name" in errors
+    cfg, _, errors = parse_form(form_values(data="celeba"))
+    assert cfg is None and "data_root" in errors
+    cfg, _, errors = parse_form(form_values(data="folder", data_root=str(tmp_path / "missing")))
+    assert "does not exist" in errors["data_root"]
+
+
+async def wait_for(pilot, predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the app")
+        await pilot.pause(0.05)
+
+
+def test_train_pause_resume_stop_from_the_keyboard(tmp_path):
+    async def scenario():
+        app = make_app(runs_dir=tmp_path, threads=1, include_demo=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.press("n")
+            await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen))
+            form = app.screen
+            form.fill(preset("tiny"))
+            form.query_one("#f-epochs").value = "300"
+            form.query_one("#f-latent").value = "zero"
+            await pilot.pause()
+            assert form.query_one("#start").disabled
+            assert "not an integer" in str(form.query_one("#e-latent").render())
+            form.query_one("#f-latent").value = "4"
+            form.query_one("#f-name").value = "kb"
+            await pilot.pause()
+            assert not form.query_one("#start").disabled
+            await pilot.press("ctrl+s")
+            await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen))
+            state = app.session.state
+            await wait_for(pilot, lambda: state.step >= 3)
+            await pilot.press("p")
+            await wait_for(pilot, lambda: app.session.state.status == "paused" and any("paused" in l for l in state.log))
+            paused_at = state.step
+            await pilot.pause(0.3)
+            assert state.step == paused_at  # really paused
+            await pilot.press("p")
+            await wait_for(pilot, lambda: state.step > paused_at)
+            await pilot.press("s")
+            await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+            await pilot.press("y")
+            await wait_for(pilot, lambda: app.session.finished and state.status == "stopped")
+            assert app.screen.query_one("#picture").image is not None
+        return state
+
+    state = asyncio.run(scenario())
+    run = RunStore(tmp_path, include_demo=False).open("kb")
+    info = run.info()
+    assert info.status == "interrupted" and info.step == state.step
+    ckpt, _, _ = run.load_checkpoint("latest", fallback=False)
+    assert ckpt["step"] == state.step
+
+
+def test_monitor_of_a_run_on_disk(tmp_path):
+    make_finished_run(tmp_path)
+
+    async def scenario():
+        app = make_app(runs_dir=tmp_path, include_demo=False, monitor="faces-demo")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen))
+            screen = app.screen
+            s = screen.session.state
+            assert s.status == "finished" and s.step == 60 and len(s.series["valid"]) == 3
+            assert len(s.snapshots) == 3
+            first = screen._shown_picture
+            await pilot.press("home")
+            assert screen.snapshot_index == 0 and screen._shown_picture is not first
+            await pilot.press("right")
+            assert screen.snapshot_index == 1
+            await pilot.press("end")
+            assert screen.snapshot_index is None
+            await pilot.press("f")
+            await pilot.pause()
+            assert type(app.screen).__name__ == "ChartScreen"
+            chart = str(app.screen.query_one("#chart").render())
+            assert "⣀" in chart or any(0x2800 < ord(c) <= 0x28FF for c in chart)
+            await pilot.press("escape")
+            await pilot.press("p")  # not trained here: a warning, no crash
+            await pilot.pause()
+            assert isinstance(app.screen, MonitorScreen)
+
+    asyncio.run(scenario())
+
+
+def test_small_terminal_shows_a_message_and_recovers(tmp_path):
+    async def scenario():
+        app = make_app(runs_dir=tmp_path, include_demo=False)
+        async with app.run_test(size=(60, 20)) as pilot:
+            await pilot.pause()
+            assert isinstance(app.screen, TooSmall)
+            assert "needs 80x24" in str(app.screen.query_one("#toosmall").render())
+            await pilot.resize_terminal(80, 24)
+            await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, Help)
+
+    asyncio.run(scenario())
+
+
+def test_quit_while_training_asks_then_saves(tmp_path):
+    async def scenario():
+        app = make_app(runs_dir=tmp_path, threads=1, include_demo=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            cfg = preset("tiny")
+            from dataclasses import replace
+
+            cfg = replace(cfg, train=replace(cfg.train, epochs=300))
+            app.start_training(app.store.create(cfg, "q"), resume=False)
+            await wait_for(pilot, lambda: app.session.state.step >= 2)
+            await pilot.press("q")
+            await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+            await pilot.press("y")
+            await wait_for(pilot, lambda: app.session.finished, timeout=60)
+            await pilot.pause(0.2)
+        return app.return_value
+
+    assert asyncio.run(scenario()) == 0
+    state, _, _ = RunStore(tmp_path).open("q").load_checkpoint("latest", fallback=False)
+    assert state["step"] >= 2
+
+
+# ---------------------------------------------------------------------------- snapshots
+@pytest.fixture
+def snap_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the runs folder shows as "runs", the same on every machine
+    make_finished_run(tmp_path / "runs")
+    return "runs"
+
+
+def test_snapshot_runs(snap_compare, snap_runs):
+    assert snap_compare(make_app(runs_dir=snap_runs, include_demo=False), terminal_size=(100, 24))
+
+
+def test_snapshot_monitor(snap_compare, snap_runs):
+    app = make_app(runs_dir=snap_runs, include_demo=False, monitor="faces-demo")
+    assert snap_compare(app, terminal_size=(100, 30), press=["_"])
+
+
+def test_snapshot_monitor_80x24(snap_compare, snap_runs):
+    app = make_app(runs_dir=snap_runs, include_demo=False, monitor="faces-demo")
+    assert snap_compare(app, terminal_size=(80, 24), press=["_"])
+
+
+def test_snapshot_chart(snap_compare, snap_runs):
+    app = make_app(runs_dir=snap_runs, include_demo=False, monitor="faces-demo")
+    assert snap_compare(app, terminal_size=(100, 30), press=["_", "f", "l"])
+
+
+def test_snapshot_new_run_form(snap_compare, snap_runs):
+    assert snap_compare(make_app(runs_dir=snap_runs, include_demo=False, start="new"), terminal_size=(80, 24))
+
+
+def test_snapshot_help(snap_compare, snap_runs):
+    assert snap_compare(make_app(runs_dir=snap_runs, include_demo=False), terminal_size=(80, 24), press=["question_mark"])
+
+
+def test_snapshot_too_small(snap_compare, snap_runs):
+    assert snap_compare(make_app(runs_dir=snap_runs, include_demo=False), terminal_size=(60, 16))

@@ -1,0 +1,288 @@
+"""The live training monitor: progress, sparklines, numbers, reconstructions, system, events."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, ProgressBar, RichLog, Sparkline, Static
+
+from vaetui.console import format_duration
+from vaetui.ui.screens.dialogs import ChartScreen, Confirm
+from vaetui.ui.session import Session, TailSession, TrainingSession
+from vaetui.ui.state import SERIES, SERIES_LABELS
+from vaetui.ui.widgets.picture import picture_class
+
+SPARK_POINTS = 120
+SHORT_LABELS = {"loss": "total", "recon": "recon", "kl": "KL", "valid": "valid"}
+PREVIEW_COLUMNS = 8  # the engine's preview batch: images per row of a snapshot
+QUIET_AFTER_S = 60.0
+STATUS_STYLE = {"running": "green", "paused": "yellow", "stopping": "yellow", "finished": "cyan",
+                "stopped": "yellow", "failed": "red", "interrupted": "yellow", "waiting": "dim"}
+
+
+def _tail(values: list[float], n: int = SPARK_POINTS) -> list[float]:
+    return list(values[-n:])
+
+
+class EventLog(RichLog, can_focus=False):
+    """The event log; never focused, so home/end/arrows stay with the image scrubber."""
+
+
+class ProcessStats:
+    """CPU % and memory of this process from /proc, without extra dependencies."""
+
+    def __init__(self):
+        self._last = (time.monotonic(), self._cpu_seconds())
+
+    @staticmethod
+    def _cpu_seconds() -> float:
+        t = os.times()
+        return t.user + t.system
+
+    def sample(self) -> tuple[float, float]:
+        now, cpu = time.monotonic(), self._cpu_seconds()
+        t0, c0 = self._last
+        self._last = (now, cpu)
+        pct = 100.0 * (cpu - c0) / max(now - t0, 1e-6)
+        try:
+            with open("/proc/self/statm") as fh:
+                rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        except (OSError, ValueError, IndexError):
+            rss = float("nan")
+        return pct, rss
+
+
+class MonitorScreen(Screen[None]):
+    """Watches one session: trained here (live) or tailed from another process."""
+
+    BINDINGS = [
+        Binding("p", "pause", "pause/resume"),
+        Binding("s", "stop", "stop"),
+        Binding("c", "checkpoint", "checkpoint"),
+        Binding("f", "chart", "chart"),
+        Binding("left", "scrub(-1)", "older", show=False),
+        Binding("right", "scrub(1)", "newer", show=False),
+        Binding("home", "scrub_to(0)", "first", show=False),
+        Binding("end", "scrub_to(-1)", "latest", show=False),
+    ]
+
+    def __init__(self, session: Session, image: str = "halfcell"):
+        super().__init__()
+        self.session = session
+        self.renderer = image
+        self.snapshot_index: int | None = None  # None: follow the newest
+        self.stats = ProcessStats()
+        self._shown_picture = None
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        yield Static("", id="status")
+        with Horizontal(id="bars"):
+            yield Static("epoch", classes="barlabel")
+            yield ProgressBar(id="epochbar", show_eta=False)
+            yield Static("run", classes="barlabel")
+            yield ProgressBar(id="runbar", show_eta=False)
+        with Horizontal(id="body"):
+            with Vertical(id="left"):
+                for key in SERIES:
+                    with Horizontal(classes="sparkrow"):
+                        yield Static(SERIES_LABELS[key], classes="sparklabel", id=f"label-{key}")
+                        yield Sparkline([], id=f"spark-{key}", classes="spark")
+                yield Static("", id="numbers")
+                yield Static("", id="system")
+            with Vertical(id="right"):
+                yield Static("", id="snaplabel")
+                yield picture_class(self.renderer)(None, id="picture")
+        yield EventLog(id="log", max_lines=500, wrap=False, markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "vaetui"
+        self.sub_title = f"monitor · {self.session.run.name}"
+        self._logged = 0
+        self.update_view()
+        if isinstance(self.session, TailSession):
+            self.set_interval(0.5, self._poll)
+        self.set_interval(2.0, self._update_system)
+        self._update_system()
+
+    def _poll(self) -> None:
+        if self.session.poll():
+            self.update_view()
+        elif self.session.state.status == "running":
+            self._update_status()  # "quiet for ..." ticks along
+
+    # ------------------------------------------------------------------ drawing
+    def update_view(self) -> None:
+        """Redraw from the session's state (called at most a few times a second)."""
+        s = self.session.state
+        self._update_status()
+        last = s.last
+        spe = max(s.steps_per_epoch, 1)
+        epoch_bar, run_bar = self.query_one("#epochbar", ProgressBar), self.query_one("#runbar", ProgressBar)
+        if last is not None:
+            epoch_bar.update(total=spe, progress=last.epoch_step)
+            run_bar.update(total=max(s.total_steps, 1), progress=last.step)
+        elif s.total_steps:
+            run_bar.update(total=s.total_steps, progress=0)
+        for key in SERIES:
+            self.query_one(f"#spark-{key}", Sparkline).data = _tail(s.series[key].ys)
+            ys = s.series[key].ys
+            value = f"{ys[-1]:.1f}" if ys else "-"
+            self.query_one(f"#label-{key}", Static).update(f"{SHORT_LABELS[key]:<6}[b]{value:>9}[/]")
+        self._update_numbers()
+        self._update_picture()
+        log = self.query_one(RichLog)
+        for line in s.log[self._logged:]:
+            log.write(line)
+        self._logged = len(s.log)
+
+    def _update_status(self) -> None:
+        s = self.session.state
+        style = STATUS_STYLE.get(s.status, "")
+        status = s.status
+        if isinstance(self.session, TailSession) and s.status == "running":
+            quiet = s.quiet_for()
+            status = "running elsewhere" + (f", quiet for {format_duration(quiet)}" if quiet > QUIET_AFTER_S else "")
+        parts = [f"[b]{s.run}[/]", f"[{style}]● {status}[/]"]
+        last = s.last
+        if last:
+            parts += [f"epoch {last.epoch}/{s.epochs}", f"step {last.step}/{s.total_steps}",
+                      f"{last.images_per_s:.0f} img/s", f"elapsed {format_duration(last.elapsed)}"]
+            eta = s.eta_seconds()
+            if eta is not None:
+                parts.append(f"ETA {format_duration(eta)}")
+        if s.error:
+            parts.append(f"[red]{s.error}[/]")
+        self.query_one("#status", Static).update("  ".join(parts))
+
+    def _update_numbers(self) -> None:
+        s, last = self.session.state, self.session.state.last
+        if last is None:
+            self.query_one("#numbers", Static).update("[dim]waiting for the first steps…[/]")
+            return
+        v = s.series["valid"].ys
+        valid = f"{v[-1]:.2f}" if v else "-"
+        self.query_one("#numbers", Static).update(
+            f"loss/img [b]{last.loss:.2f}[/]  valid {valid}\n"
+            f"nats/dim {last.nats_per_dim:.4f}  bits/dim {last.bits_per_dim:.4f}\n"
+            f"KL {last.kl:.2f}  β {last.beta:.3g}  lr {last.lr:.3g}"
+            + (f"  [red]non-finite {last.nonfinite}[/]" if last.nonfinite else "")
+        )
+
+    def _update_system(self) -> None:
+        cpu, rss = self.stats.sample()
+        line = f"[dim]cpu {cpu:.0f}%  mem {rss:.0f} MB"
+        if self.session.state.device.startswith("cuda"):
+            line += "  " + _gpu_line()
+        self.query_one("#system", Static).update(line + "[/]")
+
+    def _update_picture(self) -> None:
+        snaps = self.session.state.snapshots
+        label = self.query_one("#snaplabel", Static)
+        if self.snapshot_index is None:
+            picture = self.session.picture
+            if picture is None and snaps:
+                picture = self.session.snapshot_picture(len(snaps) - 1)
+                self.session.picture = picture
+            where = f"step {snaps[-1][0]} (latest)" if snaps else "no images yet"
+        else:
+            picture = self.session.snapshot_picture(self.snapshot_index)
+            step = snaps[self.snapshot_index][0] if snaps else 0
+            where = f"step {step} ({self.snapshot_index + 1}/{len(snaps)})"
+        label.update(f"{where} [dim]· originals, reconstructions, samples · ←/→[/]")
+        if picture is not None and picture is not self._shown_picture:
+            self._shown_picture = picture
+            self._fit_picture()
+
+    def on_resize(self) -> None:
+        if self._shown_picture is not None:
+            self._fit_picture()
+
+    def _fit_picture(self) -> None:
+        """Show as many image columns as stay recognisable, at the picture's own aspect ratio."""
+        picture = self._shown_picture
+        box = self.query_one("#right")
+        cols_avail, rows_avail = box.size.width - 2, box.size.height - 1
+        if cols_avail < 4 or rows_avail < 2:
+            return
+        n = PREVIEW_COLUMNS
+        tile = (picture.width - 2) / n
+        keep = max(2, min(n, int(cols_avail // 14)))  # at least ~12 cells per face
+        picture = picture.crop((0, 0, round(2 + keep * tile), picture.height))
+        aspect = picture.width / picture.height  # half-cell blocks: 1 cell = 1x2 pixels
+        cols, rows = cols_avail, round(cols_avail / aspect / 2)
+        if rows > rows_avail:
+            rows, cols = rows_avail, round(rows_avail * 2 * aspect)
+        widget = self.query_one("#picture")
+        widget.styles.width, widget.styles.height = max(cols, 1), max(rows, 1)
+        widget.image = picture
+
+    # ------------------------------------------------------------------ actions
+    def _live(self) -> TrainingSession | None:
+        if isinstance(self.session, TrainingSession) and not self.session.finished:
+            return self.session
+        self.notify("this run is not being trained by this window", severity="warning")
+        return None
+
+    def action_pause(self) -> None:
+        if live := self._live():
+            paused = live.control.toggle_pause()
+            live.state.status = "paused" if paused else "running"
+            self._update_status()
+
+    def action_stop(self) -> None:
+        if live := self._live():
+            def answer(yes: bool | None) -> None:
+                if yes:
+                    live.control.stop()
+                    live.state.status = "stopping"
+                    self._update_status()
+            self.app.push_screen(Confirm("Stop training? A checkpoint is saved; resume it later from the runs list."),
+                                 answer)
+
+    def action_checkpoint(self) -> None:
+        if live := self._live():
+            live.control.checkpoint()
+            self.notify("checkpoint requested")
+
+    def action_chart(self) -> None:
+        self.app.push_screen(ChartScreen(self.session.state))
+
+    def action_scrub(self, delta: int) -> None:
+        n = len(self.session.state.snapshots)
+        if not n:
+            return
+        current = n - 1 if self.snapshot_index is None else self.snapshot_index
+        new = max(0, min(n - 1, current + delta))
+        self.snapshot_index = None if new == n - 1 else new
+        self._shown_picture = None
+        self._update_picture()
+
+    def action_scrub_to(self, where: int) -> None:
+        n = len(self.session.state.snapshots)
+        if n:
+            self.snapshot_index = None if where == -1 or n == 1 else 0
+            self._shown_picture = None
+            self._update_picture()
+
+
+def _gpu_line() -> str:
+    try:
+        import torch
+
+        used = torch.cuda.memory_allocated() / 2**20
+        total = torch.cuda.get_device_properties(0).total_memory / 2**20
+        util = ""
+        try:
+            util = f" util {torch.cuda.utilization()}%"
+        except Exception:  # needs pynvml; memory alone is still useful
+            pass
+        return f"gpu mem {used:.0f}/{total:.0f} MB{util}"
+    except Exception:
+        return "gpu ?"

@@ -1,0 +1,95 @@
+"""The runs list: every run with its status; open, resume or start one."""
+
+from __future__ import annotations
+
+import time
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from vaetui.errors import VaeError
+from vaetui.runs import RunInfo
+
+COLUMNS = ("run", "preset", "data", "size", "latent", "β", "epochs", "best valid", "status", "updated")
+
+
+class RunsScreen(Screen[None]):
+    """A table of runs; enter opens the monitor, r resumes an interrupted run."""
+
+    BINDINGS = [
+        Binding("enter", "open", "open", priority=True),
+        Binding("r", "resume", "resume"),
+        Binding("n", "app.new_run", "new run"),
+        Binding("g", "refresh", "refresh", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="runs-hint")
+        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title, self.sub_title = "vaetui", "runs"
+        table = self.query_one(DataTable)
+        table.add_columns(*COLUMNS)
+        self.infos: list[RunInfo] | None = None
+        self.refresh_runs()
+        self.set_interval(3.0, self.refresh_runs)
+        table.focus()
+
+    def refresh_runs(self) -> None:
+        """Reload the list (cheap: config and metrics of each run)."""
+        table = self.query_one(DataTable)
+        infos = self.app.store.infos()
+        if self.infos is not None and [i.to_json() for i in infos] == [i.to_json() for i in self.infos]:
+            return
+        row = table.cursor_row
+        self.infos = infos
+        table.clear()
+        for i in infos:
+            table.add_row(
+                i.name + (" (demo)" if i.read_only else ""), i.preset, i.data, i.size, str(i.latent), f"{i.beta:g}",
+                f"{i.epochs_done}/{i.epochs}", "-" if i.best_valid is None else f"{i.best_valid:.2f}", i.status,
+                time.strftime("%m-%d %H:%M", time.localtime(i.updated)), key=i.name,
+            )
+        if infos:
+            table.move_cursor(row=min(row, len(infos) - 1))
+        hint = (f"{len(infos)} runs in {self.app.store.root}" if infos
+                else f"no runs yet in {self.app.store.root}: press n to start one")
+        self.query_one("#runs-hint", Static).update(f"[dim]{hint} · enter open · r resume · n new run[/]")
+
+    def _selected(self) -> RunInfo | None:
+        table = self.query_one(DataTable)
+        if not self.infos or table.cursor_row is None or table.cursor_row >= len(self.infos):
+            return None
+        return self.infos[table.cursor_row]
+
+    def action_open(self) -> None:
+        info = self._selected()
+        if info is None:
+            self.app.action_new_run()
+            return
+        try:
+            self.app.open_run(info.name)
+        except VaeError as exc:
+            self.notify(str(exc), severity="error")
+
+    def action_resume(self) -> None:
+        info = self._selected()
+        if info is None:
+            return
+        if info.status in ("running", "finished") or info.read_only:
+            why = {"running": "it is running", "finished": "it has finished"}.get(info.status, "it is read-only")
+            self.notify(f"cannot resume {info.name}: {why}", severity="warning")
+            return
+        try:
+            self.app.start_training(self.app.store.open(info.name), resume=True)
+        except VaeError as exc:
+            self.notify(str(exc), severity="error")
+
+    def action_refresh(self) -> None:
+        self.infos = None
+        self.refresh_runs()
