@@ -286,7 +286,8 @@ def run_tui(runs_dir=None, threads=None, device="auto", image="halfcell", monito
     from vaetui.ui.app import make_app
     from vaetui.ui.widgets.picture import picture_class
 
-    picture_class(image)  # textual-image detects the terminal when imported: before the app starts
+    if image not in ("halfcell", "none"):
+        picture_class(image)  # textual-image probes the terminal when imported: before the app starts
     return make_app(runs_dir=runs_dir, threads=threads, device=device, image=image, monitor=monitor).run() or 0
 
 

@@ -147,7 +147,10 @@ class VaeApp(App[int]):
             session.picture = message.picture
         screen = self.screen
         if getattr(screen, "session", None) is session and hasattr(screen, "update_view"):
-            screen.update_view()
+            if any(e.kind in ("state", "finished", "failed", "started") for e in message.events):
+                screen.update_view()
+            else:
+                screen.mark_dirty()
 
     def on_training_ended(self, message: TrainingEnded) -> None:
         state = message.session.state

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, ProgressBar, RichLog, Sparkline, Static
+from textual.widgets import Footer, Header, RichLog, Sparkline, Static
 
 from vaetui.console import format_duration
 from vaetui.ui.screens.dialogs import ChartScreen, Confirm
@@ -18,6 +18,8 @@ from vaetui.ui.state import SERIES, SERIES_LABELS
 from vaetui.ui.widgets.picture import picture_class
 
 SPARK_POINTS = 120
+REDRAW_EVERY_S = 1.0  # what a person reads at a glance; each redraw costs bytes over SSH
+PICTURE_EVERY_S = 10.0  # a new picture is the most expensive redraw: at most this often while following
 SHORT_LABELS = {"loss": "total", "recon": "recon", "kl": "KL", "valid": "valid"}
 PREVIEW_COLUMNS = 8  # the engine's preview batch: images per row of a snapshot
 QUIET_AFTER_S = 60.0
@@ -27,6 +29,28 @@ STATUS_STYLE = {"running": "green", "paused": "yellow", "stopping": "yellow", "f
 
 def _tail(values: list[float], n: int = SPARK_POINTS) -> list[float]:
     return list(values[-n:])
+
+
+def bar_text(done: int, total: int, width: int) -> str:
+    """A progress bar as text: '━━━━╺────  45%'. Static text: it is redrawn only when it changes."""
+    total = max(total, 1)
+    frac = min(max(done / total, 0.0), 1.0)
+    cells = max(width - 5, 1)
+    full = int(frac * cells)
+    head = "╺" if full < cells and frac > 0 else ""
+    rest = cells - full - len(head)
+    return f"[$primary]{'━' * full}{head}[/][dim]{'─' * rest}[/] {frac * 100:3.0f}%"
+
+
+class Quiet(Static):
+    """A Static that redraws only when its text really changes: every repaint costs bytes over SSH."""
+
+    _last: str | None = None
+
+    def set(self, text: str) -> None:
+        if text != self._last:
+            self._last = text
+            self.update(text, layout=False)  # fixed-size in the CSS: no relayout, only this region is resent
 
 
 class EventLog(RichLog, can_focus=False):
@@ -78,25 +102,28 @@ class MonitorScreen(Screen[None]):
         self.snapshot_index: int | None = None  # None: follow the newest
         self.stats = ProcessStats()
         self._shown_picture = None
+        self._dirty = False
+        self._picture_at = 0.0
+        self._system_drawn = False
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
-        yield Static("", id="status")
+        yield Quiet("", id="status")
         with Horizontal(id="bars"):
             yield Static("epoch", classes="barlabel")
-            yield ProgressBar(id="epochbar", show_eta=False)
+            yield Quiet("", id="epochbar", classes="bar")
             yield Static("run", classes="barlabel")
-            yield ProgressBar(id="runbar", show_eta=False)
+            yield Quiet("", id="runbar", classes="bar")
         with Horizontal(id="body"):
             with Vertical(id="left"):
                 for key in SERIES:
                     with Horizontal(classes="sparkrow"):
-                        yield Static(SERIES_LABELS[key], classes="sparklabel", id=f"label-{key}")
+                        yield Quiet(SERIES_LABELS[key], classes="sparklabel", id=f"label-{key}")
                         yield Sparkline([], id=f"spark-{key}", classes="spark")
-                yield Static("", id="numbers")
-                yield Static("", id="system")
+                yield Quiet("", id="numbers")
+                yield Quiet("", id="system")
             with Vertical(id="right"):
-                yield Static("", id="snaplabel")
+                yield Quiet("", id="snaplabel")
                 yield picture_class(self.renderer)(None, id="picture")
         yield EventLog(id="log", max_lines=500, wrap=False, markup=False)
         yield Footer()
@@ -107,15 +134,25 @@ class MonitorScreen(Screen[None]):
         self._logged = 0
         self.update_view()
         if isinstance(self.session, TailSession):
-            self.set_interval(0.5, self._poll)
-        self.set_interval(2.0, self._update_system)
+            self.set_interval(1.0, self._poll)
+        self.set_interval(REDRAW_EVERY_S, self._flush)
+        self.set_interval(3.0, self._update_system)
         self._update_system()
 
     def _poll(self) -> None:
         if self.session.poll():
             self.update_view()
-        elif self.session.state.status == "running":
+        elif self.session.state.status == "running" and self.session.state.quiet_for() > QUIET_AFTER_S:
             self._update_status()  # "quiet for ..." ticks along
+
+    def mark_dirty(self) -> None:
+        """New events arrived: redraw at the next tick (status changes redraw at once)."""
+        self._dirty = True
+
+    def _flush(self) -> None:
+        if self._dirty:
+            self._dirty = False
+            self.update_view()
 
     # ------------------------------------------------------------------ drawing
     def update_view(self) -> None:
@@ -124,17 +161,17 @@ class MonitorScreen(Screen[None]):
         self._update_status()
         last = s.last
         spe = max(s.steps_per_epoch, 1)
-        epoch_bar, run_bar = self.query_one("#epochbar", ProgressBar), self.query_one("#runbar", ProgressBar)
-        if last is not None:
-            epoch_bar.update(total=spe, progress=last.epoch_step)
-            run_bar.update(total=max(s.total_steps, 1), progress=last.step)
-        elif s.total_steps:
-            run_bar.update(total=s.total_steps, progress=0)
+        epoch_bar, run_bar = self.query_one("#epochbar", Quiet), self.query_one("#runbar", Quiet)
+        epoch_bar.set(bar_text(last.epoch_step if last else 0, spe, epoch_bar.size.width))
+        run_bar.set(bar_text(last.step if last else 0, s.total_steps, run_bar.size.width))
         for key in SERIES:
-            self.query_one(f"#spark-{key}", Sparkline).data = _tail(s.series[key].ys)
+            spark = self.query_one(f"#spark-{key}", Sparkline)
+            data = _tail(s.series[key].ys)
+            if data != spark.data:
+                spark.data = data
             ys = s.series[key].ys
             value = f"{ys[-1]:.1f}" if ys else "-"
-            self.query_one(f"#label-{key}", Static).update(f"{SHORT_LABELS[key]:<6}[b]{value:>9}[/]")
+            self.query_one(f"#label-{key}", Quiet).set(f"{SHORT_LABELS[key]:<6}[b]{value:>9}[/]")
         self._update_numbers()
         self._update_picture()
         log = self.query_one(RichLog)
@@ -159,16 +196,16 @@ class MonitorScreen(Screen[None]):
                 parts.append(f"ETA {format_duration(eta)}")
         if s.error:
             parts.append(f"[red]{s.error}[/]")
-        self.query_one("#status", Static).update("  ".join(parts))
+        self.query_one("#status", Quiet).set("  ".join(parts))
 
     def _update_numbers(self) -> None:
         s, last = self.session.state, self.session.state.last
         if last is None:
-            self.query_one("#numbers", Static).update("[dim]waiting for the first steps…[/]")
+            self.query_one("#numbers", Quiet).set("[dim]waiting for the first steps…[/]")
             return
         v = s.series["valid"].ys
         valid = f"{v[-1]:.2f}" if v else "-"
-        self.query_one("#numbers", Static).update(
+        self.query_one("#numbers", Quiet).set(
             f"loss/img [b]{last.loss:.2f}[/]  valid {valid}\n"
             f"nats/dim {last.nats_per_dim:.4f}  bits/dim {last.bits_per_dim:.4f}\n"
             f"KL {last.kl:.2f}  β {last.beta:.3g}  lr {last.lr:.3g}"
@@ -176,16 +213,22 @@ class MonitorScreen(Screen[None]):
         )
 
     def _update_system(self) -> None:
+        if self.session.state.status not in ("running", "waiting") and self._system_drawn:
+            return  # idle: send nothing
+        self._system_drawn = True
         cpu, rss = self.stats.sample()
         line = f"[dim]cpu {cpu:.0f}%  mem {rss:.0f} MB"
         if self.session.state.device.startswith("cuda"):
             line += "  " + _gpu_line()
-        self.query_one("#system", Static).update(line + "[/]")
+        self.query_one("#system", Quiet).set(line + "[/]")
 
     def _update_picture(self) -> None:
         snaps = self.session.state.snapshots
-        label = self.query_one("#snaplabel", Static)
+        label = self.query_one("#snaplabel", Quiet)
         if self.snapshot_index is None:
+            following = self.session.state.status == "running" and self._shown_picture is not None
+            if following and time.monotonic() - self._picture_at < PICTURE_EVERY_S:
+                return
             picture = self.session.picture
             if picture is None and snaps:
                 picture = self.session.snapshot_picture(len(snaps) - 1)
@@ -195,9 +238,10 @@ class MonitorScreen(Screen[None]):
             picture = self.session.snapshot_picture(self.snapshot_index)
             step = snaps[self.snapshot_index][0] if snaps else 0
             where = f"step {step} ({self.snapshot_index + 1}/{len(snaps)})"
-        label.update(f"{where} [dim]· originals, reconstructions, samples · ←/→[/]")
+        label.set(f"{where} [dim]· originals, reconstructions, samples · ←/→[/]")
         if picture is not None and picture is not self._shown_picture:
             self._shown_picture = picture
+            self._picture_at = time.monotonic()
             self._fit_picture()
 
     def on_resize(self) -> None:
@@ -220,7 +264,10 @@ class MonitorScreen(Screen[None]):
         if rows > rows_avail:
             rows, cols = rows_avail, round(rows_avail * 2 * aspect)
         widget = self.query_one("#picture")
-        widget.styles.width, widget.styles.height = max(cols, 1), max(rows, 1)
+        size = (max(cols, 1), max(rows, 1))
+        if getattr(self, "_picture_size", None) != size:  # a new size means a relayout: only when it changes
+            self._picture_size = size
+            widget.styles.width, widget.styles.height = size
         widget.image = picture
 
     # ------------------------------------------------------------------ actions
@@ -261,14 +308,14 @@ class MonitorScreen(Screen[None]):
         current = n - 1 if self.snapshot_index is None else self.snapshot_index
         new = max(0, min(n - 1, current + delta))
         self.snapshot_index = None if new == n - 1 else new
-        self._shown_picture = None
+        self._shown_picture, self._picture_at = None, 0.0
         self._update_picture()
 
     def action_scrub_to(self, where: int) -> None:
         n = len(self.session.state.snapshots)
         if n:
             self.snapshot_index = None if where == -1 or n == 1 else 0
-            self._shown_picture = None
+            self._shown_picture, self._picture_at = None, 0.0
             self._update_picture()
 
 

@@ -37,8 +37,15 @@ class RunsScreen(Screen[None]):
         table.add_columns(*COLUMNS)
         self.infos: list[RunInfo] | None = None
         self.refresh_runs()
-        self.set_interval(3.0, self.refresh_runs)
+        self._timer = self.set_interval(3.0, self.refresh_runs)
         table.focus()
+
+    def on_screen_suspend(self) -> None:
+        self._timer.pause()  # hidden under another screen: no reads, no repaints
+
+    def on_screen_resume(self) -> None:
+        self.refresh_runs()
+        self._timer.resume()
 
     def refresh_runs(self) -> None:
         """Reload the list (cheap: config and metrics of each run)."""
@@ -59,7 +66,7 @@ class RunsScreen(Screen[None]):
             table.move_cursor(row=min(row, len(infos) - 1))
         hint = (f"{len(infos)} runs in {self.app.store.root}" if infos
                 else f"no runs yet in {self.app.store.root}: press n to start one")
-        self.query_one("#runs-hint", Static).update(f"[dim]{hint} · enter open · r resume · n new run[/]")
+        self.query_one("#runs-hint", Static).update(f"[dim]{hint} · enter open · r resume · n new run[/]", layout=False)
 
     def _selected(self) -> RunInfo | None:
         table = self.query_one(DataTable)

@@ -1,0 +1,151 @@
+"""How the TUI feels over SSH: first frame, keys while training, bytes on the wire, training speed.
+
+Runs the real `vaetui` in a pseudo-terminal (120x40) and measures, in one run:
+- time to first frame (process start until the runs list is on screen);
+- training images/s inside the TUI vs headless `vaetui train`, same config;
+- key-press-to-screen latency while training ('?' opens help, escape closes it), p50/p95;
+- bytes written to the terminal per second while monitoring with live images, and while paused.
+
+    python bench/ui_speed.py [--steps 150] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pty
+import select
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+import fcntl
+from pathlib import Path
+
+from vaetui.config import preset, with_overrides
+from vaetui.runs import RunStore
+
+COLS, ROWS = 120, 40
+
+
+class Term:
+    """A child process on a pty; reads everything it writes, counting bytes."""
+
+    def __init__(self, argv, env):
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            os.execvpe(argv[0], argv, env)
+        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
+        self.buf = b""
+        self.total = 0
+
+    def read(self, timeout: float) -> bytes:
+        out = b""
+        end = time.monotonic() + timeout
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            r, _, _ = select.select([self.fd], [], [], left)
+            if not r:
+                break
+            try:
+                chunk = os.read(self.fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+            self.total += len(chunk)
+            # Answer the terminal queries Textual sends, as a terminal would (else it waits for them).
+            if b"\x1b[c" in chunk:
+                os.write(self.fd, b"\x1b[?62;c")
+        self.buf = (self.buf + out)[-200_000:]
+        return out
+
+    def wait_for(self, needle: bytes, timeout: float = 30.0) -> float:
+        t0 = time.monotonic()
+        while needle not in self.buf:
+            if time.monotonic() - t0 > timeout:
+                raise SystemExit(f"never saw {needle!r}")
+            self.read(0.05)
+        return time.monotonic() - t0
+
+    def send(self, data: bytes) -> None:
+        os.write(self.fd, data)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="vaetui-uibench-"))
+    store = RunStore(tmp / "runs", include_demo=False)
+    cfg = with_overrides(preset("faces64"), {"max_steps": args.steps, "image_every": 25, "threads": args.threads})
+    store.create(cfg, "tui")
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(COLS), "LINES": str(ROWS)}
+    vaetui = str(Path(sys.executable).with_name("vaetui"))
+
+    t_start = time.monotonic()
+    term = Term([vaetui, "--runs-dir", str(tmp / "runs"), "--threads", str(args.threads)], env)
+    term.wait_for(b"enter open")
+    first_frame = time.monotonic() - t_start
+
+    term.send(b"r")  # resume a run with no checkpoint yet: starts training
+    term.wait_for(b"img/s", timeout=120)
+    latencies = []
+    term.read(2.0)
+    for _ in range(15):
+        term.buf = b""
+        t0 = time.monotonic()
+        term.send(b"?")
+        while b"escape or ? closes" not in term.buf and time.monotonic() - t0 < 5:
+            term.read(0.005)
+        latencies.append(time.monotonic() - t0)
+        term.send(b"\x1b")
+        term.read(0.6)
+    before, t0 = term.total, time.monotonic()
+    term.read(15.0)
+    live_rate = (term.total - before) / (time.monotonic() - t0)
+    term.send(b"p")
+    term.read(2.0)
+    before, t0 = term.total, time.monotonic()
+    term.read(8.0)
+    paused_rate = (term.total - before) / (time.monotonic() - t0)
+    term.send(b"p")
+    run = store.open("tui")
+    while run.info().status != "finished":
+        term.read(0.5)
+    term.send(b"q")
+    term.read(1.0)
+    os.kill(term.pid, 9)
+
+    def speeds(path: Path) -> float:
+        rates = [e["images_per_s"] for e in map(json.loads, path.read_text().splitlines())
+                 if e["type"] == "step" and e["step"] > 20]
+        return len(rates) / sum(1 / r for r in rates)
+
+    tui_speed = speeds(run.metrics_path)
+    subprocess.run([vaetui, "train", "--preset", "faces64", "--max-steps", str(args.steps), "--image-every", "25",
+                    "--threads", str(args.threads), "--runs-dir", str(tmp / "runs"), "--name", "headless",
+                    "--log-format", "json"], env=env, capture_output=True, check=True)
+    headless_speed = speeds(store.open("headless").metrics_path)
+    lat = sorted(latencies)
+    p95 = lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))]
+    print(f"terminal {COLS}x{ROWS}, faces64, {args.threads} threads")
+    print(f"  time to first frame:                 {first_frame * 1000:7.0f} ms   (target < 500 ms)")
+    print(f"  training in the TUI vs headless:     {tui_speed:7.0f} vs {headless_speed:.0f} images/s = "
+          f"{100 * tui_speed / headless_speed:.0f}%   (target >= 90%)")
+    print(f"  key to screen while training:        p50 {statistics.median(lat) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms"
+          f"   (target p95 < 50 ms)")
+    print(f"  bytes to the terminal, live images:  {live_rate / 1024:7.2f} KB/s   (target <= 8 KB/s)")
+    print(f"  bytes to the terminal, paused:       {paused_rate / 1024:7.2f} KB/s   (target ~ 0)")
+
+
+if __name__ == "__main__":
+    main()
