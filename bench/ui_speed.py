@@ -96,7 +96,9 @@ def main() -> None:
     term.wait_for(b"enter open")
     first_frame = time.monotonic() - t_start
 
-    term.send(b"r")  # resume a run with no checkpoint yet: starts training
+    term.send(b"\x1b[B")  # down: past the packaged demo to our run
+    term.read(0.3)
+    term.send(b"c")  # continue a run with no checkpoint yet: starts training
     term.wait_for(b"img/s", timeout=120)
     latencies = []
     term.read(2.0)

@@ -50,7 +50,7 @@ def test_train_pause_quit_and_resume_in_tmux(tmp_path):
     try:
         vaetui = Path(sys.executable).with_name("vaetui")
         tmux.send(f"OMP_NUM_THREADS=1 {vaetui} --threads 1 --runs-dir runs; echo EXITED=$?", "Enter")
-        tmux.wait_for(r"no runs yet")
+        tmux.wait_for(r"enter open")
         tmux.send("n")
         tmux.wait_for(r"preset\s+faces64")
         # preset: open the list, one down (faces64 -> tiny), choose

@@ -296,6 +296,68 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return run_tui(runs_dir=args.runs_dir, image=args.image, monitor=args.run)
 
 
+def _explore_model(args):
+    from vaetui.figures import model_for
+    from vaetui.runs import RunStore
+
+    run = RunStore(args.runs_dir).open(args.run)
+    model, config, path, warnings = model_for(run, args.checkpoint)
+    for w in warnings:
+        print(f"vaetui: warning: {w}", file=sys.stderr)
+    return run, model, config, path
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    """Originals over reconstructions of a split, with each image's loss."""
+    from vaetui.figures import reconstructions
+    from vaetui.imaging import save_image
+
+    run, model, config, path = _explore_model(args)
+    fig = reconstructions(model, config, args.split, args.n, args.start)
+    out = save_image(fig.image, args.out)
+    losses = ", ".join(f"{v:.1f}" for v in fig.info["losses"])
+    print(f"wrote {out}: {run.name} ({path.name}), {args.split} images {fig.info['indices'][0]}-"
+          f"{fig.info['indices'][-1]}, reconstruction loss per image: {losses}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    """Faces decoded from z ~ N(0, T² I)."""
+    from vaetui.figures import samples
+    from vaetui.imaging import save_image
+
+    run, model, config, path = _explore_model(args)
+    out = save_image(samples(model, args.n, args.seed, args.temperature, args.cols).image, args.out)
+    print(f"wrote {out}: {args.n} samples from {run.name} ({path.name}), seed {args.seed}, temperature {args.temperature:g}")
+    return 0
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    """Frames along a latent path: a PNG strip (one row a pair) or an animated GIF."""
+    from vaetui.figures import interpolation
+    from vaetui.imaging import save_any
+
+    if (args.from_ is None) != (args.to is None):
+        raise VaeError("--from and --to go together (two dataset images); or use --seed for random endpoints")
+    run, model, config, path = _explore_model(args)
+    endpoints = (args.from_, args.to) if args.from_ is not None else None
+    fig = interpolation(model, config, args.steps, args.mode, args.seed, args.pairs, endpoints, args.extrapolate,
+                        args.split)
+    gif = str(args.out).lower().endswith(".gif")
+    out = save_any(fig.frames if gif else fig.image, args.out)
+    norms = ", ".join(f"{v:.2f}" for v in fig.info["norms"][0])
+    print(f"wrote {out}: {run.name} ({path.name}), {args.mode}, t = {fig.info['t'][0]:g}..{fig.info['t'][-1]:g}, "
+          f"|z| along the path: {norms}")
+    return 0
+
+
+def _add_explore_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", metavar="RUN", help="a run name (see vaetui runs), e.g. demo")
+    p.add_argument("--checkpoint", default="best", help="best (default), latest, epoch-N or a path")
+    p.add_argument("--runs-dir", default=None, metavar="DIR")
+    p.add_argument("--out", required=True, metavar="FILE")
+
+
 def _progress_printer():
     """A callback (done, total, what) that draws a rich progress bar on stderr; None without a tty."""
     if not sys.stderr.isatty():
@@ -402,6 +464,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default=None, metavar="DIR")
     p.add_argument("--image", default="halfcell", choices=("auto", "halfcell", "sixel", "kitty", "unicode", "none"))
     p.set_defaults(func=cmd_monitor)
+
+    p = sub.add_parser("reconstruct", help="write originals over reconstructions of a run's checkpoint")
+    _add_explore_args(p)
+    p.add_argument("--split", choices=("train", "valid", "test"), default="test")
+    p.add_argument("--n", type=int, default=8)
+    p.add_argument("--start", type=int, default=0, help="first image of the split")
+    p.set_defaults(func=cmd_reconstruct)
+
+    p = sub.add_parser("sample", help="write faces generated from z ~ N(0, I)")
+    _add_explore_args(p)
+    p.add_argument("--n", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--cols", type=int, default=8)
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("interpolate", help="write a latent interpolation strip (.png) or animation (.gif)")
+    _add_explore_args(p)
+    p.add_argument("--steps", type=int, default=11, help="frames from one end to the other (default 11: t = 0, 0.1, ..., 1)")
+    p.add_argument("--mode", choices=("lerp", "slerp"), default="lerp")
+    p.add_argument("--from", dest="from_", type=int, metavar="I", help="start at the μ of image I of --split")
+    p.add_argument("--to", type=int, metavar="J", help="end at the μ of image J")
+    p.add_argument("--split", choices=("train", "valid", "test"), default="test")
+    p.add_argument("--seed", type=int, default=0, help="random endpoints z ~ N(0, I) (without --from/--to)")
+    p.add_argument("--pairs", type=int, default=3, help="random pairs, one row each (the seed: 3)")
+    p.add_argument("--extrapolate", type=float, default=0.0, metavar="X", help="extend the path by X past both ends")
+    p.set_defaults(func=cmd_interpolate)
 
     p = sub.add_parser("runs", help="list runs: status, settings, best validation loss")
     p.add_argument("--runs-dir", default=None, metavar="DIR")

@@ -43,3 +43,82 @@ def slerp(z1: torch.Tensor, z2: torch.Tensor, ts: Sequence[float]) -> torch.Tens
     so = torch.sin(omega)
     out = torch.sin(t * omega) / so * a[None] + torch.sin((1 - t) * omega) / so * b[None]
     return out.to(z1.dtype)
+
+
+# ---------------------------------------------------------------------------- models of runs
+CHECKPOINT_CHOICES = "best, latest, epoch-N or a path"
+
+
+def load_model(run, which: str = "best", device: str = "cpu"):
+    """The run's model from a checkpoint, in eval mode: (model, config, checkpoint path, warnings).
+
+    'best' falls back to 'latest' (and to older good checkpoints) when missing or damaged.
+    """
+    from vaetui.model import ConvVAE
+
+    config = run.config()
+    state, path, warnings = run.load_checkpoint(which, map_location=device)
+    model = ConvVAE.from_config(config)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        from vaetui.errors import CheckpointError
+
+        raise CheckpointError(f"{path} does not match run {run.name}'s network ({str(exc).splitlines()[0]})") from None
+    return model.to(device).eval(), config, path, warnings
+
+
+def _as_float(x: torch.Tensor, device) -> torch.Tensor:
+    x = x.to(device)
+    return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+
+
+@torch.no_grad()
+def reconstruct(model, images: torch.Tensor, likelihood: str = "bernoulli") -> tuple[torch.Tensor, torch.Tensor]:
+    """Reconstructions from the posterior mean, and each image's -ELBO-free reconstruction loss (nats)."""
+    from vaetui.losses import reconstruction_nll
+
+    device = next(model.parameters()).device
+    x = _as_float(images, device)
+    mu, _ = model.encode(x)
+    logits = model.decode_logits(mu)
+    return torch.sigmoid(logits.float()).cpu(), reconstruction_nll(logits, x, likelihood).cpu()
+
+
+@torch.no_grad()
+def sample(model, n: int, seed: int = 0, temperature: float = 1.0) -> torch.Tensor:
+    """n faces decoded from z ~ N(0, T² I) with a seeded generator (the same on every machine)."""
+    return model.sample(n, generator=torch.Generator().manual_seed(seed), temperature=temperature).cpu()
+
+
+def path_ts(steps: int = 11, extrapolate: float = 0.0) -> list[float]:
+    """t values along a path: steps points on [0, 1], extended by `extrapolate` past both ends at the same spacing."""
+    if steps < 2:
+        raise ValueError("need at least 2 steps")
+    dt = 1.0 / (steps - 1)
+    extra = int(round(extrapolate / dt)) if extrapolate > 0 else 0
+    return [round(k * dt, 10) for k in range(-extra, steps + extra)]
+
+
+def random_endpoints(latent: int, seed: int, pairs: int = 1) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The seed's endpoints: pairs of z ~ N(0, I) from a seeded generator."""
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(latent, generator=g), torch.randn(latent, generator=g)) for _ in range(pairs)]
+
+
+@torch.no_grad()
+def image_endpoints(model, split, i: int, j: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """μ of two dataset images: interpolate between real faces."""
+    device = next(model.parameters()).device
+    mu, _ = model.encode(_as_float(split.images([i, j]), device))
+    return mu[0].cpu(), mu[1].cpu()
+
+
+@torch.no_grad()
+def interpolate(model, z1: torch.Tensor, z2: torch.Tensor, ts, mode: str = "lerp") -> tuple[torch.Tensor, list[float]]:
+    """Decoded frames along t·z1 + (1−t)·z2 (or the slerp), and ‖z‖ at each frame."""
+    if mode not in ("lerp", "slerp"):
+        raise ValueError("mode must be lerp or slerp")
+    path = (lerp if mode == "lerp" else slerp)(z1, z2, ts)
+    device = next(model.parameters()).device
+    return model.decode(path.to(device)).cpu(), path.norm(dim=1).tolist()

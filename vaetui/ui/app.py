@@ -24,6 +24,9 @@ class VaeApp(App[int]):
     BINDINGS = [
         Binding("t", "train", "train"),
         Binding("u", "show_runs", "runs"),
+        Binding("g", "explore('generate')", "generate"),
+        Binding("i", "explore('interpolate')", "interpolate"),
+        Binding("r", "explore('reconstruct')", "reconstruct"),
         Binding("n", "new_run", "new run", show=False),
         Binding("question_mark", "help", "help"),
         Binding("q", "quit_app", "quit"),
@@ -42,6 +45,9 @@ class VaeApp(App[int]):
         self.monitor_run = monitor
         self.session: TrainingSession | None = None  # the run this app trains, if any
         self._too_small = False
+        from vaetui.ui.screens.explore import ModelCache
+
+        self.models = ModelCache()
 
     # ------------------------------------------------------------------ start-up
     def get_default_screen(self):
@@ -97,6 +103,37 @@ class VaeApp(App[int]):
             self._show_monitor(self.session)
         else:
             self.action_new_run()
+
+    def explore_run(self) -> str | None:
+        """The run the explore screens show: the one highlighted in the runs list if it has a checkpoint,
+        else the newest run with one (the packaged demo last)."""
+        from vaetui.ui.screens.runs import RunsScreen
+
+        base = self.screen_stack[0]
+        candidates = []
+        if isinstance(base, RunsScreen) and base.selected_name():
+            candidates.append(base.selected_name())
+        infos = sorted(self.store.infos(), key=lambda i: (not i.read_only, i.updated), reverse=True)
+        candidates += [i.name for i in infos]
+        for name in candidates:
+            try:
+                run = self.store.open(name)
+            except VaeError:
+                continue
+            if run.checkpoint_candidates():
+                return name
+        return None
+
+    def action_explore(self, what: str) -> None:
+        from vaetui.ui.screens import explore
+
+        name = self.explore_run()
+        if name is None:
+            self.notify("no run with a checkpoint yet: train one first (n)", severity="warning")
+            return
+        screen = {"generate": explore.GenerateScreen, "interpolate": explore.InterpolateScreen,
+                  "reconstruct": explore.ReconstructScreen}[what](name)
+        self._replace_top(screen)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, (Help, TooSmall)):

@@ -34,9 +34,9 @@ class Confirm(ModalScreen[bool]):
 
 HELP = """\
 [b]vaetui[/] — train and explore variational autoencoders
-
 [b]Anywhere[/]
   [b]t[/] train: the monitor (or a new run)   [b]u[/] runs   [b]n[/] new run
+  [b]g[/] generate   [b]i[/] interpolate   [b]r[/] reconstruct   (the highlighted run)
   [b]?[/] this help   [b]q[/] quit (asks first while training)
 
 [b]Monitor[/]
@@ -44,12 +44,13 @@ HELP = """\
   [b]c[/] checkpoint now    [b]f[/] full chart (1-4 series, l log y)
   [b]←/→ home/end[/] step through the image snapshots
 
-[b]Runs[/]
-  [b]enter[/] open (monitor)   [b]r[/] resume an interrupted run
+[b]Runs[/]  [b]enter[/] open (monitor)   [b]c[/] continue an interrupted run
+[b]Explore[/]  [b]s[/] save PNG · generate: [b]r[/] re-roll [b][ ][/] seed [b]- +[/] temperature
+  interpolate: [b]←/→[/] frames [b]m[/] lerp/slerp [b]x[/] extrapolate [b]a[/] GIF
+  reconstruct: [b]←/→[/] pages [b]v[/] valid/test [b]c[/] checkpoints
 
 [b]New run[/]  tab between fields; [b]ctrl+s[/] or Start to begin
-
-Headless twins: vaetui train | runs | monitor | model | data  (--help)
+Headless twins: vaetui train | runs | monitor | sample | reconstruct | interpolate | data
 [dim]escape or ? closes this help[/]"""
 
 

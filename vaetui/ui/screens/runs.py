@@ -16,13 +16,12 @@ COLUMNS = ("run", "preset", "data", "size", "latent", "β", "epochs", "best vali
 
 
 class RunsScreen(Screen[None]):
-    """A table of runs; enter opens the monitor, r resumes an interrupted run."""
+    """A table of runs; enter opens the monitor, c continues (resumes) an interrupted run."""
 
     BINDINGS = [
         Binding("enter", "open", "open", priority=True),
-        Binding("r", "resume", "resume"),
+        Binding("c", "resume", "continue"),
         Binding("n", "app.new_run", "new run"),
-        Binding("g", "refresh", "refresh", show=False),
     ]
 
     def compose(self) -> ComposeResult:
@@ -66,7 +65,11 @@ class RunsScreen(Screen[None]):
             table.move_cursor(row=min(row, len(infos) - 1))
         hint = (f"{len(infos)} runs in {self.app.store.root}" if infos
                 else f"no runs yet in {self.app.store.root}: press n to start one")
-        self.query_one("#runs-hint", Static).update(f"[dim]{hint} · enter open · r resume · n new run[/]", layout=False)
+        self.query_one("#runs-hint", Static).update(f"[dim]{hint} · enter open · c continue training · g/i/r explore · n new run[/]", layout=False)
+
+    def selected_name(self) -> str | None:
+        info = self._selected()
+        return info.name if info else None
 
     def _selected(self) -> RunInfo | None:
         table = self.query_one(DataTable)

@@ -1,0 +1,290 @@
+"""Explore a model: generate, interpolate, reconstruct, and the data itself.
+
+Each screen asks vaetui.figures for the same picture its headless twin writes, in a
+worker thread (a new request cancels the one in flight), and shows it inline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+from textual.worker import get_current_worker
+
+from vaetui.errors import VaeError
+from vaetui.ui.screens.monitor import Quiet
+from vaetui.ui.widgets.picture import picture_class
+
+
+class ModelCache:
+    """Loaded models by (run, checkpoint), so switching screens does not reload."""
+
+    def __init__(self):
+        self._models: dict[tuple[str, str], tuple] = {}
+
+    def get(self, store, run_name: str, checkpoint: str):
+        key = (run_name, checkpoint)
+        if key not in self._models:
+            from vaetui.figures import model_for
+
+            run = store.open(run_name)
+            self._models[key] = (run, *model_for(run, checkpoint))
+        return self._models[key]
+
+
+def fit_picture(widget, image, box_cols: int, box_rows: int) -> None:
+    """Size the picture widget to the image's aspect inside box (half blocks: 1 cell = 1x2 pixels)."""
+    if image is None or box_cols < 4 or box_rows < 2:
+        return
+    aspect = image.width / image.height
+    cols, rows = box_cols, round(box_cols / aspect / 2)
+    if rows > box_rows:
+        rows, cols = box_rows, round(box_rows * 2 * aspect)
+    widget.styles.width, widget.styles.height = max(cols, 1), max(rows, 1)
+    widget.image = image
+
+
+class ExploreScreen(Screen[None]):
+    """Base: a title line, one large picture, an info line; subclasses' compute(model, config) runs in a worker."""
+
+    BINDINGS = [Binding("s", "save", "save PNG")]
+    name_ = "explore"
+
+    def __init__(self, run_name: str, checkpoint: str = "best"):
+        super().__init__()
+        self.run_name = run_name
+        self.checkpoint = checkpoint
+        self.figure = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Quiet("", id="ex-title")
+        with Vertical(id="ex-body"):
+            yield picture_class(self.app.image)(None, id="ex-picture")
+        yield Quiet("", id="ex-info")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title, self.sub_title = "vaetui", f"{self.name_} · {self.run_name}"
+        self.request()
+
+    def on_resize(self) -> None:
+        self._show()
+
+    def title_text(self) -> str:
+        return ""
+
+    def request(self) -> None:
+        """Recompute the picture for the current settings (cancels a computation in flight)."""
+        self.query_one("#ex-title", Quiet).set(self.title_text() + "  [dim]computing…[/]")
+        self._compute()
+
+    @work(thread=True, exclusive=True, group="explore", exit_on_error=False)
+    def _compute(self) -> None:
+        try:
+            run, model, config, path, warnings = self.app.models.get(self.app.store, self.run_name, self.checkpoint)
+            figure = self.compute(model, config)
+        except VaeError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="error")
+            return
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._done, figure, path)
+
+    def _done(self, figure, path) -> None:
+        self.figure = figure
+        self.checkpoint_path = path
+        self.query_one("#ex-title", Quiet).set(self.title_text() + f"  [dim]{path.name}[/]")
+        self.query_one("#ex-info", Quiet).set(self.info_text())
+        self._show()
+
+    def picture(self):
+        return self.figure.image if self.figure else None
+
+    def info_text(self) -> str:
+        return ""
+
+    def _show(self) -> None:
+        body = self.query_one("#ex-body")
+        fit_picture(self.query_one("#ex-picture"), self.picture(), body.size.width, body.size.height)
+
+    def default_filename(self) -> str:
+        return f"{self.name_}-{self.run_name}.png"
+
+    def action_save(self) -> None:
+        if self.figure is None:
+            return
+        from vaetui.imaging import save_image
+
+        path = save_image(self.figure.image, Path.cwd() / self.default_filename())
+        self.notify(f"saved {path}")
+
+
+class GenerateScreen(ExploreScreen):
+    """Faces from z ~ N(0, T² I): r re-rolls, [ ] step the seed, - + the temperature."""
+
+    name_ = "generate"
+    BINDINGS = [
+        Binding("r", "reroll", "re-roll"),
+        Binding("left_square_bracket", "seed(-1)", "seed-"), Binding("right_square_bracket", "seed(1)", "seed+"),
+        Binding("minus", "temperature(-0.1)", "T-"), Binding("plus,equals_sign", "temperature(0.1)", "T+"),
+    ]
+
+    def __init__(self, run_name: str, checkpoint: str = "best", seed: int = 0, temperature: float = 1.0, n: int = 32):
+        super().__init__(run_name, checkpoint)
+        self.seed, self.temperature, self.n = seed, temperature, n
+
+    def title_text(self) -> str:
+        return f"[b]{self.n} faces from z ~ N(0, T²I)[/]  seed {self.seed}  T {self.temperature:.1f}"
+
+    def compute(self, model, config):
+        from vaetui.figures import samples
+
+        return samples(model, self.n, self.seed, self.temperature)
+
+    def info_text(self) -> str:
+        return (f"[dim]headless: vaetui sample {self.run_name} --seed {self.seed} --temperature {self.temperature:g} "
+                f"--out samples.png[/]")
+
+    def default_filename(self) -> str:
+        return f"samples-{self.run_name}-seed{self.seed}.png"
+
+    def action_reroll(self) -> None:
+        self.action_seed(1)
+
+    def action_seed(self, delta: int) -> None:
+        self.seed = max(0, self.seed + delta)
+        self.request()
+
+    def action_temperature(self, delta: float) -> None:
+        self.temperature = round(min(3.0, max(0.1, self.temperature + delta)), 1)
+        self.request()
+
+
+class InterpolateScreen(ExploreScreen):
+    """A latent path: ←/→ steps through frames (shown large above the strip), m lerp/slerp, x extrapolate."""
+
+    name_ = "interpolate"
+    BINDINGS = [
+        Binding("left", "frame(-1)", "frame-"), Binding("right", "frame(1)", "frame+"),
+        Binding("m", "mode", "lerp/slerp"), Binding("x", "extrapolate", "extrapolate"),
+        Binding("r", "reroll", "new endpoints"), Binding("a", "save_gif", "save GIF"),
+    ]
+
+    def __init__(self, run_name: str, checkpoint: str = "best", seed: int = 0, steps: int = 11):
+        super().__init__(run_name, checkpoint)
+        self.seed, self.steps, self.mode, self.extrapolate, self.frame = seed, steps, "lerp", 0.0, 0
+
+    def title_text(self) -> str:
+        extra = f"  extrapolate {self.extrapolate:g}" if self.extrapolate else ""
+        return f"[b]{self.mode} between z1, z2 ~ N(0, I)[/]  seed {self.seed}{extra}"
+
+    def compute(self, model, config):
+        from vaetui.figures import interpolation
+
+        return interpolation(model, config, self.steps, self.mode, self.seed, 1, None, self.extrapolate)
+
+    def picture(self):
+        if self.figure is None:
+            return None
+        from PIL import Image
+
+        frames, strip = self.figure.frames, self.figure.image
+        self.frame = max(0, min(self.frame, len(frames) - 1))
+        big = frames[self.frame]
+        scale = max(1, strip.height * 3 // big.height)
+        big = big.resize((big.width * scale, big.height * scale), Image.Resampling.NEAREST)
+        out = Image.new("RGB", (max(strip.width, big.width), big.height + 4 + strip.height), (24, 24, 24))
+        out.paste(big, ((out.width - big.width) // 2, 0))
+        out.paste(strip, (0, big.height + 4))
+        return out
+
+    def info_text(self) -> str:
+        if self.figure is None:
+            return ""
+        t = self.figure.info["t"][self.frame]
+        norm = self.figure.info["norms"][0][self.frame]
+        norms = " ".join(f"{v:.1f}" for v in self.figure.info["norms"][0])
+        return f"frame {self.frame + 1}/{len(self.figure.frames)}  t {t:g}  ‖z‖ {norm:.2f}   [dim]‖z‖ along the path: {norms}[/]"
+
+    def action_frame(self, delta: int) -> None:
+        if self.figure:
+            self.frame = max(0, min(len(self.figure.frames) - 1, self.frame + delta))
+            self.query_one("#ex-info", Quiet).set(self.info_text())
+            self._show()
+
+    def action_mode(self) -> None:
+        self.mode = "slerp" if self.mode == "lerp" else "lerp"
+        self.request()
+
+    def action_extrapolate(self) -> None:
+        self.extrapolate = 0.0 if self.extrapolate else 0.5
+        self.request()
+
+    def action_reroll(self) -> None:
+        self.seed += 1
+        self.request()
+
+    def default_filename(self) -> str:
+        return f"interpolate-{self.run_name}-seed{self.seed}.png"
+
+    def action_save_gif(self) -> None:
+        if self.figure:
+            from vaetui.imaging import save_gif
+
+            path = save_gif(self.figure.frames, Path.cwd() / f"interpolate-{self.run_name}-seed{self.seed}.gif")
+            self.notify(f"saved {path}")
+
+
+class ReconstructScreen(ExploreScreen):
+    """Originals over reconstructions: ←/→ pages, v valid/test, c cycles checkpoints (epoch scrubber)."""
+
+    name_ = "reconstruct"
+    BINDINGS = [
+        Binding("left", "page(-1)", "page-"), Binding("right", "page(1)", "page+"),
+        Binding("v", "split", "valid/test"), Binding("c", "checkpoint", "checkpoint"),
+    ]
+
+    def __init__(self, run_name: str, checkpoint: str = "best", n: int = 8):
+        super().__init__(run_name, checkpoint)
+        self.n, self.start, self.split = n, 0, "test"
+
+    def title_text(self) -> str:
+        return f"[b]{self.split} images {self.start}–{self.start + self.n - 1}: originals over reconstructions[/]"
+
+    def compute(self, model, config):
+        from vaetui.figures import reconstructions
+
+        return reconstructions(model, config, self.split, self.n, self.start)
+
+    def info_text(self) -> str:
+        if self.figure is None:
+            return ""
+        losses = " ".join(f"{v:.0f}" for v in self.figure.info["losses"])
+        return f"reconstruction loss per image (nats): {losses}"
+
+    def action_page(self, delta: int) -> None:
+        self.start = max(0, self.start + delta * self.n)
+        self.request()
+
+    def action_split(self) -> None:
+        self.split = "valid" if self.split == "test" else "test"
+        self.request()
+
+    def action_checkpoint(self) -> None:
+        """best -> latest -> epoch-1 -> ... -> epoch-N -> best: watch reconstructions improve."""
+        run = self.app.store.open(self.run_name)
+        labels = ["best", "latest"] + [p.stem.removeprefix("ckpt-") for p in run.epoch_checkpoints()]
+        labels = [lab for lab in labels if run.checkpoint_path(lab).exists()]
+        if not labels:
+            return
+        i = labels.index(self.checkpoint) if self.checkpoint in labels else -1
+        self.checkpoint = labels[(i + 1) % len(labels)]
+        self.request()
+
+    def default_filename(self) -> str:
+        return f"reconstruct-{self.run_name}-{self.split}-{self.start}.png"
