@@ -199,3 +199,20 @@ def test_snapshot_help(snap_compare, snap_runs):
 
 def test_snapshot_too_small(snap_compare, snap_runs):
     assert snap_compare(make_app(runs_dir=snap_runs, include_demo=False), terminal_size=(60, 16))
+
+
+def _explore_ready(key: str):
+    async def run_before(pilot) -> None:
+        await pilot.press(key)
+        deadline = time.monotonic() + 60
+        while getattr(pilot.app.screen, "figure", None) is None and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        await pilot.pause(0.2)
+
+    return run_before
+
+
+@pytest.mark.parametrize("key", ["g", "i", "r", "d"])
+def test_snapshot_explore_screens_on_the_demo(snap_compare, snap_runs, key):
+    app = make_app(runs_dir=snap_runs, include_demo=True)
+    assert snap_compare(app, terminal_size=(100, 30), run_before=_explore_ready(key))

@@ -62,18 +62,16 @@ def cmd_model(args: argparse.Namespace) -> int:
 
 def cmd_data_preview(args: argparse.Namespace) -> int:
     """The seed's show(): a grid of 32 random training images."""
-    import numpy as np
-
     from vaetui.data import open_split
-    from vaetui.imaging import grid, save_image
+    from vaetui.figures import data_grid
+    from vaetui.imaging import save_image
 
-    split = open_split(_data_config(args), args.split, progress=_progress_printer())
-    _report_skipped(split)
-    n = min(args.n, len(split))
-    rng = np.random.default_rng(args.seed)
-    idx = np.sort(rng.choice(len(split), size=n, replace=False))
-    path = save_image(grid(split.images(idx), ncol=args.cols), args.out)
-    print(f"wrote {path}: {n} {args.split} images, indices {', '.join(map(str, idx[:8]))}{' …' if n > 8 else ''}")
+    cfg = _data_config(args)
+    _report_skipped(open_split(cfg, args.split, progress=_progress_printer()))  # builds a cache with a progress bar
+    fig = data_grid(cfg, args.seed, args.n, args.cols, args.split)
+    path = save_image(fig.image, args.out)
+    idx = fig.info["indices"]
+    print(f"wrote {path}: {len(idx)} {args.split} images, indices {', '.join(map(str, idx[:8]))}{' …' if len(idx) > 8 else ''}")
     return 0
 
 
@@ -132,22 +130,19 @@ def cmd_data_blend(args: argparse.Namespace) -> int:
     import numpy as np
 
     from vaetui.data import open_split
-    from vaetui.explore import alpha_range, blend
-    from vaetui.imaging import grid, save_image
+    from vaetui.explore import alpha_range
+    from vaetui.figures import data_blend
+    from vaetui.imaging import save_image
 
-    split = open_split(_data_config(args), "train", progress=_progress_printer())
+    cfg = _data_config(args)
+    split = open_split(cfg, "train", progress=_progress_printer())
     _report_skipped(split)
     if args.index:
         i, j = args.index
-        for k in (i, j):
-            if not 0 <= k < len(split):
-                raise VaeError(f"--index {k} is out of range: the training split has {len(split)} images")
     else:
         i, j = (int(v) for v in np.random.default_rng(args.seed).choice(len(split), size=2, replace=False))
     alphas = alpha_range(args.alpha_from, args.alpha_to, args.alpha_step)
-    x = split.images([i, j])
-    strip = blend(x[0], x[1], alphas)
-    path = save_image(grid(strip, ncol=len(alphas)), args.out)
+    path = save_image(data_blend(cfg, i, j, alphas).image, args.out)
     print(f"wrote {path}: images {i} and {j}, alpha = {', '.join(f'{a:g}' for a in alphas)}")
     return 0
 
@@ -313,11 +308,23 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     from vaetui.imaging import save_image
 
     run, model, config, path = _explore_model(args)
-    fig = reconstructions(model, config, args.split, args.n, args.start)
+    compare = None
+    if args.compare:
+        from vaetui.figures import model_for
+        from vaetui.runs import RunStore
+
+        other_model, other_cfg, _, _ = model_for(RunStore(args.runs_dir).open(args.compare), args.checkpoint)
+        compare = (other_model, other_cfg)
+    fig = reconstructions(model, config, args.split, args.n, args.start, compare)
     out = save_image(fig.image, args.out)
     losses = ", ".join(f"{v:.1f}" for v in fig.info["losses"])
     print(f"wrote {out}: {run.name} ({path.name}), {args.split} images {fig.info['indices'][0]}-"
           f"{fig.info['indices'][-1]}, reconstruction loss per image: {losses}")
+    if compare:
+        mean_a = sum(fig.info["losses"]) / len(fig.info["losses"])
+        mean_b = sum(fig.info["compare_losses"]) / len(fig.info["compare_losses"])
+        print(f"mean reconstruction loss: {run.name} {mean_a:.1f}, {args.compare} {mean_b:.1f} "
+              f"(third row: {args.compare})")
     return 0
 
 
@@ -470,6 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("train", "valid", "test"), default="test")
     p.add_argument("--n", type=int, default=8)
     p.add_argument("--start", type=int, default=0, help="first image of the split")
+    p.add_argument("--compare", metavar="RUN2", help="add RUN2's reconstructions of the same images (same image size)")
     p.set_defaults(func=cmd_reconstruct)
 
     p = sub.add_parser("sample", help="write faces generated from z ~ N(0, I)")

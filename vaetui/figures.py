@@ -27,15 +27,49 @@ def _split(config, split: str):
     return open_split(config.data, split)
 
 
-def reconstructions(model, config, split: str = "test", n: int = 8, start: int = 0) -> Figure:
-    """Originals over reconstructions for images start..start+n of a split, with each image's loss."""
+def reconstructions(model, config, split: str = "test", n: int = 8, start: int = 0, compare=None) -> Figure:
+    """Originals over reconstructions for images start..start+n of a split, with each image's loss.
+
+    compare=(model, config) of a second run adds its reconstructions of the same images
+    as a third row (the seed's latent 3 vs latent 100); its image size must match.
+    """
     data = _split(config, split)
     if not 0 <= start < len(data):
         raise VaeError(f"--start {start} is out of range: the {split} split has {len(data)} images")
     idx = np.arange(start, min(start + n, len(data)))
     x = data.images(idx)
     recon, losses = explore.reconstruct(model, x, config.model.likelihood)
-    return Figure(stack_rows([x, recon]), {"indices": idx.tolist(), "losses": losses.tolist(), "split": split})
+    rows, info = [x, recon], {"indices": idx.tolist(), "losses": losses.tolist(), "split": split}
+    if compare is not None:
+        other, other_cfg = compare
+        if other_cfg.data.size != config.data.size:
+            raise VaeError(f"cannot compare: image sizes differ ({other_cfg.data.size} vs {config.data.size})")
+        recon2, losses2 = explore.reconstruct(other, x, other_cfg.model.likelihood)
+        rows.append(recon2)
+        info["compare_losses"] = losses2.tolist()
+    return Figure(stack_rows(rows), info)
+
+
+def data_grid(data_config, seed: int = 0, n: int = 32, cols: int = 8, split: str = "train") -> Figure:
+    """The seed's show(): n random images of a split (sorted indices), in a grid."""
+    data = open_split(data_config, split)
+    n = min(n, len(data))
+    idx = np.sort(np.random.default_rng(seed).choice(len(data), size=n, replace=False))
+    names = list(getattr(data, "attribute_names", []))
+    attrs = data.attributes(idx).numpy() if names else np.zeros((n, 0), bool)
+    return Figure(grid(data.images(idx), ncol=cols), {"indices": idx.tolist(), "cols": cols, "attribute_names": names,
+                                                      "attributes": attrs.tolist(), "skipped": getattr(data, "skipped", [])})
+
+
+def data_blend(data_config, i: int, j: int, alphas) -> Figure:
+    """The seed's image-space blend α·X1 + (1−α)·X2 of training images i and j, one frame per α."""
+    data = open_split(data_config, "train")
+    for k in (i, j):
+        if not 0 <= k < len(data):
+            raise VaeError(f"image {k} is out of range: the training split has {len(data)} images")
+    x = data.images([i, j])
+    strip = explore.blend(x[0], x[1], alphas)
+    return Figure(grid(strip, ncol=len(alphas)), {"alphas": list(alphas), "indices": [i, j]})
 
 
 def samples(model, n: int = 32, seed: int = 0, temperature: float = 1.0, cols: int = 8) -> Figure:

@@ -27,6 +27,7 @@ class VaeApp(App[int]):
         Binding("g", "explore('generate')", "generate"),
         Binding("i", "explore('interpolate')", "interpolate"),
         Binding("r", "explore('reconstruct')", "reconstruct"),
+        Binding("d", "explore('data')", "data"),
         Binding("n", "new_run", "new run", show=False),
         Binding("question_mark", "help", "help"),
         Binding("q", "quit_app", "quit"),
@@ -132,7 +133,7 @@ class VaeApp(App[int]):
             self.notify("no run with a checkpoint yet: train one first (n)", severity="warning")
             return
         screen = {"generate": explore.GenerateScreen, "interpolate": explore.InterpolateScreen,
-                  "reconstruct": explore.ReconstructScreen}[what](name)
+                  "reconstruct": explore.ReconstructScreen, "data": explore.DataScreen}[what](name)
         self._replace_top(screen)
 
     def action_help(self) -> None:

@@ -36,7 +36,7 @@ HELP = """\
 [b]vaetui[/] — train and explore variational autoencoders
 [b]Anywhere[/]
   [b]t[/] train: the monitor (or a new run)   [b]u[/] runs   [b]n[/] new run
-  [b]g[/] generate   [b]i[/] interpolate   [b]r[/] reconstruct   (the highlighted run)
+  [b]g[/] generate  [b]i[/] interpolate  [b]r[/] reconstruct  [b]d[/] data  (the highlighted run)
   [b]?[/] this help   [b]q[/] quit (asks first while training)
 
 [b]Monitor[/]
@@ -47,7 +47,8 @@ HELP = """\
 [b]Runs[/]  [b]enter[/] open (monitor)   [b]c[/] continue an interrupted run
 [b]Explore[/]  [b]s[/] save PNG · generate: [b]r[/] re-roll [b][ ][/] seed [b]- +[/] temperature
   interpolate: [b]←/→[/] frames [b]m[/] lerp/slerp [b]x[/] extrapolate [b]a[/] GIF
-  reconstruct: [b]←/→[/] pages [b]v[/] valid/test [b]c[/] checkpoints
+  reconstruct: [b]←/→[/] pages [b]v[/] valid/test [b]c[/] checkpoints [b]2[/] compare a run
+  data: [b]arrows[/] select [b]space[/] pick two to blend [b]r[/] re-roll
 
 [b]New run[/]  tab between fields; [b]ctrl+s[/] or Start to begin
 Headless twins: vaetui train | runs | monitor | sample | reconstruct | interpolate | data

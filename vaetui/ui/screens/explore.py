@@ -54,6 +54,7 @@ class ExploreScreen(Screen[None]):
 
     BINDINGS = [Binding("s", "save", "save PNG")]
     name_ = "explore"
+    needs_model = True
 
     def __init__(self, run_name: str, checkpoint: str = "best"):
         super().__init__()
@@ -87,7 +88,11 @@ class ExploreScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="explore", exit_on_error=False)
     def _compute(self) -> None:
         try:
-            run, model, config, path, warnings = self.app.models.get(self.app.store, self.run_name, self.checkpoint)
+            if self.needs_model:
+                run, model, config, path, warnings = self.app.models.get(self.app.store, self.run_name, self.checkpoint)
+            else:
+                run = self.app.store.open(self.run_name)
+                model, config, path = None, run.config(), run.config_path
             figure = self.compute(model, config)
         except VaeError as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="error")
@@ -98,7 +103,8 @@ class ExploreScreen(Screen[None]):
     def _done(self, figure, path) -> None:
         self.figure = figure
         self.checkpoint_path = path
-        self.query_one("#ex-title", Quiet).set(self.title_text() + f"  [dim]{path.name}[/]")
+        source = f"  [dim]{path.name}[/]" if self.needs_model else ""
+        self.query_one("#ex-title", Quiet).set(self.title_text() + source)
         self.query_one("#ex-info", Quiet).set(self.info_text())
         self._show()
 
@@ -247,25 +253,35 @@ class ReconstructScreen(ExploreScreen):
     BINDINGS = [
         Binding("left", "page(-1)", "page-"), Binding("right", "page(1)", "page+"),
         Binding("v", "split", "valid/test"), Binding("c", "checkpoint", "checkpoint"),
+        Binding("2", "compare", "compare run"),
     ]
 
     def __init__(self, run_name: str, checkpoint: str = "best", n: int = 8):
         super().__init__(run_name, checkpoint)
-        self.n, self.start, self.split = n, 0, "test"
+        self.n, self.start, self.split, self.compare = n, 0, "test", None
 
     def title_text(self) -> str:
-        return f"[b]{self.split} images {self.start}–{self.start + self.n - 1}: originals over reconstructions[/]"
+        vs = f", then [b]{self.compare}[/]" if self.compare else ""
+        return f"[b]{self.split} images {self.start}–{self.start + self.n - 1}: originals over reconstructions[/]{vs}"
 
     def compute(self, model, config):
         from vaetui.figures import reconstructions
 
-        return reconstructions(model, config, self.split, self.n, self.start)
+        other = None
+        if self.compare:
+            _, other_model, other_cfg, _, _ = self.app.models.get(self.app.store, self.compare, "best")
+            other = (other_model, other_cfg)
+        return reconstructions(model, config, self.split, self.n, self.start, other)
 
     def info_text(self) -> str:
         if self.figure is None:
             return ""
-        losses = " ".join(f"{v:.0f}" for v in self.figure.info["losses"])
-        return f"reconstruction loss per image (nats): {losses}"
+        losses = self.figure.info["losses"]
+        text = f"loss per image: {' '.join(f'{v:.0f}' for v in losses)}  mean {sum(losses) / len(losses):.1f}"
+        if "compare_losses" in self.figure.info:
+            other = self.figure.info["compare_losses"]
+            text += f"  ·  {self.compare}: mean {sum(other) / len(other):.1f}"
+        return text
 
     def action_page(self, delta: int) -> None:
         self.start = max(0, self.start + delta * self.n)
@@ -273,6 +289,22 @@ class ReconstructScreen(ExploreScreen):
 
     def action_split(self) -> None:
         self.split = "valid" if self.split == "test" else "test"
+        self.request()
+
+    def action_compare(self) -> None:
+        """Cycle a second run (same image size) whose reconstructions of the same images form a third row."""
+        mine = self.app.store.open(self.run_name).config().data.size
+        names = []
+        for info in self.app.store.infos():
+            if info.name != self.run_name and info.size == f"{mine[0]}x{mine[1]}":
+                if self.app.store.open(info.name).checkpoint_candidates():
+                    names.append(info.name)
+        if not names:
+            self.notify("no other run with the same image size to compare with", severity="warning")
+            return
+        options = [None] + names
+        i = options.index(self.compare) if self.compare in options else 0
+        self.compare = options[(i + 1) % len(options)]
         self.request()
 
     def action_checkpoint(self) -> None:
@@ -288,3 +320,96 @@ class ReconstructScreen(ExploreScreen):
 
     def default_filename(self) -> str:
         return f"reconstruct-{self.run_name}-{self.split}-{self.start}.png"
+
+
+class DataScreen(ExploreScreen):
+    """The seed's 32 random training images: arrows select, space picks two, their blend appears below."""
+
+    name_ = "data"
+    needs_model = False
+    BINDINGS = [
+        Binding("r", "reroll", "re-roll"),
+        Binding("left", "move(-1)", "←", show=False), Binding("right", "move(1)", "→", show=False),
+        Binding("up", "move(-8)", "↑", show=False), Binding("down", "move(8)", "↓", show=False),
+        Binding("space", "pick", "pick for blend"),
+    ]
+    COLS = 8
+    ALPHAS = (-0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
+
+    def __init__(self, run_name: str, seed: int = 0):
+        super().__init__(run_name)
+        self.seed, self.selected, self.picked = seed, 0, []
+        self.blend = None
+
+    def title_text(self) -> str:
+        return f"[b]32 random training images[/]  seed {self.seed}  [dim]arrows select · space picks two to blend[/]"
+
+    def compute(self, model, config):
+        from vaetui.figures import data_blend, data_grid
+
+        self.data_config = config.data
+        grid = data_grid(config.data, self.seed, 32, self.COLS)
+        if len(self.picked) == 2:
+            i, j = (grid.info["indices"][k] for k in self.picked)
+            self.blend = data_blend(config.data, i, j, self.ALPHAS)
+        else:
+            self.blend = None
+        return grid
+
+    def picture(self):
+        if self.figure is None:
+            return None
+        from PIL import Image, ImageDraw
+
+        img = self.figure.image.copy()
+        n = len(self.figure.info["indices"])
+        tile = (img.width - 2) / self.COLS
+        draw = ImageDraw.Draw(img)
+        for k, colour in [(p, (80, 160, 255)) for p in self.picked] + [(self.selected, (255, 200, 0))]:
+            if k < n:
+                r, c = divmod(k, self.COLS)
+                x0, y0 = round(c * tile), round(r * tile)
+                draw.rectangle([x0, y0, x0 + round(tile) + 1, y0 + round(tile) + 1], outline=colour, width=2)
+        if self.blend is None:
+            return img
+        strip = self.blend.image
+        scale = img.width / strip.width
+        strip = strip.resize((img.width, max(1, round(strip.height * scale))), Image.Resampling.BILINEAR)
+        out = Image.new("RGB", (img.width, img.height + 4 + strip.height), (24, 24, 24))
+        out.paste(img, (0, 0))
+        out.paste(strip, (0, img.height + 4))
+        return out
+
+    def info_text(self) -> str:
+        if self.figure is None:
+            return ""
+        info = self.figure.info
+        idx = info["indices"][self.selected]
+        names = [n for n, on in zip(info["attribute_names"], info["attributes"][self.selected]) if on]
+        text = f"image {idx}: {', '.join(names) or 'no attributes set'}"
+        if self.blend is not None:
+            i, j = self.blend.info["indices"]
+            text += f"   ·  blend α·X{i} + (1−α)·X{j}, α = −0.5 … 1.5"
+        return text
+
+    def action_reroll(self) -> None:
+        self.seed += 1
+        self.picked, self.selected = [], 0
+        self.request()
+
+    def action_move(self, delta: int) -> None:
+        if self.figure is None:
+            return
+        self.selected = max(0, min(len(self.figure.info["indices"]) - 1, self.selected + delta))
+        self.query_one("#ex-info", Quiet).set(self.info_text())
+        self._show()
+
+    def action_pick(self) -> None:
+        if self.selected in self.picked:
+            self.picked.remove(self.selected)
+        else:
+            self.picked = (self.picked + [self.selected])[-2:]
+        self.request()
+
+    def default_filename(self) -> str:
+        return f"data-seed{self.seed}.png"
