@@ -358,6 +358,93 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Metrics of a checkpoint on a split, stored in the run with their protocol."""
+    import json
+
+    from vaetui.data import open_split
+    from vaetui.metrics import evaluate
+
+    run, model, config, path = _explore_model(args)
+    split = open_split(config.data, args.split, progress=_progress_printer())
+    result = evaluate(model, config, split, args.n, args.k, args.seed, progress=_progress_printer())
+    protocol = {"run": run.name, "checkpoint": path.name, "split": args.split, "count": min(args.n, len(split)),
+                "k": args.k, "seed": args.seed}
+    result = {"protocol": protocol, **result}
+    stored = None
+    if not run.read_only:
+        from vaetui.runs import atomic_write_bytes
+
+        name = f"{path.stem.removeprefix('ckpt-')}-{args.split}-n{protocol['count']}-k{args.k}-s{args.seed}.json"
+        stored = run.path / "eval" / name
+        atomic_write_bytes(stored, json.dumps(result, indent=2).encode())
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    pi, pd = result["per_image"], result["per_dim"]
+    print(f"{run.name} ({path.name}) on {protocol['count']} {args.split} images, k={args.k}, seed {args.seed}")
+    print(f"  -ELBO     {pi['neg_elbo']:12.2f} nats/image  = {pd['neg_elbo_nats']:.4f} nats/dim = {pd['neg_elbo_bits']:.4f} bits/dim")
+    print(f"    recon   {pi['recon']:12.2f}    KL {pi['kl']:.2f}")
+    print(f"  IWAE NLL  {pi['iwae_nll']:12.2f} nats/image  = {pd['iwae_nats']:.4f} nats/dim = {pd['iwae_bits']:.4f} bits/dim")
+    print(f"  PSNR {result['psnr']:.2f} dB   SSIM {result['ssim']:.4f}   active units {result['active_units']}/{result['latent']}")
+    ranked = sorted(enumerate(result["kl_per_dim"]), key=lambda t: -t[1])[:8]
+    print("  KL per dim (top): " + ", ".join(f"z{j} {v:.2f}" for j, v in ranked))
+    if "probe_r2" in result:
+        print("  linear probe R² μ -> factor: " + ", ".join(f"{n} {v:.2f}" for n, v in result["probe_r2"].items()))
+    if stored:
+        print(f"  stored in {stored}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    """The seed's learning curves (train and validation loss against iterations), several runs in one figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vaetui.imaging import _atomic_target
+    from vaetui.runs import RunStore
+
+    store = RunStore(args.runs_dir)
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    for name in args.runs:
+        run = store.open(name)
+        events, _ = run.read_events()
+        epochs = [e for e in events if e.get("type") == "epoch"]
+        steps = [e for e in events if e.get("type") == "step"]
+        if not epochs and not steps:
+            raise VaeError(f"run {name} has no metrics yet: train it first")
+        line = None
+        if steps and args.steps:
+            (line,) = ax.plot([e["step"] for e in steps], [e["loss"] for e in steps], alpha=0.35, lw=1,
+                              label=f"{name} train (per step)")
+        if epochs:
+            color = line.get_color() if line else None
+            (line,) = ax.plot([e["step"] for e in epochs], [e["train_loss"] for e in epochs], "-o", ms=3, color=color,
+                              label=f"{name} train")
+            ax.plot([e["step"] for e in epochs], [e["valid_loss"] for e in epochs], "--s", ms=3,
+                    color=line.get_color(), label=f"{name} validation")
+    ax.set_xlabel("Iterations")
+    ax.set_ylabel("Loss per image (nats)")
+    ax.set_title("Learning curves")
+    if args.log_y:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(args.out)
+    tmp = _atomic_target(out)
+    try:
+        fig.savefig(tmp, format=out.suffix.lstrip(".").lower() or "png")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+        plt.close(fig)
+    print(f"wrote {out}: learning curves of {', '.join(args.runs)}")
+    return 0
+
+
 def _add_explore_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", metavar="RUN", help="a run name (see vaetui runs), e.g. demo")
     p.add_argument("--checkpoint", default="best", help="best (default), latest, epoch-N or a path")
@@ -499,6 +586,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", type=int, default=3, help="random pairs, one row each (the seed: 3)")
     p.add_argument("--extrapolate", type=float, default=0.0, metavar="X", help="extend the path by X past both ends")
     p.set_defaults(func=cmd_interpolate)
+
+    p = sub.add_parser("eval", help="metrics of a checkpoint: -ELBO, IWAE bound, bits/dim, PSNR, SSIM, active units")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--checkpoint", default="best")
+    p.add_argument("--split", choices=("train", "valid", "test"), default="test")
+    p.add_argument("--n", type=int, default=1024, help="images (the first N of the split)")
+    p.add_argument("--k", type=int, default=64, help="importance samples for the IWAE bound")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--runs-dir", default=None, metavar="DIR")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("plot", help="write learning curves (train and validation loss) of one or more runs")
+    p.add_argument("runs", metavar="RUN", nargs="+")
+    p.add_argument("--out", required=True, metavar="FILE.png")
+    p.add_argument("--steps", action="store_true", help="also draw the per-step training loss")
+    p.add_argument("--log-y", action="store_true")
+    p.add_argument("--runs-dir", default=None, metavar="DIR")
+    p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("runs", help="list runs: status, settings, best validation loss")
     p.add_argument("--runs-dir", default=None, metavar="DIR")

@@ -1,0 +1,70 @@
+"""Metric values in known relations, on the demo model and on an untrained one; eval and plot files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import torch
+from PIL import Image
+
+from vaetui import explore
+from vaetui.data import open_split
+from vaetui.metrics import evaluate, linear_probe_r2, ssim
+from vaetui.model import ConvVAE
+from vaetui.runs import RunStore
+
+from helpers import tiny_config, train
+
+
+def demo():
+    run = RunStore(include_demo=True).open("demo")
+    model, config, _, _ = explore.load_model(run)
+    return model, config
+
+
+def test_iwae_bound_is_tighter_and_trained_beats_untrained():
+    model, config = demo()
+    split = open_split(config.data, "test")
+    trained = evaluate(model, config, split, count=64, k=32, seed=1)
+    assert trained["per_image"]["iwae_nll"] <= trained["per_image"]["neg_elbo"]
+    torch.manual_seed(0)
+    fresh = ConvVAE.from_config(config).eval()
+    untrained = evaluate(fresh, config, split, count=64, k=4, seed=1)
+    assert untrained["active_units"] == 0 < trained["active_units"] <= config.model.latent
+    assert trained["psnr"] > untrained["psnr"] + 6 and trained["ssim"] > untrained["ssim"]
+    assert abs(sum(trained["kl_per_dim"]) - trained["per_image"]["kl"]) < 1e-3 * max(1.0, trained["per_image"]["kl"])
+    # The code holds the head position and lighting almost linearly (they move every pixel).
+    probes = evaluate(model, config, split, count=512, k=1, seed=1)["probe_r2"]
+    assert probes["head_x"] > 0.8 and probes["lighting"] > 0.8
+    assert np.mean(list(probes.values())) > np.mean(list(evaluate(fresh, config, split, 512, 1, 1)["probe_r2"].values()))
+    again = evaluate(model, config, split, count=64, k=32, seed=1)
+    assert again["per_image"] == trained["per_image"]  # fixed protocol, same numbers
+
+
+def test_ssim_and_probe_basics():
+    x = torch.rand(2, 3, 32, 32)
+    assert abs(ssim(x, x) - 1.0) < 1e-5 and ssim(x, torch.rand(2, 3, 32, 32)) < 0.5
+    f = np.random.default_rng(0).normal(size=(200, 3))
+    assert linear_probe_r2(f, f @ np.array([1.0, -2.0, 0.5])) > 0.999
+    assert linear_probe_r2(f, np.random.default_rng(1).normal(size=200)) < 0.2
+
+
+def test_eval_cli_stores_results_with_protocol_and_plot_writes_png(tmp_path):
+    store = RunStore(tmp_path, include_demo=False)
+    train(store, "a", tiny_config(epochs=2))
+    train(store, "b", tiny_config(epochs=2, latent=3))
+    out = subprocess.run([sys.executable, "-m", "vaetui", "eval", "a", "--runs-dir", str(tmp_path), "--n", "32",
+                          "--k", "4", "--json"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["protocol"] == {"run": "a", "checkpoint": "ckpt-best.pt", "split": "test", "count": 32, "k": 4, "seed": 0}
+    stored = json.loads((tmp_path / "a" / "eval" / "best-test-n32-k4-s0.json").read_text())
+    assert stored == result
+    out = subprocess.run([sys.executable, "-m", "vaetui", "plot", "a", "b", "--runs-dir", str(tmp_path), "--steps",
+                          "--out", str(tmp_path / "curves.png")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    img = Image.open(tmp_path / "curves.png")
+    assert img.size[0] > 400 and len(np.unique(np.asarray(img.convert("RGB")).reshape(-1, 3), axis=0)) > 10
