@@ -68,3 +68,25 @@ def test_eval_cli_stores_results_with_protocol_and_plot_writes_png(tmp_path):
     assert out.returncode == 0, out.stderr
     img = Image.open(tmp_path / "curves.png")
     assert img.size[0] > 400 and len(np.unique(np.asarray(img.convert("RGB")).reshape(-1, 3), axis=0)) > 10
+
+
+def test_latent_figures_on_the_demo():
+    from vaetui import figures
+
+    model, config = demo()
+    mu, logvar, names, attrs = figures.encode_split(model, config, "valid", 256)
+    ranking = figures.latent_ranking(mu, logvar)
+    assert [r["kl"] for r in ranking] == sorted((r["kl"] for r in ranking), reverse=True)
+    assert ranking[0]["active"] and sum(r["active"] for r in ranking) > 0
+    trav = figures.traversal(model, config, mu[0], ranking[0]["dim"], spread=ranking[0]["mu_std"])
+    assert len(trav.frames) == 7
+    first, mid, last = (np.asarray(trav.frames[k], dtype=float) for k in (0, 3, 6))
+    assert np.abs(first - last).mean() > np.abs(mid - mid).mean() + 5  # moving the top dimension changes the face
+    vec = figures.attribute_vector(mu, names, attrs, "Bald")
+    strip = figures.attribute_strip(model, mu[0], vec)
+    assert strip.image.width > strip.image.height
+    # "more Bald" moves μ along the direction that separates bald faces from the others
+    on = torch.from_numpy(attrs[:, names.index("Bald")])
+    assert float(((mu[on] - mu[~on].mean(0)) @ vec).mean()) > 0
+    sc = figures.scatter(mu[:, :3], names, attrs, "Smiling")
+    assert sc.info["count"] == 256 and sc.image.width > sc.image.height

@@ -216,3 +216,53 @@ def _explore_ready(key: str):
 def test_snapshot_explore_screens_on_the_demo(snap_compare, snap_runs, key):
     app = make_app(runs_dir=snap_runs, include_demo=True)
     assert snap_compare(app, terminal_size=(100, 30), run_before=_explore_ready(key))
+
+
+def test_runs_list_sort_mark_compare_rename_delete(tmp_path, monkeypatch):
+    from helpers import tiny_config, train as train_run
+    from vaetui.ui.screens.dialogs import Ask
+    from vaetui.ui.screens.explore import CompareScreen, LatentScreen
+
+    store = RunStore(tmp_path, include_demo=False)
+    train_run(store, "alpha", tiny_config(epochs=2))
+    train_run(store, "beta", tiny_config(epochs=2, latent=3))
+
+    async def scenario():
+        app = make_app(runs_dir=tmp_path, include_demo=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            runs = app.screen
+            await pilot.pause()
+            assert [i.name for i in runs.infos] == ["alpha", "beta"]
+            await pilot.press("o")  # by updated: newest first
+            assert runs.sort_by == "updated" and runs.infos[0].name == "beta"
+            await pilot.press("o", "o", "o", "o")  # best valid, latent, status, and back to name
+            assert runs.sort_by == "name"
+            await pilot.press("space", "space")
+            assert runs.marked == {"alpha", "beta"}
+            await pilot.press("v")
+            await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.figure is not None)
+            cmp = app.screen
+            assert "alpha" in cmp.info_text() and "beta" in cmp.info_text()
+            assert cmp.figure.image.height > 3 * 32  # originals + two runs' rows
+            await pilot.press("u")
+            await wait_for(pilot, lambda: app.screen is runs)
+            runs.query_one("DataTable").move_cursor(row=1)  # beta (latent 3)
+            await pilot.press("z")
+            await wait_for(pilot, lambda: isinstance(app.screen, LatentScreen) and app.screen.figure is not None)
+            assert "active" in app.screen.info_text()
+            await pilot.press("u")
+            await wait_for(pilot, lambda: app.screen is runs)
+            runs.query_one("DataTable").move_cursor(row=0)
+            await pilot.press("m")
+            await wait_for(pilot, lambda: isinstance(app.screen, Ask))
+            app.screen.query_one("Input").value = "gamma"
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: runs.infos and [i.name for i in runs.infos] == ["beta", "gamma"])
+            runs.query_one("DataTable").move_cursor(row=1)
+            await pilot.press("x")
+            await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+            await pilot.press("y")
+            await wait_for(pilot, lambda: [i.name for i in runs.infos] == ["beta"])
+
+    asyncio.run(scenario())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["beta"]

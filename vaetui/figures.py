@@ -30,8 +30,8 @@ def _split(config, split: str):
 def reconstructions(model, config, split: str = "test", n: int = 8, start: int = 0, compare=None) -> Figure:
     """Originals over reconstructions for images start..start+n of a split, with each image's loss.
 
-    compare=(model, config) of a second run adds its reconstructions of the same images
-    as a third row (the seed's latent 3 vs latent 100); its image size must match.
+    compare=(model, config) of a second run (or a list of them) adds its reconstructions of
+    the same images as further rows (the seed's latent 3 vs latent 100); sizes must match.
     """
     data = _split(config, split)
     if not 0 <= start < len(data):
@@ -40,13 +40,15 @@ def reconstructions(model, config, split: str = "test", n: int = 8, start: int =
     x = data.images(idx)
     recon, losses = explore.reconstruct(model, x, config.model.likelihood)
     rows, info = [x, recon], {"indices": idx.tolist(), "losses": losses.tolist(), "split": split}
-    if compare is not None:
-        other, other_cfg = compare
+    others = [] if compare is None else (list(compare) if isinstance(compare, list) else [compare])
+    for other, other_cfg in others:
         if other_cfg.data.size != config.data.size:
             raise VaeError(f"cannot compare: image sizes differ ({other_cfg.data.size} vs {config.data.size})")
         recon2, losses2 = explore.reconstruct(other, x, other_cfg.model.likelihood)
         rows.append(recon2)
-        info["compare_losses"] = losses2.tolist()
+        info.setdefault("compare_losses_all", []).append(losses2.tolist())
+    if others:
+        info["compare_losses"] = info["compare_losses_all"][0]
     return Figure(stack_rows(rows), info)
 
 
@@ -105,3 +107,84 @@ def model_for(run, checkpoint: str = "best", device: str = "cpu"):
         return explore.load_model(run, checkpoint, device)
     finally:
         torch.set_grad_enabled(True)
+
+
+# ---------------------------------------------------------------------------- latent space
+@torch.no_grad()
+def encode_split(model, config, split: str = "valid", count: int = 512):
+    """μ and log σ² of the first `count` images of a split, with their attributes."""
+    data = _split(config, split)
+    count = min(count, len(data))
+    device = next(model.parameters()).device
+    mus, logvars = [], []
+    for start in range(0, count, 128):
+        x = data.images(np.arange(start, min(start + 128, count))).to(device).float() / 255.0
+        mu, logvar = model.encode(x)
+        mus.append(mu.cpu())
+        logvars.append(logvar.cpu())
+    names = list(getattr(data, "attribute_names", []))
+    attrs = data.attributes(np.arange(count)).numpy() if names else np.zeros((count, 0), bool)
+    return torch.cat(mus), torch.cat(logvars), names, attrs
+
+
+def latent_ranking(mu: torch.Tensor, logvar: torch.Tensor) -> list[dict]:
+    """Latent dimensions ranked by mean KL, with the spread of μ and whether each is active."""
+    from vaetui.losses import kl_per_dim
+    from vaetui.metrics import ACTIVE_THRESHOLD
+
+    kl = kl_per_dim(mu, logvar).mean(0)
+    var = mu.var(0) if len(mu) > 1 else torch.zeros(mu.shape[1])
+    rows = [{"dim": j, "kl": float(kl[j]), "mu_std": float(var[j].sqrt()), "active": bool(var[j] > ACTIVE_THRESHOLD)}
+            for j in range(mu.shape[1])]
+    return sorted(rows, key=lambda r: -r["kl"])
+
+
+@torch.no_grad()
+def traversal(model, config, base: torch.Tensor, dim: int, sigmas=(-3, -2, -1, 0, 1, 2, 3), spread: float = 1.0) -> Figure:
+    """Decode base with dimension `dim` moved to base[dim] + s·spread for each s (spread = σ of μ over the data)."""
+    z = base.repeat(len(sigmas), 1)
+    z[:, dim] = base[dim] + torch.tensor(sigmas, dtype=z.dtype) * spread
+    device = next(model.parameters()).device
+    images = model.decode(z.to(device)).cpu()
+    return Figure(grid(images, ncol=len(sigmas)), {"dim": dim, "sigmas": list(sigmas), "spread": spread},
+                  frames=[frame(img) for img in images])
+
+
+def attribute_vector(mu: torch.Tensor, names: list[str], attrs: np.ndarray, attribute: str) -> torch.Tensor:
+    """mean μ of images with the attribute minus mean μ of those without ("more Smiling")."""
+    if attribute not in names:
+        raise VaeError(f"no attribute {attribute!r}; the data has: {', '.join(names) or 'none'}")
+    on = torch.from_numpy(attrs[:, names.index(attribute)])
+    if on.all() or not on.any():
+        raise VaeError(f"attribute {attribute} is {'always' if on.all() else 'never'} set in these images")
+    return mu[on].mean(0) - mu[~on].mean(0)
+
+
+@torch.no_grad()
+def attribute_strip(model, base: torch.Tensor, vector: torch.Tensor, amounts=(-2, -1, 0, 1, 2)) -> Figure:
+    """Decode base + a·vector for each amount a."""
+    z = base[None] + torch.tensor(amounts, dtype=base.dtype)[:, None] * vector[None]
+    images = model.decode(z.to(next(model.parameters()).device)).cpu()
+    return Figure(grid(images, ncol=len(amounts)), {"amounts": list(amounts)})
+
+
+def scatter(mu: torch.Tensor, names: list[str], attrs: np.ndarray, attribute: str | None, size: int = 320) -> Figure:
+    """A scatter of μ's first two dimensions (and a second panel for the third), coloured by an attribute."""
+    from PIL import ImageDraw
+
+    dims = [(0, 1)] + ([(0, 2)] if mu.shape[1] >= 3 else [])
+    img = Image.new("RGB", (size * len(dims) + 8 * (len(dims) - 1), size), (20, 20, 24))
+    draw = ImageDraw.Draw(img)
+    on = attrs[:, names.index(attribute)] if attribute in names else np.zeros(len(mu), bool)
+    for p, (a, b) in enumerate(dims):
+        x, y = mu[:, a].numpy(), mu[:, b].numpy()
+        lo = np.array([x.min(), y.min()])
+        span = np.maximum(np.array([x.max(), y.max()]) - lo, 1e-6)
+        ox = p * (size + 8)
+        draw.rectangle([ox, 0, ox + size - 1, size - 1], outline=(70, 70, 80))
+        for xi, yi, hit in zip(x, y, on):
+            px = ox + 6 + (xi - lo[0]) / span[0] * (size - 12)
+            py = size - 6 - (yi - lo[1]) / span[1] * (size - 12)
+            colour = (255, 170, 40) if hit else (90, 150, 255)
+            draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill=colour)
+    return Figure(img, {"dims": dims, "attribute": attribute, "count": int(len(mu)), "on": int(on.sum())})

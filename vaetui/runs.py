@@ -396,6 +396,32 @@ class RunStore:
         run.write_config(config)
         return run
 
+    def _editable(self, name: str) -> Run:
+        run = self.open(name)
+        if run.read_only:
+            raise RunError(f"run {name} is read-only")
+        holder = run.lock_holder()
+        if holder and holder["alive"]:
+            raise RunError(f"run {name} is being trained by pid {holder['pid']}: stop it first")
+        return run
+
+    def rename(self, name: str, new: str) -> Run:
+        """Rename a run's folder (not while it trains)."""
+        run = self._editable(name)
+        validate_name(new)
+        target = self.root / new
+        if target.exists() or (new == "demo" and self._demo() is not None):
+            raise RunError(f"a run named {new!r} already exists: choose another name")
+        os.rename(run.path, target)
+        return Run(target)
+
+    def delete(self, name: str) -> None:
+        """Delete a run's folder and everything in it (not while it trains)."""
+        import shutil
+
+        run = self._editable(name)
+        shutil.rmtree(run.path)
+
     def infos(self) -> list[RunInfo]:
         """RunInfo for every run, skipping folders that are not runs."""
         out = []

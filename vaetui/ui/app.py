@@ -28,6 +28,7 @@ class VaeApp(App[int]):
         Binding("i", "explore('interpolate')", "interpolate"),
         Binding("r", "explore('reconstruct')", "reconstruct"),
         Binding("d", "explore('data')", "data"),
+        Binding("z", "explore('latent')", "latent"),
         Binding("n", "new_run", "new run", show=False),
         Binding("question_mark", "help", "help"),
         Binding("q", "quit_app", "quit"),
@@ -133,7 +134,8 @@ class VaeApp(App[int]):
             self.notify("no run with a checkpoint yet: train one first (n)", severity="warning")
             return
         screen = {"generate": explore.GenerateScreen, "interpolate": explore.InterpolateScreen,
-                  "reconstruct": explore.ReconstructScreen, "data": explore.DataScreen}[what](name)
+                  "reconstruct": explore.ReconstructScreen, "data": explore.DataScreen,
+                  "latent": explore.LatentScreen}[what](name)
         self._replace_top(screen)
 
     def action_help(self) -> None:

@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Static
+from textual.widgets import Input, Static
 
 from vaetui.ui.state import SERIES, SERIES_LABELS, MonitorState
 from vaetui.ui.widgets.chart import Chart
@@ -32,26 +32,49 @@ class Confirm(ModalScreen[bool]):
         self.dismiss(yes)
 
 
+class Ask(ModalScreen[str | None]):
+    """One line of text (a new run name): enter accepts, escape cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "cancel")]
+
+    def __init__(self, question: str, value: str = ""):
+        super().__init__()
+        self.question, self.value = question, value
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Static(self.question, id="question")
+            yield Input(self.value, id="answer")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
 HELP = """\
 [b]vaetui[/] — train and explore variational autoencoders
 [b]Anywhere[/]
   [b]t[/] train: the monitor (or a new run)   [b]u[/] runs   [b]n[/] new run
-  [b]g[/] generate  [b]i[/] interpolate  [b]r[/] reconstruct  [b]d[/] data  (the highlighted run)
+  [b]g[/] generate [b]i[/] interpolate [b]r[/] reconstruct [b]z[/] latent [b]d[/] data (highlighted run)
   [b]?[/] this help   [b]q[/] quit (asks first while training)
-
 [b]Monitor[/]
   [b]p[/] pause / resume    [b]s[/] stop (saves a checkpoint)
   [b]c[/] checkpoint now    [b]f[/] full chart (1-4 series, l log y)
   [b]←/→ home/end[/] step through the image snapshots
-
-[b]Runs[/]  [b]enter[/] open (monitor)   [b]c[/] continue an interrupted run
-[b]Explore[/]  [b]s[/] save PNG · generate: [b]r[/] re-roll [b][ ][/] seed [b]- +[/] temperature
+[b]Runs[/]  [b]enter[/] monitor [b]c[/] continue [b]o[/] sort [b]m[/] rename [b]x[/] delete
+  [b]space[/] mark runs, [b]v[/] compare them (curves, numbers, reconstructions)
+[b]Explore[/] [b]s[/] save PNG · generate: [b]r[/] re-roll [b][ ][/] seed [b]- +[/] temperature
   interpolate: [b]←/→[/] frames [b]m[/] lerp/slerp [b]x[/] extrapolate [b]a[/] GIF
   reconstruct: [b]←/→[/] pages [b]v[/] valid/test [b]c[/] checkpoints [b]2[/] compare a run
   data: [b]arrows[/] select [b]space[/] pick two to blend [b]r[/] re-roll
-
+  latent: [b]↑/↓[/] dimension [b][ ][/] image [b]a[/] attribute [b]- +[/] amount [b]p[/] scatter
 [b]New run[/]  tab between fields; [b]ctrl+s[/] or Start to begin
-Headless twins: vaetui train | runs | monitor | sample | reconstruct | interpolate | data
+Headless: vaetui train runs monitor sample reconstruct interpolate eval plot
 [dim]escape or ? closes this help[/]"""
 
 

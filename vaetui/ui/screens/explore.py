@@ -413,3 +413,174 @@ class DataScreen(ExploreScreen):
 
     def default_filename(self) -> str:
         return f"data-seed{self.seed}.png"
+
+
+class LatentScreen(ExploreScreen):
+    """What the code holds: dimensions by KL (↑/↓), traversal ±3σ, attribute vectors (a, - +), scatter (p)."""
+
+    name_ = "latent"
+    BINDINGS = [
+        Binding("up", "dim(-1)", "dim-"), Binding("down", "dim(1)", "dim+"),
+        Binding("left_square_bracket", "image(-1)", "image-"), Binding("right_square_bracket", "image(1)", "image+"),
+        Binding("a", "attribute", "attribute"),
+        Binding("minus", "amount(-0.5)", "less"), Binding("plus,equals_sign", "amount(0.5)", "more"),
+        Binding("p", "scatter", "scatter"),
+    ]
+
+    def __init__(self, run_name: str, checkpoint: str = "best"):
+        super().__init__(run_name, checkpoint)
+        self.rank, self.image, self.attr_index, self.amount, self.show_scatter = 0, 0, 0, 1.0, False
+        self.encoded = None
+
+    def title_text(self) -> str:
+        return "[b]latent space[/]  [dim]↑/↓ dimension · [ ] image · a attribute · - + amount · p scatter[/]"
+
+    def compute(self, model, config):
+        from PIL import Image
+
+        from vaetui import figures
+
+        if self.encoded is None:
+            mu, logvar, names, attrs = figures.encode_split(model, config, "valid", 512)
+            self.encoded = (mu, logvar, names, attrs, figures.latent_ranking(mu, logvar))
+        mu, logvar, names, attrs, ranking = self.encoded
+        self.rank = max(0, min(self.rank, len(ranking) - 1))
+        self.image = max(0, min(self.image, len(mu) - 1))
+        row = ranking[self.rank]
+        base = mu[self.image]
+        parts = [figures.traversal(model, config, base, row["dim"], spread=max(row["mu_std"], 1e-3)).image]
+        self.attribute = names[self.attr_index % len(names)] if names else None
+        self.attr_error = ""
+        if self.show_scatter:
+            parts.append(figures.scatter(mu, names, attrs, self.attribute).image)
+        elif self.attribute:
+            try:
+                vec = figures.attribute_vector(mu, names, attrs, self.attribute)
+                amounts = [round(self.amount * k, 2) for k in (-2, -1, 0, 1, 2)]
+                parts.append(figures.attribute_strip(model, base, vec, amounts).image)
+            except VaeError as exc:
+                self.attr_error = str(exc)
+        width = max(p.width for p in parts)
+        out = Image.new("RGB", (width, sum(p.height for p in parts) + 4 * (len(parts) - 1)), (24, 24, 24))
+        y = 0
+        for p in parts:
+            out.paste(p, ((width - p.width) // 2, y))
+            y += p.height + 4
+        return figures.Figure(out, {"ranking": ranking, "row": row})
+
+    def info_text(self) -> str:
+        if self.figure is None:
+            return ""
+        ranking, row = self.figure.info["ranking"], self.figure.info["row"]
+        active = sum(r["active"] for r in ranking)
+        top = " ".join(f"{'*' if r['active'] else ''}z{r['dim']}:{r['kl']:.1f}" for r in ranking[:10])
+        lower = f"[b]{self.attribute}[/] ×{self.amount:g} (−2…+2)" if self.attribute and not self.show_scatter else ""
+        if self.show_scatter:
+            lower = f"scatter of μ coloured by [b]{self.attribute}[/] (orange: has it)"
+        return (f"z{row['dim']} (rank {self.rank + 1}) KL {row['kl']:.2f} σ(μ) {row['mu_std']:.2f} "
+                f"{'active' if row['active'] else 'inactive'} · image {self.image} · {lower} {self.attr_error}\n"
+                f"[dim]active {active}/{len(ranking)} · by KL: {top}[/]")
+
+    def action_dim(self, delta: int) -> None:
+        self.rank += delta
+        self.request()
+
+    def action_image(self, delta: int) -> None:
+        self.image = max(0, self.image + delta)
+        self.request()
+
+    def action_attribute(self) -> None:
+        self.attr_index += 1
+        self.request()
+
+    def action_amount(self, delta: float) -> None:
+        self.amount = max(0.5, min(4.0, self.amount + delta))
+        self.request()
+
+    def action_scatter(self) -> None:
+        self.show_scatter = not self.show_scatter
+        self.request()
+
+
+class CompareScreen(ExploreScreen):
+    """Two or more runs: learning curves overlaid, numbers side by side, reconstructions of the same images."""
+
+    name_ = "compare"
+    BINDINGS = [Binding("left", "page(-1)", "page-"), Binding("right", "page(1)", "page+"),
+                Binding("l", "log", "log y")]
+
+    def __init__(self, run_names: list[str]):
+        super().__init__(run_names[0])
+        self.run_names = run_names
+        self.start = 0
+
+    def compose(self) -> ComposeResult:
+        from vaetui.ui.widgets.chart import Chart
+
+        yield Header()
+        yield Quiet("", id="ex-title")
+        yield Chart(id="cmp-chart")
+        yield Quiet("", id="cmp-table")
+        with Vertical(id="ex-body"):
+            yield picture_class(self.app.image)(None, id="ex-picture")
+        yield Quiet("", id="ex-info")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.sub_title = "compare · " + " vs ".join(self.run_names)
+        self._draw_curves_and_table()
+
+    def title_text(self) -> str:
+        return "[b]validation loss per epoch (lines), numbers, and test reconstructions[/]  [dim]rows: originals, " + \
+            ", ".join(self.run_names) + "[/]"
+
+    def _draw_curves_and_table(self) -> None:
+        from vaetui.ui.widgets.chart import Chart
+
+        colours = ["cyan", "magenta", "yellow", "green", "red", "blue"]
+        lines, cells = [], []
+        for k, name in enumerate(self.run_names):
+            run = self.app.store.open(name)
+            events, _ = run.read_events()
+            epochs = [e for e in events if e.get("type") == "epoch"]
+            lines.append((name, [e["step"] for e in epochs], [e["valid_loss"] for e in epochs], colours[k % 6]))
+            info = run.info()
+            stored = sorted((run.path / "eval").glob("*.json")) if (run.path / "eval").is_dir() else []
+            extra = ""
+            if stored:
+                import json
+
+                r = json.loads(stored[-1].read_text())
+                extra = (f"  PSNR {r['psnr']:.1f}  IWAE {r['per_image']['iwae_nll']:.1f}  "
+                         f"active {r['active_units']}/{r['latent']}")
+            best = "-" if info.best_valid is None else f"{info.best_valid:.1f}"
+            cells.append(f"[{colours[k % 6]}]■[/] [b]{name}[/]  latent {info.latent}  β {info.beta:g}  "
+                         f"epochs {info.epochs_done}/{info.epochs}  best valid {best}{extra}")
+        self.query_one("#cmp-chart", Chart).set_series(lines)
+        self.query_one("#cmp-table", Quiet).set("\n".join(cells))
+
+    def compute(self, model, config):
+        from vaetui.figures import reconstructions
+
+        others = []
+        for name in self.run_names[1:]:
+            _, m, c, _, _ = self.app.models.get(self.app.store, name, "best")
+            others.append((m, c))
+        return reconstructions(model, config, "test", 8, self.start, others)
+
+    def info_text(self) -> str:
+        if self.figure is None:
+            return ""
+        means = [sum(v) / len(v) for v in [self.figure.info["losses"], *self.figure.info.get("compare_losses_all", [])]]
+        return "mean reconstruction loss on these images: " + ", ".join(
+            f"{n} {m:.1f}" for n, m in zip(self.run_names, means))
+
+    def action_page(self, delta: int) -> None:
+        self.start = max(0, self.start + 8 * delta)
+        self.request()
+
+    def action_log(self) -> None:
+        from vaetui.ui.widgets.chart import Chart
+
+        self.query_one("#cmp-chart", Chart).action_toggle_log()

@@ -11,6 +11,9 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from vaetui.errors import VaeError
 from vaetui.runs import RunInfo
+from vaetui.ui.screens.dialogs import Ask, Confirm
+
+SORTS = ("name", "updated", "best valid", "latent", "status")
 
 COLUMNS = ("run", "preset", "data", "size", "latent", "β", "epochs", "best valid", "status", "updated")
 
@@ -22,6 +25,11 @@ class RunsScreen(Screen[None]):
         Binding("enter", "open", "open", priority=True),
         Binding("c", "resume", "continue"),
         Binding("n", "app.new_run", "new run"),
+        Binding("o", "sort", "sort"),
+        Binding("space", "mark", "mark"),
+        Binding("v", "compare", "compare marked"),
+        Binding("m", "rename", "rename"),
+        Binding("x", "delete", "delete"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -35,6 +43,8 @@ class RunsScreen(Screen[None]):
         table = self.query_one(DataTable)
         table.add_columns(*COLUMNS)
         self.infos: list[RunInfo] | None = None
+        self.sort_by = "name"
+        self.marked: set[str] = set()
         self.refresh_runs()
         self._timer = self.set_interval(3.0, self.refresh_runs)
         table.focus()
@@ -53,19 +63,26 @@ class RunsScreen(Screen[None]):
         if self.infos is not None and [i.to_json() for i in infos] == [i.to_json() for i in self.infos]:
             return
         row = table.cursor_row
+        key = {"updated": lambda i: -i.updated, "name": lambda i: i.name,
+               "best valid": lambda i: (i.best_valid is None, i.best_valid or 0.0), "latent": lambda i: i.latent,
+               "status": lambda i: i.status}[self.sort_by]
+        infos = sorted(infos, key=key)
         self.infos = infos
         table.clear()
         for i in infos:
+            mark = "● " if i.name in self.marked else ""
             table.add_row(
-                i.name + (" (demo)" if i.read_only else ""), i.preset, i.data, i.size, str(i.latent), f"{i.beta:g}",
+                mark + i.name + (" (demo)" if i.read_only else ""), i.preset, i.data, i.size, str(i.latent), f"{i.beta:g}",
                 f"{i.epochs_done}/{i.epochs}", "-" if i.best_valid is None else f"{i.best_valid:.2f}", i.status,
                 time.strftime("%m-%d %H:%M", time.localtime(i.updated)), key=i.name,
             )
         if infos:
             table.move_cursor(row=min(row, len(infos) - 1))
-        hint = (f"{len(infos)} runs in {self.app.store.root}" if infos
+        hint = (f"{len(infos)} runs in {self.app.store.root}, by {self.sort_by}" if infos
                 else f"no runs yet in {self.app.store.root}: press n to start one")
-        self.query_one("#runs-hint", Static).update(f"[dim]{hint} · enter open · c continue training · g/i/r explore · n new run[/]", layout=False)
+        marked = f" · {len(self.marked)} marked: v compares" if self.marked else ""
+        self.query_one("#runs-hint", Static).update(
+            f"[dim]{hint}{marked} · enter open · c continue · space mark · g/i/r/z explore · n new[/]", layout=False)
 
     def selected_name(self) -> str | None:
         info = self._selected()
@@ -103,3 +120,69 @@ class RunsScreen(Screen[None]):
     def action_refresh(self) -> None:
         self.infos = None
         self.refresh_runs()
+
+    def action_sort(self) -> None:
+        self.sort_by = SORTS[(SORTS.index(self.sort_by) + 1) % len(SORTS)]
+        self.action_refresh()
+
+    def action_mark(self) -> None:
+        info = self._selected()
+        if info:
+            self.marked.symmetric_difference_update({info.name})
+            self.action_refresh()
+            table = self.query_one(DataTable)
+            table.move_cursor(row=min(table.cursor_row + 1, len(self.infos) - 1))
+
+    def action_compare(self) -> None:
+        names = [i.name for i in self.infos or [] if i.name in self.marked]
+        usable = [n for n in names if self.app.store.open(n).checkpoint_candidates()]
+        if len(usable) < 2:
+            self.notify("mark two or more runs with checkpoints (space), then v", severity="warning")
+            return
+        from vaetui.ui.screens.explore import CompareScreen
+
+        self.app.push_screen(CompareScreen(usable))
+
+    def _editable(self) -> RunInfo | None:
+        info = self._selected()
+        if info is None:
+            return None
+        if info.read_only or info.status == "running":
+            self.notify(f"{info.name} is {'read-only' if info.read_only else 'running'}", severity="warning")
+            return None
+        return info
+
+    def action_rename(self) -> None:
+        info = self._editable()
+        if info is None:
+            return
+
+        def done(new: str | None) -> None:
+            if not new or new == info.name:
+                return
+            try:
+                self.app.store.rename(info.name, new)
+            except VaeError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            self.marked.discard(info.name)
+            self.action_refresh()
+
+        self.app.push_screen(Ask(f"New name for run {info.name}:", info.name), done)
+
+    def action_delete(self) -> None:
+        info = self._editable()
+        if info is None:
+            return
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                try:
+                    self.app.store.delete(info.name)
+                except VaeError as exc:
+                    self.notify(str(exc), severity="error")
+                    return
+                self.marked.discard(info.name)
+                self.action_refresh()
+
+        self.app.push_screen(Confirm(f"Delete run {info.name} and all its checkpoints? This cannot be undone."), done)
