@@ -507,12 +507,13 @@ class CompareScreen(ExploreScreen):
 
     name_ = "compare"
     BINDINGS = [Binding("left", "page(-1)", "page-"), Binding("right", "page(1)", "page+"),
-                Binding("l", "log", "log y")]
+                Binding("l", "log", "log y"), Binding("e", "per_step", "per epoch/step")]
 
     def __init__(self, run_names: list[str]):
         super().__init__(run_names[0])
         self.run_names = run_names
         self.start = 0
+        self.per_step = False
 
     def compose(self) -> ComposeResult:
         from vaetui.ui.widgets.chart import Chart
@@ -532,7 +533,8 @@ class CompareScreen(ExploreScreen):
         self._draw_curves_and_table()
 
     def title_text(self) -> str:
-        return "[b]validation loss per epoch (lines), numbers, and test reconstructions[/]  [dim]rows: originals, " + \
+        what = "training loss per step" if self.per_step else "train (dim) and validation loss per epoch"
+        return f"[b]{what}, numbers, test reconstructions[/]  [dim]e per epoch/step · rows: originals, " + \
             ", ".join(self.run_names) + "[/]"
 
     def _draw_curves_and_table(self) -> None:
@@ -544,7 +546,14 @@ class CompareScreen(ExploreScreen):
             run = self.app.store.open(name)
             events, _ = run.read_events()
             epochs = [e for e in events if e.get("type") == "epoch"]
-            lines.append((name, [e["step"] for e in epochs], [e["valid_loss"] for e in epochs], colours[k % 6]))
+            colour = colours[k % 6]
+            if self.per_step:
+                steps = [e for e in events if e.get("type") == "step"]
+                lines.append((f"{name} train/step", [e["step"] for e in steps], [e["loss"] for e in steps], colour))
+            else:
+                lines.append((f"{name} valid", [e["step"] for e in epochs], [e["valid_loss"] for e in epochs], colour))
+                lines.append((f"{name} train", [e["step"] for e in epochs], [e["train_loss"] for e in epochs],
+                              f"dim {colour}"))
             info = run.info()
             stored = sorted((run.path / "eval").glob("*.json")) if (run.path / "eval").is_dir() else []
             extra = ""
@@ -579,6 +588,10 @@ class CompareScreen(ExploreScreen):
     def action_page(self, delta: int) -> None:
         self.start = max(0, self.start + 8 * delta)
         self.request()
+
+    def action_per_step(self) -> None:
+        self.per_step = not self.per_step
+        self._draw_curves_and_table()
 
     def action_log(self) -> None:
         from vaetui.ui.widgets.chart import Chart
