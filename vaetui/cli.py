@@ -190,6 +190,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from vaetui.events import FailedEvent, FinishedEvent
     from vaetui.runs import RunStore
 
+    from vaetui import distributed
+
+    world = distributed.init(args.device or "auto")
     store = RunStore(args.runs_dir)
     if args.resume:
         run = store.open(args.resume)
@@ -205,10 +208,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         if changed:
             raise ConfigError("resume", "a resumed run keeps its model, data and optimiser settings; drop "
                               f"{', '.join('--' + k.replace('_', '-') for k in changed)} or start a new run")
-        run.write_config(cfg)
+        distributed.broadcast(None, world)  # every rank has read the config before rank 0 rewrites it
+        if world.main:
+            run.write_config(cfg)
     else:
         cfg = build_train_config(args)
-        run = store.create(cfg, args.name)
+        created = None
+        if world.main:
+            try:
+                created = store.create(cfg, args.name).name
+            except VaeError as exc:
+                created = exc
+        created = distributed.broadcast(created, world)  # one run, named by rank 0
+        if isinstance(created, VaeError):
+            raise created
+        run = store.open(created)
     control = Control()
 
     def on_signal(signum, _frame):
@@ -217,13 +231,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         events = Trainer(cfg, run, resume=bool(args.resume)).run(control)
-        if args.log_format == "json":
+        if not world.main:
+            last = None
+            for last in events:  # rank 0 reports for everyone
+                pass
+        elif args.log_format == "json":
             last = print_json_events(events)
         else:
             last = print_progress(events, cfg.train.epochs)
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
+        distributed.shutdown(world)
     if isinstance(last, FailedEvent):
         print(f"vaetui: error: {last.error}", file=sys.stderr)
         return 1

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from vaetui.config import RunConfig
+from vaetui import distributed
 from vaetui.data import open_split
 from vaetui.errors import CheckpointError, DataError, VaeError
 from vaetui.events import (
@@ -109,6 +110,7 @@ class Trainer:
         self.store = run
         self.resume = resume
         self.model: ConvVAE | None = None
+        self.world = distributed.current()  # under torchrun: rank 0 alone writes the run
 
     # ------------------------------------------------------------------ public
     def run(self, control: Control | None = None) -> Iterator[Event]:
@@ -116,7 +118,7 @@ class Trainer:
         control = control or Control()
         warning = None
         try:
-            warning = self.store.acquire_lock()
+            warning = self.store.acquire_lock() if self.world.main else None
         except VaeError as exc:
             yield FailedEvent(step=0, error=str(exc))
             return
@@ -131,12 +133,31 @@ class Trainer:
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             yield self._log(FailedEvent(step=getattr(self, "step", 0), error=detail))
         finally:
-            self.store.release_lock()
+            if self.world.main:
+                self.store.release_lock()
 
     # ------------------------------------------------------------------ setup
     def _log(self, event: Event) -> Event:
-        self.store.append_event(event.to_json())
+        if self.world.main:
+            self.store.append_event(event.to_json())
         return event
+
+    def _any(self, flag: bool) -> bool:
+        """True on every rank when it is true on any (a stop request, a non-finite loss): ranks never diverge."""
+        if not self.world.distributed:
+            return flag
+        import torch.distributed as dist
+
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item() > 0)
+
+    def _sum(self, t: torch.Tensor) -> torch.Tensor:
+        if self.world.distributed:
+            import torch.distributed as dist
+
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return t
 
     def _setup(self) -> None:
         cfg = self.config
@@ -144,6 +165,12 @@ class Trainer:
         if tc.threads:
             torch.set_num_threads(tc.threads)  # per thread: this is the training thread
         self.device = resolve_device(tc.device)
+        if self.world.distributed and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.world.local_rank)
+        if tc.batch_size % self.world.size:
+            raise VaeError(f"--batch-size {tc.batch_size} does not split evenly over {self.world.size} processes: "
+                           f"use a multiple of {self.world.size}")
+        self.local_batch = tc.batch_size // self.world.size
         if tc.precision == "fp16" and self.device.type != "cuda":
             raise VaeError("--precision fp16 needs CUDA; use --precision bf16 on the CPU")
         if self.device.type == "cuda":
@@ -164,12 +191,22 @@ class Trainer:
         # the seed network, fp32), and cuDNN's tensor-core kernels want it too.
         self.model = ConvVAE.from_config(cfg).to(self.device, memory_format=torch.channels_last)
         self.forward = self.model
+        if self.world.distributed:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            if self.device.type == "cuda":
+                # Statistics over the global batch, as one process would see it; on CPU (gloo) SyncBatchNorm
+                # is not available, so each rank normalises over its own share of the batch.
+                self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+                self.forward = DDP(self.model, device_ids=[self.device.index])
+            else:
+                self.forward = DDP(self.model)
         if tc.compile:
-            self.forward = torch.compile(self.model)
+            self.forward = torch.compile(self.forward)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr)
         self.scaler = torch.amp.GradScaler("cuda", enabled=tc.precision == "fp16")
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(tc.precision)
-        self.noise = torch.Generator(device=self.device).manual_seed(tc.seed + 17)
+        self.noise = torch.Generator(device=self.device).manual_seed(tc.seed + 17 + 7919 * self.world.rank)
         self.dims = 3 * cfg.data.size[0] * cfg.data.size[1]
         n_preview = min(PREVIEW_IMAGES, len(self.valid_split))
         self.preview = self.valid_split.images(np.arange(n_preview))
@@ -211,7 +248,10 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        self.noise.set_state(state["noise_rng"].cpu())
+        if self.world.rank == 0:
+            self.noise.set_state(state["noise_rng"].cpu())
+        else:  # the checkpoint holds rank 0's noise; the others continue from a seed of (rank, step)
+            self.noise.manual_seed(self.config.train.seed + 17 + 7919 * self.world.rank + int(state["step"]))
         self.step = int(state["step"])
         self.lr_scale = float(state.get("lr_scale", 1.0))
         self.best_valid = float(state.get("best_valid", math.inf))
@@ -224,6 +264,8 @@ class Trainer:
         return all(bool(torch.isfinite(t).all()) for t in self.model.state_dict().values() if t.is_floating_point())
 
     def _save(self, label: str) -> Iterator[Event]:
+        if not self.world.main:
+            return
         if not self._weights_finite():
             yield WarningEvent(step=self.step, message=f"not saving ckpt-{label}: the weights are not finite")
             return
@@ -246,7 +288,8 @@ class Trainer:
                 yield WarningEvent(step=0, message=f"skipped a damaged checkpoint: {w}")
             if state is not None:
                 self._restore(state)
-                self.store.truncate_events_after(self.step)
+                if self.world.main:
+                    self.store.truncate_events_after(self.step)
                 resumed = True
         yield StartedEvent(
             step=self.step, run=self.store.name, device=str(self.device), parameters=parameter_count(self.model),
@@ -288,7 +331,7 @@ class Trainer:
                 window_t0 = time.perf_counter()
                 window.zero_()
                 window_n = 0
-            if control.stop_requested.is_set():
+            if self._any(control.stop_requested.is_set()):
                 yield from self._save("latest")
                 yield FinishedEvent(step=self.step, epoch=self.step // spe, reason="stopped")
                 return
@@ -296,14 +339,18 @@ class Trainer:
             epoch, b = divmod(self.step, spe)
             if order_epoch != epoch:
                 order, order_epoch = epoch_order(len(self.train_split), tc.seed, epoch), epoch
-            idx = np.sort(order[b * bs : (b + 1) * bs].numpy())  # sorted reads are faster; the batch is a set
+            batch = order[b * bs : (b + 1) * bs]
+            if self.world.distributed:  # this rank's share of the global batch
+                lb = self.local_batch
+                batch = batch[self.world.rank * lb : (self.world.rank + 1) * lb]
+            idx = np.sort(batch.numpy())  # sorted reads are faster; the batch is a set
             x = to_float(self.train_split.images(idx), device, non_blocking)
             beta = beta_at(self.step, tc.beta, tc.kl_warmup)
 
             with self._autocast():
                 out = self.forward(x, self.noise)
             terms = vae_loss(out.logits, x, out.mu, out.logvar, beta, self.config.model.likelihood)
-            if not bool(torch.isfinite(terms.loss)):
+            if self._any(not bool(torch.isfinite(terms.loss))):
                 self.nonfinite_total += 1
                 in_a_row += 1
                 opt.zero_grad(set_to_none=True)
@@ -328,6 +375,10 @@ class Trainer:
             self.step += 1
 
             if self.step % tc.log_every == 0 or self.step % spe == 0 or self.step == self.total_steps:
+                if self.world.distributed:
+                    window = self._sum(torch.cat([window, window.new_tensor([window_n])]))
+                    window_n = int(window[3].item())
+                    window = window[:3]
                 loss_s, recon_s, kl_s = window.tolist()  # the one read-back per log interval
                 es = self.epoch_sums
                 self.epoch_sums = [es[0] + loss_s, es[1] + recon_s, es[2] + kl_s, es[3] + window_n]
@@ -345,7 +396,7 @@ class Trainer:
                 window.zero_()
                 window_n, window_t0 = 0, time.perf_counter()
 
-            if self.step % tc.image_every == 0 or self.step == 1:
+            if (self.step % tc.image_every == 0 or self.step == 1) and self.world.main:
                 yield self._images()
             if self.step % spe == 0:
                 yield from self._end_epoch(self.step // spe)
@@ -355,7 +406,7 @@ class Trainer:
         if self.step % spe != 0:
             yield from self._save("latest")
         reason = "completed" if self.step >= tc.epochs * spe else "max_steps"
-        if self.step % tc.image_every != 0:
+        if self.step % tc.image_every != 0 and self.world.main:
             yield self._images()
         yield FinishedEvent(step=self.step, epoch=self.step // spe, reason=reason)
 
@@ -416,7 +467,8 @@ class Trainer:
         yield EpochEvent(step=self.step, epoch=epoch, train_loss=es[0] / n, valid_loss=v["loss"],
                          train_recon=es[1] / n, train_kl=es[2] / n, best=best)
         yield from self._save(f"epoch-{epoch}")
-        self.store.prune_epoch_checkpoints(self.config.train.keep_last)
+        if self.world.main:
+            self.store.prune_epoch_checkpoints(self.config.train.keep_last)
         if best:
             yield from self._save("best")
         yield from self._save("latest")

@@ -1,0 +1,88 @@
+"""Distributed training through PyTorch's own engine: torchrun starts the processes, DDP syncs gradients.
+
+    torchrun --nproc-per-node N -m vaetui train ...
+
+torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; `init()` joins the process group (gloo
+on CPU, nccl on CUDA). Rank 0 alone writes the run (metrics, checkpoints, snapshots).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class World:
+    """Where this process stands: rank, world size, local rank, backend ('' when not distributed)."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+    backend: str = ""
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+SINGLE = World()
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init(device: str = "auto") -> World:
+    """Join the process group torchrun set up; a single process when not launched by torchrun."""
+    if not launched_by_torchrun():
+        return SINGLE
+    import torch
+    import torch.distributed as dist
+
+    rank, size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    backend = "nccl" if use_cuda else "gloo"
+    if use_cuda:
+        torch.cuda.set_device(local)
+    if not dist.is_initialized():
+        # A rank that dies makes torchrun stop the others; the timeout bounds a hang if it cannot.
+        dist.init_process_group(backend, timeout=datetime.timedelta(minutes=10))
+    return World(rank, size, local, backend)
+
+
+def current() -> World:
+    """The World of an already initialised process group (SINGLE otherwise)."""
+    try:
+        import torch.distributed as dist
+    except ImportError:
+        return SINGLE
+    if not (dist.is_available() and dist.is_initialized()):
+        return SINGLE
+    return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), dist.get_backend())
+
+
+def broadcast(value: Any, world: World) -> Any:
+    """Rank 0's value on every rank (a run name, an error)."""
+    if not world.distributed:
+        return value
+    import torch.distributed as dist
+
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def shutdown(world: World) -> None:
+    if world.distributed:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
