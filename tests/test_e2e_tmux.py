@@ -11,15 +11,12 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
-
 from vaetui.runs import RunStore
-
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (.ci/run installs it)")
 
 
 class Tmux:
     def __init__(self, cwd: Path, width: int = 100, height: int = 30):
+        assert shutil.which("tmux"), "the end-to-end test needs tmux: apt-get install tmux (.ci/run does)"
         self.name = f"vaetui-{uuid.uuid4().hex[:8]}"
         self.socket = ["-L", self.name]
         subprocess.run(["tmux", *self.socket, "new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height),

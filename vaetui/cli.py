@@ -422,7 +422,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from vaetui.imaging import _atomic_target
+    from vaetui.imaging import atomic_target
     from vaetui.runs import RunStore
 
     store = RunStore(args.runs_dir)
@@ -453,7 +453,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     ax.legend(fontsize=8)
     fig.tight_layout()
     out = Path(args.out)
-    tmp = _atomic_target(out)
+    tmp = atomic_target(out)
     try:
         fig.savefig(tmp, format=out.suffix.lstrip(".").lower() or "png")
         os.replace(tmp, out)

@@ -46,7 +46,8 @@ def frame(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(to_uint8(image).permute(1, 2, 0).numpy())
 
 
-def _atomic_target(path: Path):
+def atomic_target(path: Path) -> Path:
+    """A fresh temporary file beside path, to be renamed onto it when complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
@@ -58,7 +59,7 @@ def save_image(image: Image.Image, path: str | Path) -> Path:
     path = Path(path)
     if path.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".bmp"):
         raise VaeError(f"cannot write {path}: use a .png, .jpg or .webp file name")
-    tmp = _atomic_target(path)
+    tmp = atomic_target(path)
     try:
         image.save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
         os.replace(tmp, path)
@@ -73,7 +74,7 @@ def save_gif(frames: Sequence[Image.Image], path: str | Path, duration_ms: int =
     frames = list(frames)
     if bounce and len(frames) > 2:
         frames = frames + frames[-2:0:-1]
-    tmp = _atomic_target(path)
+    tmp = atomic_target(path)
     try:
         frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=duration_ms, loop=0)
         os.replace(tmp, path)
