@@ -9,6 +9,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from rich.text import Text
+from textual.widget import Widget
 from textual.widgets import Footer, Header, RichLog, Sparkline, Static
 
 from vaetui.console import format_duration
@@ -42,6 +44,7 @@ def bar_text(done: int, total: int, width: int) -> str:
     return f"[$primary]{'━' * full}{head}[/][dim]{'─' * rest}[/] {frac * 100:3.0f}%"
 
 
+
 class Quiet(Static):
     """A Static that redraws only when its text really changes: every repaint costs bytes over SSH."""
 
@@ -51,6 +54,22 @@ class Quiet(Static):
         if text != self._last:
             self._last = text
             self.update(text, layout=False)  # fixed-size in the CSS: no relayout, only this region is resent
+
+
+class TextBar(Widget):
+    """A progress bar drawn as text at its own width; repainted only when its value changes."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._value = (0, 1)
+
+    def set(self, done: int, total: int) -> None:
+        if (done, total) != self._value:
+            self._value = (done, total)
+            self.refresh()
+
+    def render(self) -> Text:
+        return Text.from_markup(bar_text(*self._value, self.size.width).replace("$primary", "dodger_blue2"))
 
 
 class EventLog(RichLog, can_focus=False):
@@ -111,9 +130,9 @@ class MonitorScreen(Screen[None]):
         yield Quiet("", id="status")
         with Horizontal(id="bars"):
             yield Static("epoch", classes="barlabel")
-            yield Quiet("", id="epochbar", classes="bar")
+            yield TextBar(id="epochbar", classes="bar")
             yield Static("run", classes="barlabel")
-            yield Quiet("", id="runbar", classes="bar")
+            yield TextBar(id="runbar", classes="bar")
         with Horizontal(id="body"):
             with Vertical(id="left"):
                 for key in SERIES:
@@ -161,9 +180,8 @@ class MonitorScreen(Screen[None]):
         self._update_status()
         last = s.last
         spe = max(s.steps_per_epoch, 1)
-        epoch_bar, run_bar = self.query_one("#epochbar", Quiet), self.query_one("#runbar", Quiet)
-        epoch_bar.set(bar_text(last.epoch_step if last else 0, spe, epoch_bar.size.width))
-        run_bar.set(bar_text(last.step if last else 0, s.total_steps, run_bar.size.width))
+        self.query_one("#epochbar", TextBar).set(last.epoch_step if last else 0, spe)
+        self.query_one("#runbar", TextBar).set(last.step if last else 0, s.total_steps)
         for key in SERIES:
             spark = self.query_one(f"#spark-{key}", Sparkline)
             data = _tail(s.series[key].ys)
