@@ -266,3 +266,33 @@ def test_runs_list_sort_mark_compare_rename_delete(tmp_path, monkeypatch):
 
     asyncio.run(scenario())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["beta"]
+
+
+def test_monitor_follows_a_run_trained_by_another_process(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "vaetui", "train", "--preset", "tiny", "--epochs", "400",
+                             "--threads", "1", "--runs-dir", str(tmp_path), "--name", "elsewhere", "--log-format", "json"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        async def scenario():
+            deadline = time.monotonic() + 60
+            while not (tmp_path / "elsewhere" / "metrics.jsonl").exists() and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            app = make_app(runs_dir=tmp_path, include_demo=False, monitor="elsewhere")
+            async with app.run_test(size=(100, 30)) as pilot:
+                await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen))
+                state = app.screen.session.state
+                await wait_for(pilot, lambda: state.step > 0)
+                first = state.step
+                await wait_for(pilot, lambda: state.step > first + 4)  # it keeps following
+                assert state.status == "running"
+                assert "running elsewhere" in str(app.screen.query_one("#status").render())
+                proc.terminate()  # SIGTERM: the trainer saves and finishes
+                await wait_for(pilot, lambda: state.status in ("stopped", "finished"))
+
+        asyncio.run(scenario())
+    finally:
+        proc.kill()
+        proc.wait()
