@@ -64,7 +64,6 @@ def matmul_peak(threads: int) -> float:
 # ----------------------------------------------------------------------------- seed loop
 def seed_worker(root: str, size: tuple[int, int], steps: int, threads: int) -> dict:
     import torch
-    import torch.nn as nn
     import torch.nn.functional as nnF
     from PIL import Image
     from torch.utils.data import DataLoader, Dataset

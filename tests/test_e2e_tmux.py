@@ -85,7 +85,7 @@ def test_train_pause_quit_and_resume_in_tmux(tmp_path):
     out = subprocess.run([sys.executable, "-m", "vaetui", "train", "--resume", name, "--runs-dir", str(tmp_path / "runs"),
                           "--max-steps", str(info.step + 2), "--log-format", "json"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert f'"resumed": true' in out.stdout and f'"step": {info.step}' in out.stdout
+    assert '"resumed": true' in out.stdout and f'"step": {info.step}' in out.stdout
 
 
 def test_piped_vaetui_says_it_needs_a_terminal(tmp_path):

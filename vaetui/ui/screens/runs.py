@@ -78,7 +78,7 @@ class RunsScreen(Screen[None]):
             )
         if infos:
             table.move_cursor(row=min(row, len(infos) - 1))
-        hint = (f"{len(infos)} runs in {self.app.store.root}, by {self.sort_by}" if infos
+        hint = (f"{len(infos)} run{'s' if len(infos) != 1 else ''} in {self.app.store.root}, by {self.sort_by}" if infos
                 else f"no runs yet in {self.app.store.root}: press n to start one")
         marked = f" · {len(self.marked)} marked: v compares" if self.marked else ""
         self.query_one("#runs-hint", Static).update(
