@@ -102,7 +102,7 @@ def main() -> None:
     term.wait_for(b"img/s", timeout=120)
     latencies = []
     term.read(2.0)
-    for _ in range(15):
+    for _ in range(40):
         term.buf = b""
         t0 = time.monotonic()
         term.send(b"?")
@@ -111,9 +111,10 @@ def main() -> None:
         latencies.append(time.monotonic() - t0)
         term.send(b"\x1b")
         term.read(0.6)
-    before, t0 = term.total, time.monotonic()
-    term.read(15.0)
+    before, t0, wall0 = term.total, time.monotonic(), time.time()
+    term.read(30.0)  # following the run, no keys: what a person watching pays over SSH
     live_rate = (term.total - before) / (time.monotonic() - t0)
+    live_window = (wall0, time.time())
     term.send(b"p")
     term.read(2.0)
     before, t0 = term.total, time.monotonic()
@@ -127,12 +128,12 @@ def main() -> None:
     term.read(1.0)
     os.kill(term.pid, 9)
 
-    def speeds(path: Path) -> float:
+    def speeds(path: Path, window=None) -> float:
         rates = [e["images_per_s"] for e in map(json.loads, path.read_text().splitlines())
-                 if e["type"] == "step" and e["step"] > 20]
+                 if e["type"] == "step" and e["step"] > 20 and (window is None or window[0] <= e["time"] <= window[1])]
         return len(rates) / sum(1 / r for r in rates)
 
-    tui_speed = speeds(run.metrics_path)
+    tui_speed = speeds(run.metrics_path, live_window)
     subprocess.run([vaetui, "train", "--preset", "faces64", "--max-steps", str(args.steps), "--image-every", "25",
                     "--threads", str(args.threads), "--runs-dir", str(tmp / "runs"), "--name", "headless",
                     "--log-format", "json"], env=env, capture_output=True, check=True)
@@ -141,7 +142,7 @@ def main() -> None:
     p95 = lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))]
     print(f"terminal {COLS}x{ROWS}, faces64, {args.threads} threads")
     print(f"  time to first frame:                 {first_frame * 1000:7.0f} ms   (target < 500 ms)")
-    print(f"  training in the TUI vs headless:     {tui_speed:7.0f} vs {headless_speed:.0f} images/s = "
+    print(f"  training in the TUI (while followed) vs headless: {tui_speed:.0f} vs {headless_speed:.0f} images/s = "
           f"{100 * tui_speed / headless_speed:.0f}%   (target >= 90%)")
     print(f"  key to screen while training:        p50 {statistics.median(lat) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms"
           f"   (target p95 < 50 ms)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from PIL import Image as PILImage
 
@@ -69,8 +70,14 @@ class TrainingSession(Session):
         pending: list[Event] = []
         picture = None
         last_post = 0.0
+        frozen = False
         try:
             for event in Trainer(self.config, self.run, resume=self.resume).run(self.control):
+                if not frozen:
+                    # torch and the trainer are loaded now: move their objects out of the GC's reach, or every
+                    # full collection walks them all and stalls the UI thread for ~200 ms.
+                    gc.freeze()
+                    frozen = True
                 if isinstance(event, ImagesEvent) and event.reconstructions is not None:
                     picture = stack_rows([event.originals, event.reconstructions, event.samples])  # composed here, off the UI thread
                     event.originals = event.reconstructions = event.samples = None

@@ -34,6 +34,9 @@ class ModelCache:
 
             run = store.open(run_name)
             self._models[key] = (run, *model_for(run, checkpoint))
+            import gc
+
+            gc.freeze()  # torch is loaded now: keep full collections from walking its objects
         return self._models[key]
 
 

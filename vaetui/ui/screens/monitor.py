@@ -21,7 +21,7 @@ from vaetui.ui.widgets.picture import picture_class
 
 SPARK_POINTS = 120
 REDRAW_EVERY_S = 1.0  # what a person reads at a glance; each redraw costs bytes over SSH
-PICTURE_EVERY_S = 10.0  # a new picture is the most expensive redraw: at most this often while following
+PICTURE_EVERY_S = 12.0  # a new picture is the most expensive redraw: at most this often while following
 SHORT_LABELS = {"loss": "total", "recon": "recon", "kl": "KL", "valid": "valid"}
 PREVIEW_COLUMNS = 8  # the engine's preview batch: images per row of a snapshot
 QUIET_AFTER_S = 60.0
