@@ -18,7 +18,7 @@ from textual.worker import get_current_worker
 
 from vaetui.errors import VaeError
 from vaetui.ui.screens.monitor import Quiet
-from vaetui.ui.widgets.picture import picture_class
+from vaetui.ui.widgets.picture import fit_picture, picture_class
 
 
 class ModelCache:
@@ -38,18 +38,6 @@ class ModelCache:
 
             gc.freeze()  # torch is loaded now: keep full collections from walking its objects
         return self._models[key]
-
-
-def fit_picture(widget, image, box_cols: int, box_rows: int) -> None:
-    """Size the picture widget to the image's aspect inside box (half blocks: 1 cell = 1x2 pixels)."""
-    if image is None or box_cols < 4 or box_rows < 2:
-        return
-    aspect = image.width / image.height
-    cols, rows = box_cols, round(box_cols / aspect / 2)
-    if rows > box_rows:
-        rows, cols = box_rows, round(box_rows * 2 * aspect)
-    widget.styles.width, widget.styles.height = max(cols, 1), max(rows, 1)
-    widget.image = image
 
 
 class ExploreScreen(Screen[None]):

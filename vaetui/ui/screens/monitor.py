@@ -17,7 +17,7 @@ from vaetui.console import format_duration
 from vaetui.ui.screens.dialogs import ChartScreen, Confirm
 from vaetui.ui.session import Session, TailSession, TrainingSession
 from vaetui.ui.state import SERIES, SERIES_LABELS
-from vaetui.ui.widgets.picture import picture_class
+from vaetui.ui.widgets.picture import fit_picture, picture_class
 
 SPARK_POINTS = 120
 REDRAW_EVERY_S = 1.0  # what a person reads at a glance; each redraw costs bytes over SSH
@@ -277,16 +277,7 @@ class MonitorScreen(Screen[None]):
         tile = (picture.width - 2) / n
         keep = max(2, min(n, int(cols_avail // 14)))  # at least ~12 cells per face
         picture = picture.crop((0, 0, round(2 + keep * tile), picture.height))
-        aspect = picture.width / picture.height  # half-cell blocks: 1 cell = 1x2 pixels
-        cols, rows = cols_avail, round(cols_avail / aspect / 2)
-        if rows > rows_avail:
-            rows, cols = rows_avail, round(rows_avail * 2 * aspect)
-        widget = self.query_one("#picture")
-        size = (max(cols, 1), max(rows, 1))
-        if getattr(self, "_picture_size", None) != size:  # a new size means a relayout: only when it changes
-            self._picture_size = size
-            widget.styles.width, widget.styles.height = size
-        widget.image = picture
+        fit_picture(self.query_one("#picture"), picture, cols_avail, rows_avail)
 
     # ------------------------------------------------------------------ actions
     def _live(self) -> TrainingSession | None:

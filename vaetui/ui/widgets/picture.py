@@ -76,6 +76,25 @@ class HalfBlockImage(Widget):
         return self._strips[y] if y < len(self._strips) else Strip.blank(width)
 
 
+def fit_picture(widget: Widget, image: PILImage.Image | None, box_cols: int, box_rows: int) -> None:
+    """Show image in widget as large as fits in box_cols x box_rows cells at its own aspect ratio.
+
+    Half blocks: one cell is 1x2 pixels. The widget is resized only when its size changes,
+    because a resize is a relayout (a full repaint, bytes over SSH).
+    """
+    if image is None or box_cols < 4 or box_rows < 2:
+        return
+    aspect = image.width / image.height
+    cols, rows = box_cols, round(box_cols / aspect / 2)
+    if rows > box_rows:
+        rows, cols = box_rows, round(box_rows * 2 * aspect)
+    size = (max(cols, 1), max(rows, 1))
+    if getattr(widget, "_fitted_size", None) != size:
+        widget._fitted_size = size
+        widget.styles.width, widget.styles.height = size
+    widget.image = image
+
+
 _CLASSES: dict[str, type] = {}
 
 
