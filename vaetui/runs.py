@@ -24,7 +24,6 @@ from vaetui.errors import CheckpointError, RunError, VaeError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 DEFAULT_ROOT = Path("checkpoints")
-QUIET_AFTER_S = 120.0  # a run whose lock is held but that wrote nothing for this long is "quiet"
 _HELD_LOCKS: set[Path] = set()  # run folders this process holds the lock of
 
 

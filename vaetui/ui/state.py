@@ -12,7 +12,7 @@ from vaetui.events import (
 )
 
 MAX_POINTS = 2000  # per series; older points are thinned, never the newest
-QUIET_AFTER_S = 60.0
+QUIET_AFTER_S = 60.0  # a run trained elsewhere that wrote nothing for this long is shown as quiet
 
 
 @dataclass

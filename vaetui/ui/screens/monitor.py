@@ -16,7 +16,7 @@ from textual.widgets import Footer, Header, RichLog, Sparkline, Static
 from vaetui.console import format_duration
 from vaetui.ui.screens.dialogs import ChartScreen, Confirm
 from vaetui.ui.session import Session, TailSession, TrainingSession
-from vaetui.ui.state import SERIES, SERIES_LABELS
+from vaetui.ui.state import QUIET_AFTER_S, SERIES, SERIES_LABELS
 from vaetui.ui.widgets.picture import fit_picture, picture_class
 
 SPARK_POINTS = 120
@@ -24,7 +24,6 @@ REDRAW_EVERY_S = 1.0  # what a person reads at a glance; each redraw costs bytes
 PICTURE_EVERY_S = 12.0  # a new picture is the most expensive redraw: at most this often while following
 SHORT_LABELS = {"loss": "total", "recon": "recon", "kl": "KL", "valid": "valid"}
 PREVIEW_COLUMNS = 8  # the engine's preview batch: images per row of a snapshot
-QUIET_AFTER_S = 60.0
 STATUS_STYLE = {"running": "green", "paused": "yellow", "stopping": "yellow", "finished": "cyan",
                 "stopped": "yellow", "failed": "red", "interrupted": "yellow", "waiting": "dim"}
 
