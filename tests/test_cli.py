@@ -64,6 +64,6 @@ def test_user_errors_are_one_line_and_nonzero(tmp_path):
     assert out.returncode != 0
     assert out.stderr.count("\n") == 1 and "data-root" in out.stderr and "Traceback" not in out.stderr
     out = run("model", "--size", "8")
-    assert out.returncode != 0 and "at least 16" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode != 0 and "[16, 1024]" in out.stderr and "Traceback" not in out.stderr
     out = run("data", "blend", "--size", "32", "--index", "0", "999999999", "--out", str(tmp_path / "b.png"))
     assert out.returncode != 0 and "out of range" in out.stderr

@@ -78,7 +78,7 @@ def test_train_pause_quit_and_resume_in_tmux(tmp_path):
     (name,) = store.names()
     run = store.open(name)
     info = run.info()
-    assert info.status == "interrupted" and info.step > 0
+    assert info.status == "stopped" and info.step > 0
     state, _, _ = run.load_checkpoint("latest", fallback=False)
     assert state["step"] == info.step
     # and it resumes headless from where it stopped

@@ -83,7 +83,7 @@ def test_pause_resume_stop_and_checkpoint_requests(tmp_path):
     assert seen[-1].kind == "finished" and seen[-1].reason == "stopped" and seen[-1].step == 6
     labels = [(e.label, e.step) for e in seen if e.kind == "checkpoint"]
     assert ("latest", 3) in labels and ("latest", 6) in labels
-    assert run.info().status == "interrupted"
+    assert run.info().status == "stopped"
 
 
 def test_nonfinite_losses_are_skipped_then_rolled_back(tmp_path, monkeypatch):
@@ -91,8 +91,10 @@ def test_nonfinite_losses_are_skipped_then_rolled_back(tmp_path, monkeypatch):
     calls = {"n": 0}
 
     def flaky(logits, x, mu, logvar, beta, likelihood):
-        calls["n"] += 1
         terms = real(logits, x, mu, logvar, beta, likelihood)
+        if not torch.is_grad_enabled():  # validation: leave it alone
+            return terms
+        calls["n"] += 1
         if calls["n"] == 2 or 6 <= calls["n"] <= 10:
             terms.loss = terms.loss * float("nan")
         return terms

@@ -62,7 +62,7 @@ def test_eval_cli_stores_results_with_protocol_and_plot_writes_png(tmp_path):
     result = json.loads(out.stdout)
     assert result["protocol"] == {"run": "a", "checkpoint": "ckpt-best.pt", "split": "test", "count": 32, "k": 4, "seed": 0}
     stored = json.loads((tmp_path / "a" / "eval" / "best-test-n32-k4-s0.json").read_text())
-    assert stored == result
+    assert stored.pop("written") > 0 and stored == result
     out = subprocess.run([sys.executable, "-m", "vaetui", "plot", "a", "b", "--runs-dir", str(tmp_path), "--steps",
                           "--out", str(tmp_path / "curves.png")], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

@@ -89,7 +89,7 @@ def test_train_pause_resume_stop_from_the_keyboard(tmp_path):
     state = asyncio.run(scenario())
     run = RunStore(tmp_path, include_demo=False).open("kb")
     info = run.info()
-    assert info.status == "interrupted" and info.step == state.step
+    assert info.status == "stopped" and info.step == state.step
     ckpt, _, _ = run.load_checkpoint("latest", fallback=False)
     assert ckpt["step"] == state.step
 

@@ -7,7 +7,7 @@ import sys
 from typing import Iterable, TextIO
 
 from vaetui.events import (
-    EpochEvent, Event, FailedEvent, FinishedEvent, StartedEvent, StepEvent, WarningEvent,
+    EpochEvent, Event, FinishedEvent, StartedEvent, StepEvent, WarningEvent,
 )
 
 
@@ -81,6 +81,5 @@ def print_progress(events: Iterable[Event], total_epochs: int, out: TextIO = sys
             elif isinstance(event, FinishedEvent):
                 hint = f"; resume with: vaetui train --resume {run}" if event.reason != "completed" else ""
                 console.print(f"{event.reason} at step {event.step} (epoch {event.epoch}){hint}")
-            elif isinstance(event, FailedEvent):
-                console.print(f"[red]failed:[/] {event.error}")
+            # A FailedEvent is reported by the caller, once, on stderr.
     return last

@@ -3,7 +3,9 @@
     torchrun --nproc-per-node N -m vaetui train ...
 
 torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; `init()` joins the process group (gloo
-on CPU, nccl on CUDA). Rank 0 alone writes the run (metrics, checkpoints, snapshots).
+on CPU, nccl on CUDA). Rank 0 alone reads and writes the run folder (config, metrics,
+checkpoints, snapshots) and hands the config and any checkpoint to the other ranks, so
+nodes need no shared filesystem; each rank reads its own share of the data.
 """
 
 from __future__ import annotations
@@ -39,8 +41,14 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def init(device: str = "auto") -> World:
-    """Join the process group torchrun set up; a single process when not launched by torchrun."""
+def init() -> World:
+    """Join the process group torchrun set up; a single process when not launched by torchrun.
+
+    The group is made before any rank has read the run (on a node without the run folder,
+    only rank 0 can), so it serves both devices: gloo for CPU tensors and the objects
+    rank 0 hands out, and nccl for CUDA tensors when a GPU is visible. Which one a
+    collective uses follows the device of its tensors, i.e. the run's device.
+    """
     if not launched_by_torchrun():
         return SINGLE
     import torch
@@ -48,10 +56,10 @@ def init(device: str = "auto") -> World:
 
     rank, size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    backend = "nccl" if use_cuda else "gloo"
+    use_cuda = torch.cuda.is_available()
+    backend = "cpu:gloo,cuda:nccl" if use_cuda else "gloo"
     if use_cuda:
-        torch.cuda.set_device(local)
+        torch.cuda.set_device(local % torch.cuda.device_count())
     if not dist.is_initialized():
         # A rank that dies makes torchrun stop the others; the timeout bounds a hang if it cannot.
         dist.init_process_group(backend, timeout=datetime.timedelta(minutes=10))
@@ -78,6 +86,17 @@ def broadcast(value: Any, world: World) -> Any:
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def gather_errors(error: Exception | None, world: World) -> list[tuple[int, str]]:
+    """Every rank's error message as (rank, message), the same list on every rank: all stop together, or none."""
+    if not world.distributed:
+        return [(0, str(error))] if error is not None else []
+    import torch.distributed as dist
+
+    box: list = [None] * world.size
+    dist.all_gather_object(box, None if error is None else str(error))
+    return [(rank, text) for rank, text in enumerate(box) if text is not None]
 
 
 def shutdown(world: World) -> None:

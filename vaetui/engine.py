@@ -16,24 +16,24 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
 
+from vaetui import checkpoint, distributed
 from vaetui.config import RunConfig
-from vaetui import distributed
 from vaetui.data import open_split
 from vaetui.errors import CheckpointError, DataError, VaeError
 from vaetui.events import (
     CheckpointEvent, EpochEvent, EvalEvent, Event, FailedEvent, FinishedEvent, ImagesEvent, StartedEvent,
     StateEvent, StepEvent, WarningEvent,
 )
+from vaetui.imaging import to_float
 from vaetui.losses import beta_at, bits_per_dim, nats_per_dim, vae_loss
 from vaetui.model import ConvVAE, parameter_count
 from vaetui.runs import Run
 
-CHECKPOINT_FORMAT = 1
 MAX_NONFINITE_IN_A_ROW = 5
 MAX_ROLLBACKS = 4
 PREVIEW_IMAGES = 8
@@ -94,12 +94,23 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=g)
 
 
-def to_float(images: torch.Tensor, device: torch.device, non_blocking: bool = False) -> torch.Tensor:
-    """uint8 (N,3,H,W) -> channels-last float in [0, 1] on the device (converted there: 4x less to copy)."""
-    if non_blocking and images.device.type == "cpu":
-        images = images.pin_memory()
-    x = images.to(device, non_blocking=non_blocking)
-    return x.to(memory_format=torch.channels_last).float().div_(255.0)
+def noise_seed(seed: int, rank: int, step: int = 0) -> int:
+    """The reparameterisation noise seed of a rank, re-derived at a step when a state cannot be carried over."""
+    return seed + 17 + 7919 * rank + step
+
+
+@dataclass
+class _Window:
+    """Loss sums since the last step event, kept on the device (read back once per log interval)."""
+
+    sums: torch.Tensor
+    images: int = 0
+    t0: float = field(default_factory=time.perf_counter)
+
+    def reset(self) -> None:
+        self.sums.zero_()
+        self.images = 0
+        self.t0 = time.perf_counter()
 
 
 class Trainer:
@@ -111,12 +122,12 @@ class Trainer:
         self.resume = resume
         self.model: ConvVAE | None = None
         self.world = distributed.current()  # under torchrun: rank 0 alone writes the run
+        self.step = 0
 
     # ------------------------------------------------------------------ public
     def run(self, control: Control | None = None) -> Iterator[Event]:
         """Train, yielding (and logging) every event; never raises for training errors."""
         control = control or Control()
-        warning = None
         try:
             warning = self.store.acquire_lock() if self.world.main else None
         except VaeError as exc:
@@ -128,13 +139,186 @@ class Trainer:
             for event in self._train(control):
                 yield self._log(event)
         except VaeError as exc:
-            yield self._log(FailedEvent(step=getattr(self, "step", 0), error=str(exc)))
+            yield self._log(FailedEvent(step=self.step, error=str(exc)))
         except Exception as exc:  # a bug or an OOM: keep the trace in the log, fail cleanly
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-            yield self._log(FailedEvent(step=getattr(self, "step", 0), error=detail))
+            yield self._log(FailedEvent(step=self.step, error=detail))
         finally:
             if self.world.main:
                 self.store.release_lock()
+
+    # ------------------------------------------------------------------ the loop
+    def _train(self, control: Control) -> Iterator[Event]:
+        yield from self._prepare()
+        while self.step < self.total_steps:
+            yield from self._between_steps(control)
+            if self._any(control.stop_requested.is_set()):
+                yield from self._save("latest")
+                yield FinishedEvent(step=self.step, epoch=self.step // self.steps_per_epoch, reason="stopped")
+                return
+            rolled_back = yield from self._train_step()
+            if not rolled_back:
+                yield from self._cadences()
+        yield from self._finish()
+
+    def _prepare(self) -> Iterator[Event]:
+        """Build everything, restore the newest checkpoint when resuming, say where training starts."""
+        self._setup_everywhere()
+        resumed = False
+        if self.resume:
+            state, _, warnings = self._load_resume_state()
+            for w in warnings:
+                yield WarningEvent(step=0, message=f"skipped a damaged checkpoint: {w}")
+            if state is not None:
+                note = self._restore(state)
+                if note:
+                    yield WarningEvent(step=self.step, message=note)
+                if self.world.main:
+                    self.store.truncate_events_after(self.step)
+                resumed = True
+        tc = self.config.train
+        yield StartedEvent(
+            step=self.step, run=self.store.name, device=str(self.device), parameters=parameter_count(self.model),
+            total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch, resumed=resumed,
+            threads=torch.get_num_threads(), precision=tc.precision,
+        )
+        for split in (self.train_split, self.valid_split):
+            skipped = getattr(split, "skipped", None)
+            if skipped:
+                yield WarningEvent(step=self.step, message=f"skipped {len(skipped)} unreadable images, "
+                                   f"see {split.cache.log}")
+        self.model.train()
+        self.window = _Window(torch.zeros(3, device=self.device))
+        self.t_start = time.perf_counter()
+        self.in_a_row = 0
+        self.order, self.order_epoch = None, -1
+
+    def _between_steps(self, control: Control) -> Iterator[Event]:
+        """The controller's requests: a checkpoint now, a pause (checkpoints still served while paused)."""
+        if control.checkpoint_requested.is_set():
+            control.checkpoint_requested.clear()
+            yield from self._save("latest")
+        if control.paused.is_set() and not control.stop_requested.is_set():
+            yield StateEvent(step=self.step, state="paused")
+            while control.paused.is_set() and not control.stop_requested.is_set():
+                control.wait(0.2)
+                if control.checkpoint_requested.is_set():
+                    control.checkpoint_requested.clear()
+                    yield from self._save("latest")
+            if not control.stop_requested.is_set():
+                yield StateEvent(step=self.step, state="running")
+            self.window.reset()
+
+    def _next_batch(self) -> torch.Tensor:
+        tc, spe = self.config.train, self.steps_per_epoch
+        epoch, b = divmod(self.step, spe)
+        if self.order_epoch != epoch:
+            self.order, self.order_epoch = epoch_order(len(self.train_split), tc.seed, epoch), epoch
+        batch = self.order[b * tc.batch_size : (b + 1) * tc.batch_size]
+        if self.world.distributed:  # this rank's share of the global batch
+            lb = self.local_batch
+            batch = batch[self.world.rank * lb : (self.world.rank + 1) * lb]
+        idx = np.sort(batch.numpy())  # sorted reads are faster; the batch is a set
+        return to_float(self.train_split.images(idx), self.device, self.device.type == "cuda")
+
+    def _train_step(self) -> Iterator[Event]:
+        """One optimiser step, or a skipped one (non-finite loss); returns True after a roll-back."""
+        tc = self.config.train
+        x = self._next_batch()
+        beta = beta_at(self.step, tc.beta, tc.kl_warmup)
+        with self._autocast():
+            out = self.forward(x, self.noise)
+        terms = vae_loss(out.logits, x, out.mu, out.logvar, beta, self.config.model.likelihood)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self._any(not bool(torch.isfinite(terms.loss))):
+            self.nonfinite_total += 1
+            self.in_a_row += 1
+            yield WarningEvent(step=self.step, message=f"non-finite loss at step {self.step}: step skipped "
+                               f"({self.nonfinite_total} so far)")
+            if self.in_a_row >= MAX_NONFINITE_IN_A_ROW:
+                self.in_a_row = 0
+                yield from self._rollback()
+                return True
+            self.step += 1  # skip this batch (it would fail again); the step's cadences still run
+            return False
+        self.in_a_row = 0
+        self.scaler.scale(terms.loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.window.sums += torch.stack([terms.loss.detach() * terms.count, terms.recon_sum, terms.kl_sum])
+        self.window.images += terms.count
+        self.step += 1
+        return False
+
+    def _cadences(self) -> Iterator[Event]:
+        """Everything due at this step: the step event, pictures, the epoch's end, a periodic checkpoint."""
+        tc, spe = self.config.train, self.steps_per_epoch
+        epoch_end = self.step % spe == 0
+        if self.step % tc.log_every == 0 or epoch_end or self.step == self.total_steps:
+            yield from self._step_event()
+        if (self.step % tc.image_every == 0 or self.step == 1) and self.world.main:
+            yield self._images()
+        if epoch_end:
+            yield from self._end_epoch(self.step // spe)
+        elif self.step % tc.checkpoint_every == 0:
+            yield from self._save("latest")
+
+    def _finish(self) -> Iterator[Event]:
+        tc, spe = self.config.train, self.steps_per_epoch
+        if self.step % spe != 0:
+            yield from self._save("latest")
+        if self.step % tc.image_every != 0 and self.world.main:
+            yield self._images()
+        reason = "completed" if self.step >= tc.epochs * spe else "max_steps"
+        yield FinishedEvent(step=self.step, epoch=self.step // spe, reason=reason)
+
+    def _step_event(self) -> Iterator[Event]:
+        w = self.window
+        sums, n = w.sums, w.images
+        if self.world.distributed:
+            sums = self._sum(torch.cat([sums, sums.new_tensor([n])]))
+            n = int(sums[3].item())
+            sums = sums[:3]
+        loss_s, recon_s, kl_s = sums.tolist()  # the one read-back per log interval
+        es = self.epoch_sums
+        self.epoch_sums = [es[0] + loss_s, es[1] + recon_s, es[2] + kl_s, es[3] + n]
+        now = time.perf_counter()
+        rate = n / max(now - w.t0, 1e-9)
+        w.reset()
+        if n == 0:
+            return  # every step since the last event was skipped: there is nothing to average
+        spe, tc = self.steps_per_epoch, self.config.train
+        elbo = (recon_s + kl_s) / n
+        yield StepEvent(
+            step=self.step, epoch=(self.step - 1) // spe + 1, epoch_step=(self.step - 1) % spe + 1,
+            steps_per_epoch=spe, total_steps=self.total_steps,
+            loss=loss_s / n, recon=recon_s / n, kl=kl_s / n, beta=beta_at(self.step - 1, tc.beta, tc.kl_warmup),
+            lr=self.optimizer.param_groups[0]["lr"], nats_per_dim=nats_per_dim(elbo, self.dims),
+            bits_per_dim=bits_per_dim(elbo, self.dims), images_per_s=rate, elapsed=now - self.t_start,
+            nonfinite=self.nonfinite_total,
+        )
+
+    def _end_epoch(self, epoch: int) -> Iterator[Event]:
+        v = self.evaluate()
+        elbo = v["recon"] + v["kl"]
+        yield EvalEvent(step=self.step, epoch=epoch, split="valid", loss=v["loss"], recon=v["recon"], kl=v["kl"],
+                        nats_per_dim=nats_per_dim(elbo, self.dims), bits_per_dim=bits_per_dim(elbo, self.dims),
+                        count=v["count"], beta=self.config.train.beta)
+        es = self.epoch_sums
+        best = v["loss"] < self.best_valid
+        if best:
+            self.best_valid = v["loss"]
+        self.epoch_sums = [0.0, 0.0, 0.0, 0]
+        n = es[3]
+        mean = (lambda s: s / n) if n else (lambda s: math.nan)
+        yield EpochEvent(step=self.step, epoch=epoch, train_loss=mean(es[0]), valid_loss=v["loss"],
+                         train_recon=mean(es[1]), train_kl=mean(es[2]), best=best)
+        yield from self._save(f"epoch-{epoch}")
+        if self.world.main:
+            self.store.prune_epoch_checkpoints(self.config.train.keep_last)
+        if best:
+            yield from self._save("best")
+        yield from self._save("latest")
 
     # ------------------------------------------------------------------ setup
     def _log(self, event: Event) -> Event:
@@ -158,6 +342,23 @@ class Trainer:
 
             dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return t
+
+    def _setup_everywhere(self) -> None:
+        """Set up on every rank; if any rank cannot (its data is missing, say), every rank stops with its reason."""
+        error = None
+        try:
+            self._setup()
+        except VaeError as exc:
+            error = exc
+        if not self.world.distributed:
+            if error is not None:
+                raise error
+            return
+        failures = distributed.gather_errors(error, self.world)
+        if failures:
+            rank, message = failures[0]
+            raise VaeError(f"rank {rank}: {message}" + ("" if rank == 0 else
+                           " (every process reads its share of the data: each node needs it at the same path)"))
 
     def _setup(self) -> None:
         cfg = self.config
@@ -206,7 +407,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr)
         self.scaler = torch.amp.GradScaler("cuda", enabled=tc.precision == "fp16")
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(tc.precision)
-        self.noise = torch.Generator(device=self.device).manual_seed(tc.seed + 17 + 7919 * self.world.rank)
+        self.noise = torch.Generator(device=self.device).manual_seed(noise_seed(tc.seed, self.world.rank))
         self.dims = 3 * cfg.data.size[0] * cfg.data.size[1]
         n_preview = min(PREVIEW_IMAGES, len(self.valid_split))
         self.preview = self.valid_split.images(np.arange(n_preview))
@@ -218,7 +419,7 @@ class Trainer:
         self.best_valid = math.inf
         self.nonfinite_total = 0
         self.rollbacks = 0
-        self.epoch_sums = [0.0, 0.0, 0.0, 0]  # loss, recon, kl, images
+        self.epoch_sums = [0.0, 0.0, 0.0, 0]
 
     def _autocast(self):
         if self.autocast_dtype is None:
@@ -226,39 +427,72 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     # ------------------------------------------------------------------ checkpoints
-    def _state(self) -> dict[str, Any]:
-        state = {
-            "format": CHECKPOINT_FORMAT,
+    def _state(self) -> dict:
+        return {
+            "format": checkpoint.FORMAT,
             "config": self.config.to_json(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "noise_rng": self.noise.get_state(),
+            "noise_device": self.device.type,
             "step": self.step,
             "epoch": self.step // self.steps_per_epoch,
             "lr_scale": self.lr_scale,
             "best_valid": self.best_valid,
             "nonfinite_total": self.nonfinite_total,
+            "rollbacks": self.rollbacks,
             "epoch_sums": list(self.epoch_sums),
         }
-        return state
 
-    def _restore(self, state: dict[str, Any]) -> None:
+    def _restore(self, state: dict) -> str | None:
+        """Load a checkpoint's state; returns a note when the noise generator had to be reseeded."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        if self.world.rank == 0:
-            self.noise.set_state(state["noise_rng"].cpu())
-        else:  # the checkpoint holds rank 0's noise; the others continue from a seed of (rank, step)
-            self.noise.manual_seed(self.config.train.seed + 17 + 7919 * self.world.rank + int(state["step"]))
         self.step = int(state["step"])
         self.lr_scale = float(state.get("lr_scale", 1.0))
         self.best_valid = float(state.get("best_valid", math.inf))
         self.nonfinite_total = int(state.get("nonfinite_total", 0))
+        self.rollbacks = int(state.get("rollbacks", 0))
         self.epoch_sums = list(state.get("epoch_sums", [0.0, 0.0, 0.0, 0]))
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.train.lr * self.lr_scale
+        return self._restore_noise(state)
+
+    def _restore_noise(self, state: dict) -> str | None:
+        reseed = noise_seed(self.config.train.seed, self.world.rank, self.step)
+        if self.world.rank != 0:  # the checkpoint holds rank 0's noise; the others continue from (seed, rank, step)
+            self.noise.manual_seed(reseed)
+            return None
+        saved_on = state.get("noise_device")
+        if saved_on in (None, self.device.type):
+            try:
+                self.noise.set_state(state["noise_rng"].cpu())
+                return None
+            except (RuntimeError, KeyError, AttributeError):
+                saved_on = saved_on or "another device"
+        # A CPU generator's state is 5 KB of Mersenne twister, a CUDA one's 16 bytes of seed and offset:
+        # neither fits the other, so the noise is re-derived deterministically from (seed, step, rank).
+        self.noise.manual_seed(reseed)
+        return (f"resumed on {self.device.type} from a checkpoint whose noise generator was on {saved_on}: "
+                f"reseeded it from (seed, step, rank)")
+
+    def _load_resume_state(self) -> tuple[dict | None, str, list[str]]:
+        """Rank 0 reads the newest good checkpoint and hands it to the other ranks (their disks may lack the run).
+
+        Returns (state or None when there is no checkpoint yet, its file name, warnings about damaged files).
+        """
+        state, name, warnings = None, "", []
+        if self.world.main:
+            try:
+                state, path, warnings = self.store.load_checkpoint(None, map_location="cpu")
+                name = path.name
+            except CheckpointError as exc:
+                if "no checkpoint yet" not in str(exc):
+                    raise
+        return distributed.broadcast(state, self.world), name, warnings
 
     def _weights_finite(self) -> bool:
         return all(bool(torch.isfinite(t).all()) for t in self.model.state_dict().values() if t.is_floating_point())
@@ -272,172 +506,42 @@ class Trainer:
         path = self.store.save_checkpoint(self._state(), label)
         yield CheckpointEvent(step=self.step, path=str(path), label=label)
 
-    # ------------------------------------------------------------------ the loop
-    def _train(self, control: Control) -> Iterator[Event]:
-        self._setup()
-        tc = self.config.train
-        resumed = False
-        if self.resume:
-            try:
-                state, path, warnings = self.store.load_checkpoint("latest", map_location=str(self.device))
-            except CheckpointError as exc:
-                if "no checkpoint yet" not in str(exc):
-                    raise
-                state, warnings = None, []
-            for w in warnings:
-                yield WarningEvent(step=0, message=f"skipped a damaged checkpoint: {w}")
-            if state is not None:
-                self._restore(state)
-                if self.world.main:
-                    self.store.truncate_events_after(self.step)
-                resumed = True
-        yield StartedEvent(
-            step=self.step, run=self.store.name, device=str(self.device), parameters=parameter_count(self.model),
-            total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch, resumed=resumed,
-            threads=torch.get_num_threads(), precision=tc.precision,
-        )
-        for split in (self.train_split, self.valid_split):
-            skipped = getattr(split, "skipped", None)
-            if skipped:
-                log = split.cache.log
-                yield WarningEvent(step=self.step, message=f"skipped {len(skipped)} unreadable images, see {log}")
-        if self.step >= self.total_steps:
-            yield FinishedEvent(step=self.step, epoch=self.step // self.steps_per_epoch, reason="completed")
-            return
-
-        model, opt, device = self.model, self.optimizer, self.device
-        model.train()
-        bs, spe = tc.batch_size, self.steps_per_epoch
-        non_blocking = device.type == "cuda"
-        window = torch.zeros(3, device=device)  # loss, recon, kl sums since the last step event
-        window_n, window_t0, in_a_row = 0, time.perf_counter(), 0
-        t_start = time.perf_counter()
-        order, order_epoch = None, -1
-
-        while self.step < self.total_steps:
-            # ---- between steps: the controller's requests
-            if control.checkpoint_requested.is_set():
-                control.checkpoint_requested.clear()
-                yield from self._save("latest")
-            if control.paused.is_set() and not control.stop_requested.is_set():
-                yield StateEvent(step=self.step, state="paused")
-                while control.paused.is_set() and not control.stop_requested.is_set():
-                    control.wait(0.2)
-                    if control.checkpoint_requested.is_set():
-                        control.checkpoint_requested.clear()
-                        yield from self._save("latest")
-                if not control.stop_requested.is_set():
-                    yield StateEvent(step=self.step, state="running")
-                window_t0 = time.perf_counter()
-                window.zero_()
-                window_n = 0
-            if self._any(control.stop_requested.is_set()):
-                yield from self._save("latest")
-                yield FinishedEvent(step=self.step, epoch=self.step // spe, reason="stopped")
-                return
-
-            epoch, b = divmod(self.step, spe)
-            if order_epoch != epoch:
-                order, order_epoch = epoch_order(len(self.train_split), tc.seed, epoch), epoch
-            batch = order[b * bs : (b + 1) * bs]
-            if self.world.distributed:  # this rank's share of the global batch
-                lb = self.local_batch
-                batch = batch[self.world.rank * lb : (self.world.rank + 1) * lb]
-            idx = np.sort(batch.numpy())  # sorted reads are faster; the batch is a set
-            x = to_float(self.train_split.images(idx), device, non_blocking)
-            beta = beta_at(self.step, tc.beta, tc.kl_warmup)
-
-            with self._autocast():
-                out = self.forward(x, self.noise)
-            terms = vae_loss(out.logits, x, out.mu, out.logvar, beta, self.config.model.likelihood)
-            if self._any(not bool(torch.isfinite(terms.loss))):
-                self.nonfinite_total += 1
-                in_a_row += 1
-                opt.zero_grad(set_to_none=True)
-                yield WarningEvent(step=self.step, message=f"non-finite loss at step {self.step}: step skipped "
-                                   f"({self.nonfinite_total} so far)")
-                if in_a_row >= MAX_NONFINITE_IN_A_ROW:
-                    in_a_row = 0
-                    yield from self._rollback()
-                    order_epoch = -1
-                else:
-                    self.step += 1  # skip this batch: the same batch would fail again
-                continue
-            in_a_row = 0
-            opt.zero_grad(set_to_none=True)
-            self.scaler.scale(terms.loss).backward()
-            self.scaler.step(opt)
-            self.scaler.update()
-
-            n = terms.count
-            window += torch.stack([terms.loss.detach() * n, terms.recon_sum, terms.kl_sum])
-            window_n += n
-            self.step += 1
-
-            if self.step % tc.log_every == 0 or self.step % spe == 0 or self.step == self.total_steps:
-                if self.world.distributed:
-                    window = self._sum(torch.cat([window, window.new_tensor([window_n])]))
-                    window_n = int(window[3].item())
-                    window = window[:3]
-                loss_s, recon_s, kl_s = window.tolist()  # the one read-back per log interval
-                es = self.epoch_sums
-                self.epoch_sums = [es[0] + loss_s, es[1] + recon_s, es[2] + kl_s, es[3] + window_n]
-                now = time.perf_counter()
-                elbo = (recon_s + kl_s) / window_n
-                yield StepEvent(
-                    step=self.step, epoch=(self.step - 1) // spe + 1, epoch_step=(self.step - 1) % spe + 1,
-                    steps_per_epoch=spe, total_steps=self.total_steps,
-                    loss=loss_s / window_n, recon=recon_s / window_n, kl=kl_s / window_n, beta=beta,
-                    lr=opt.param_groups[0]["lr"], nats_per_dim=nats_per_dim(elbo, self.dims),
-                    bits_per_dim=bits_per_dim(elbo, self.dims),
-                    images_per_s=window_n / max(now - window_t0, 1e-9), elapsed=now - t_start,
-                    nonfinite=self.nonfinite_total,
-                )
-                window.zero_()
-                window_n, window_t0 = 0, time.perf_counter()
-
-            if (self.step % tc.image_every == 0 or self.step == 1) and self.world.main:
-                yield self._images()
-            if self.step % spe == 0:
-                yield from self._end_epoch(self.step // spe)
-            elif self.step % tc.checkpoint_every == 0:
-                yield from self._save("latest")
-
-        if self.step % spe != 0:
-            yield from self._save("latest")
-        reason = "completed" if self.step >= tc.epochs * spe else "max_steps"
-        if self.step % tc.image_every != 0 and self.world.main:
-            yield self._images()
-        yield FinishedEvent(step=self.step, epoch=self.step // spe, reason=reason)
-
     def _rollback(self) -> Iterator[Event]:
         self.rollbacks += 1
         if self.rollbacks > MAX_ROLLBACKS:
             raise VaeError(f"training diverges: {self.rollbacks - 1} roll-backs did not help; "
                            f"start again with a lower --lr than {self.config.train.lr:g}")
-        lr_scale, nonfinite = self.lr_scale * 0.5, self.nonfinite_total
-        try:
-            state, path, _ = self.store.load_checkpoint("latest", map_location=str(self.device))
+        lr_scale, nonfinite, rollbacks = self.lr_scale * 0.5, self.nonfinite_total, self.rollbacks
+        state, name, _ = self._load_resume_state()
+        if state is not None:
             self._restore(state)
-            self.nonfinite_total = nonfinite  # a count of what happened, not training state
-            where = f"{path.name} (step {self.step})"
-        except CheckpointError:
+            where = f"{name} (step {self.step})"
+        else:
             where = "the current weights (no checkpoint yet)"
-        self.lr_scale = lr_scale
+        # Counts of what happened are not training state: they survive the roll-back.
+        self.nonfinite_total, self.rollbacks, self.lr_scale = nonfinite, rollbacks, lr_scale
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.train.lr * self.lr_scale
+        if self.world.main:
+            self.store.truncate_events_after(self.step)  # the undone steps leave the log, as on resume
+        self.window.reset()
+        self.order_epoch = -1
         yield WarningEvent(step=self.step, message=f"{MAX_NONFINITE_IN_A_ROW} non-finite losses in a row: rolled back "
                            f"to {where} and halved the learning rate to {self.optimizer.param_groups[0]['lr']:.3g}")
 
+    # ------------------------------------------------------------------ evaluation and pictures
     @torch.no_grad()
     def evaluate(self, count: int | None = None) -> dict[str, float]:
-        """Mean loss terms per image on the first `count` validation images (fixed noise)."""
+        """Mean loss terms per image on the first `count` validation images (fixed noise).
+
+        'loss' is the objective at the run's final β, whatever the warm-up's β is now, so that
+        every epoch is compared under the same objective (this picks ckpt-best).
+        """
         model, device = self.model, self.device
         tc = self.config.train
         count = count or self.valid_count
         gen = torch.Generator(device=device).manual_seed(tc.seed + 99)
-        beta = beta_at(self.step, tc.beta, tc.kl_warmup)
-        sums = torch.zeros(3, device=device)
+        sums = torch.zeros(2, device=device)
         was_training = model.training
         model.eval()
         try:
@@ -445,33 +549,12 @@ class Trainer:
                 x = to_float(self.valid_split.images(np.arange(start, min(start + tc.batch_size, count))), device)
                 with self._autocast():
                     out = model(x, gen)
-                t = vae_loss(out.logits, x, out.mu, out.logvar, beta, self.config.model.likelihood)
-                sums += torch.stack([t.loss * t.count, t.recon_sum, t.kl_sum])
+                t = vae_loss(out.logits, x, out.mu, out.logvar, tc.beta, self.config.model.likelihood)
+                sums += torch.stack([t.recon_sum, t.kl_sum])
         finally:
             model.train(was_training)
-        loss, recon, kl = (v / count for v in sums.tolist())
-        return {"loss": loss, "recon": recon, "kl": kl, "count": count}
-
-    def _end_epoch(self, epoch: int) -> Iterator[Event]:
-        v = self.evaluate()
-        elbo = v["recon"] + v["kl"]
-        yield EvalEvent(step=self.step, epoch=epoch, split="valid", loss=v["loss"], recon=v["recon"], kl=v["kl"],
-                        nats_per_dim=nats_per_dim(elbo, self.dims), bits_per_dim=bits_per_dim(elbo, self.dims),
-                        count=v["count"])
-        es = self.epoch_sums
-        n = max(es[3], 1)
-        best = v["loss"] < self.best_valid
-        if best:
-            self.best_valid = v["loss"]
-        self.epoch_sums = [0.0, 0.0, 0.0, 0]
-        yield EpochEvent(step=self.step, epoch=epoch, train_loss=es[0] / n, valid_loss=v["loss"],
-                         train_recon=es[1] / n, train_kl=es[2] / n, best=best)
-        yield from self._save(f"epoch-{epoch}")
-        if self.world.main:
-            self.store.prune_epoch_checkpoints(self.config.train.keep_last)
-        if best:
-            yield from self._save("best")
-        yield from self._save("latest")
+        recon, kl = (v / count for v in sums.tolist())
+        return {"loss": recon + tc.beta * kl, "recon": recon, "kl": kl, "count": count}
 
     @torch.no_grad()
     def _images(self) -> ImagesEvent:

@@ -8,6 +8,7 @@ only a reference to the PNG snapshot on disk.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -69,7 +70,7 @@ class StepEvent(Event):
 
 @dataclass
 class EvalEvent(Event):
-    """Validation losses per image on the fixed validation subset."""
+    """Validation losses per image on the fixed validation subset; loss = recon + β·KL at the run's final β."""
 
     kind: ClassVar[str] = "eval"
     epoch: int
@@ -80,11 +81,12 @@ class EvalEvent(Event):
     nats_per_dim: float
     bits_per_dim: float
     count: int
+    beta: float = math.nan
 
 
 @dataclass
 class EpochEvent(Event):
-    """End of an epoch: mean train loss over it and validation loss after it (as the seed records)."""
+    """End of an epoch: mean train loss over it and the validation objective after it (at the run's final β)."""
 
     kind: ClassVar[str] = "epoch"
     epoch: int

@@ -49,15 +49,20 @@ def slerp(z1: torch.Tensor, z2: torch.Tensor, ts: Sequence[float]) -> torch.Tens
 CHECKPOINT_CHOICES = "best, latest, epoch-N or a path"
 
 
-def load_model(run, which: str = "best", device: str = "cpu"):
+def load_model(run, which: str | None = None, device: str = "cpu"):
     """The run's model from a checkpoint, in eval mode: (model, config, checkpoint path, warnings).
 
-    'best' falls back to 'latest' (and to older good checkpoints) when missing or damaged.
+    which=None: best, falling back to the newest good checkpoint when best is missing or
+    damaged. A named checkpoint (best, latest, epoch-N, a path) is that one or an error.
     """
     from vaetui.model import ConvVAE
 
     config = run.config()
-    state, path, warnings = run.load_checkpoint(which, map_location=device)
+    if which is None:
+        state, path, warnings = run.load_checkpoint("best", map_location=device, fallback=True)
+        warnings = [w for w in warnings if "ckpt-best.pt is missing" not in w]  # no best yet: the newest is the best
+    else:
+        state, path, warnings = run.load_checkpoint(which, map_location=device, fallback=False)
     model = ConvVAE.from_config(config)
     try:
         model.load_state_dict(state["model"])

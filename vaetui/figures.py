@@ -100,7 +100,7 @@ def interpolation(model, config, steps: int = 11, mode: str = "lerp", seed: int 
                   frames=[frame(img) for img in rows[0]])
 
 
-def model_for(run, checkpoint: str = "best", device: str = "cpu"):
+def model_for(run, checkpoint: str | None = None, device: str = "cpu"):
     """Load a run's model for exploring; raise a clear error when the run has no checkpoint."""
     torch.set_grad_enabled(False)
     try:

@@ -22,6 +22,20 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return images.float().clamp(0, 1).mul(255).add(0.5).to(torch.uint8)
 
 
+def to_float(images: torch.Tensor, device: torch.device | str = "cpu", non_blocking: bool = False,
+             channels_last: bool = True) -> torch.Tensor:
+    """uint8 (N,3,H,W) -> float in [0, 1] on the device, converted there (4x fewer bytes to copy).
+
+    Float input is only moved. channels_last: oneDNN's and cuDNN's fast convolution layout.
+    """
+    if non_blocking and images.device.type == "cpu":
+        images = images.pin_memory()
+    x = images.to(device, non_blocking=non_blocking)
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+
+
 def grid(images: torch.Tensor, ncol: int, padding: int = 2, pad_value: int = 24) -> Image.Image:
     """(N, 3, H, W) images -> one PIL image with ncol columns, row-major."""
     images = to_uint8(images)

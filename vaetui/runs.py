@@ -1,30 +1,29 @@
 """The run store: checkpoints/<run>/ with config.json, metrics.jsonl, checkpoints and a lock.
 
-Every write is atomic (temp file, flush, fsync, rename). Checkpoints are torch zip files
-loaded with weights_only=True; their zip CRC-32s are verified first, because torch.load
-does not notice flipped bits inside tensor data.
+Every write is atomic (vaetui.files). Checkpoints are torch zip files in the format of
+vaetui.checkpoint, verified before they are loaded. metrics.jsonl is append-only: one
+JSON line per event, written whole, a torn last line trimmed before the next append.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
-import socket
-import tempfile
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from vaetui import checkpoint, locks
 from vaetui.config import RunConfig
 from vaetui.errors import CheckpointError, RunError, VaeError
+from vaetui.files import atomic_write_bytes
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 DEFAULT_ROOT = Path("checkpoints")
-_HELD_LOCKS: set[Path] = set()  # run folders this process holds the lock of
+# Among checkpoints of the same step: the newest kind of file first.
+_KIND_ORDER = {"latest": 0, "epoch": 1, "best": 2}
 
 
 def validate_name(name: str) -> str:
@@ -32,45 +31,6 @@ def validate_name(name: str) -> str:
     if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
         raise RunError(f"invalid run name {name!r}: use letters, digits, '.', '_' or '-' (at most 80)")
     return name
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write data to path so a reader sees the old file or the whole new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass
@@ -102,6 +62,8 @@ class Run:
         self.path = Path(path)
         self.name = self.path.name
         self.read_only = read_only
+        self._lock: locks.RunLock | None = None
+        self._log_checked = False
 
     # ---- files -------------------------------------------------------------------
     @property
@@ -134,11 +96,54 @@ class Run:
 
     # ---- metrics -----------------------------------------------------------------
     def append_event(self, event: dict[str, Any]) -> None:
-        """Append one JSON line; a line is written whole with one write() call, then flushed."""
+        """Append one JSON line, written whole with one write() call.
+
+        Before this process's first append, a torn last line (a kill mid-write) is trimmed,
+        so it cannot swallow the next event.
+        """
+        if not self._log_checked:
+            self.repair_events()
         line = (json.dumps(event, separators=(",", ":"), allow_nan=True) + "\n").encode()
-        fd = os.open(self.metrics_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.metrics_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         try:
             os.write(fd, line)
+        finally:
+            os.close(fd)
+
+    def repair_events(self) -> bool:
+        """Trim metrics.jsonl to its last complete line; True when something was cut."""
+        self._log_checked = True
+        try:
+            fh = open(self.metrics_path, "rb+")
+        except FileNotFoundError:
+            return False
+        with fh:
+            size = fh.seek(0, os.SEEK_END)
+            end = size
+            while end > 0:  # find the last newline, reading backwards in blocks
+                start = max(0, end - 65536)
+                fh.seek(start)
+                block = fh.read(end - start)
+                nl = block.rfind(b"\n")
+                if nl >= 0:
+                    end = start + nl + 1
+                    break
+                end = start
+            if end == size:
+                return False
+            fh.truncate(end)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return True
+
+    def sync_events(self) -> None:
+        """fsync metrics.jsonl (done with every checkpoint: the log is as durable as the weights)."""
+        try:
+            fd = os.open(self.metrics_path, os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            os.fsync(fd)
         finally:
             os.close(fd)
 
@@ -160,26 +165,33 @@ class Run:
         return events, offset + end
 
     def truncate_events_after(self, step: int) -> None:
-        """Drop events past step (they were never checkpointed) so a resumed run's log has no duplicates."""
-        events, _ = self.read_events()
-        keep = [e for e in events if e.get("step", 0) <= step or e.get("type") in ("started",)]
-        if len(keep) == len(events):
+        """Drop events past step (never checkpointed, or undone by a roll-back): the log has each step once."""
+        try:
+            lines = self.metrics_path.read_bytes().splitlines(keepends=True)
+        except FileNotFoundError:
             return
-        data = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in keep).encode()
-        atomic_write_bytes(self.metrics_path, data)
+        keep = []
+        for line in lines:
+            if not line.endswith(b"\n"):
+                continue  # a torn last line
+            try:
+                e = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if e.get("step", 0) <= step or e.get("type") == "started":
+                keep.append(line)
+        if len(keep) == len(lines):
+            return
+        atomic_write_bytes(self.metrics_path, b"".join(keep))
 
     # ---- checkpoints -------------------------------------------------------------
     def checkpoint_path(self, label: str) -> Path:
         return self.path / f"ckpt-{label}.pt"
 
-    def save_checkpoint(self, payload: dict[str, Any], label: str) -> Path:
-        """torch.save payload to ckpt-<label>.pt atomically."""
-        import torch
-
-        buf = io.BytesIO()
-        torch.save(payload, buf)
-        path = self.checkpoint_path(label)
-        atomic_write_bytes(path, buf.getvalue())
+    def save_checkpoint(self, payload: dict[str, Any] | bytes, label: str) -> Path:
+        """Write ckpt-<label>.pt atomically (a payload dict, or bytes from checkpoint.encode), then sync the log."""
+        path = checkpoint.save(self.checkpoint_path(label), payload)
+        self.sync_events()
         return path
 
     def epoch_checkpoints(self) -> list[Path]:
@@ -195,144 +207,230 @@ class Run:
         for p in self.epoch_checkpoints()[:-keep_last]:
             p.unlink(missing_ok=True)
 
+    def has_checkpoint(self) -> bool:
+        """Any checkpoint file at all (cheap: no file is opened)."""
+        return any(self.path.glob("ckpt-*.pt"))
+
     def checkpoint_candidates(self) -> list[Path]:
-        """Checkpoints to try when resuming, best first: latest, then epochs newest first, then best."""
-        paths = [self.checkpoint_path("latest"), *reversed(self.epoch_checkpoints()), self.checkpoint_path("best")]
-        return [p for p in paths if p.exists()]
+        """Every checkpoint, newest first by the step it holds (latest, then epoch-N, then best on ties).
 
-    def load_checkpoint(self, which: str | Path = "latest", map_location: str = "cpu",
-                        fallback: bool = True) -> tuple[dict[str, Any], Path, list[str]]:
-        """Load a checkpoint, verified; on damage fall back to the previous good one.
-
-        Returns (payload, path used, warnings about the files skipped).
+        Files whose step cannot be read (damaged) come last, so they are tried only when nothing else is left.
         """
-        if isinstance(which, Path) or "/" in str(which) or str(which).endswith(".pt"):
-            first = Path(which) if Path(which).is_absolute() or Path(which).exists() else self.path / str(which)
-        else:
-            first = self.checkpoint_path(str(which))
-        order = [first] + ([p for p in self.checkpoint_candidates() if p != first] if fallback else [])
+        paths = [self.checkpoint_path("latest"), *self.epoch_checkpoints(), self.checkpoint_path("best")]
+        ranked = []
+        for p in paths:
+            if not p.exists():
+                continue
+            info = checkpoint.peek(p)
+            kind = "epoch" if p.name.startswith("ckpt-epoch-") else p.stem.removeprefix("ckpt-")
+            step = int(info["step"]) if info and "step" in info else -1
+            ranked.append((-step, _KIND_ORDER.get(kind, 3), p.name, p))
+        return [r[-1] for r in sorted(ranked)]
+
+    def resolve_checkpoint(self, which: str | Path) -> Path:
+        """A label (best, latest, epoch-N) or a path -> the file it names (which may not exist)."""
+        text = str(which)
+        if isinstance(which, Path) or "/" in text or text.endswith(".pt"):
+            p = Path(which)
+            return p if p.is_absolute() or p.exists() else self.path / text
+        if not re.fullmatch(r"best|latest|epoch-\d+", text):
+            raise CheckpointError(f"--checkpoint {text!r}: use best, latest, epoch-N or a path to a .pt file")
+        return self.checkpoint_path(text)
+
+    def load_checkpoint(self, which: str | Path | None = None, map_location: str = "cpu",
+                        fallback: bool = True) -> tuple[dict[str, Any], Path, list[str]]:
+        """Load a checkpoint, verified. Returns (payload, path used, warnings about files skipped).
+
+        which=None: the newest good checkpoint by step (what resume and roll-back use).
+        which named: that file; with fallback, a missing or damaged one is replaced by the
+        newest good other one (with a warning); without, it is an error.
+        """
+        order = self.checkpoint_candidates()
         warnings: list[str] = []
+        if which is not None:
+            first = self.resolve_checkpoint(which)
+            if not first.exists():
+                if not fallback:
+                    have = ", ".join(p.stem.removeprefix("ckpt-") for p in order) or "none yet"
+                    raise CheckpointError(f"run {self.name} has no checkpoint {first.name} (it has: {have})")
+                warnings.append(f"{first.name} is missing")
+            order = [first] + [p for p in order if p != first] if fallback else [first]
         for path in order:
             if not path.exists():
-                if path == first:
-                    warnings.append(f"{path.name} is missing")
                 continue
             try:
-                return load_checkpoint_file(path, map_location), path, warnings
+                return checkpoint.load(path, map_location), path, warnings
             except CheckpointError as exc:
+                if not fallback:
+                    raise
                 warnings.append(str(exc))
         if not any(p.exists() for p in order):
             raise CheckpointError(f"run {self.name} has no checkpoint yet: train it first (vaetui train --resume {self.name})")
         raise CheckpointError(f"no usable checkpoint in {self.path}: " + "; ".join(warnings))
 
+    def checkpoint_step(self, path: Path) -> int | None:
+        """The step a checkpoint holds, read without loading it."""
+        info = checkpoint.peek(path)
+        return int(info["step"]) if info and "step" in info else None
+
     # ---- lock --------------------------------------------------------------------
     def acquire_lock(self) -> str | None:
-        """Take the run's lock; returns a warning when a dead process's lock was taken over."""
+        """Take the run's lock for as long as this process trains it; returns a warning when a dead holder's
+        lock was taken over."""
         if self.read_only:
             raise RunError(f"run {self.name} is read-only: train a new run instead")
-        warning = None
-        me = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}).encode()
-        for _ in range(2):
-            try:
-                fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                holder = self.lock_holder()
-                if holder and holder.get("alive"):
-                    raise RunError(
-                        f"run {self.name} is being trained by pid {holder['pid']} on {holder['host']}: "
-                        f"watch it with `vaetui monitor {self.name}` or stop that process first"
-                    ) from None
-                who = f"pid {holder['pid']}" if holder else "an unknown process"
-                warning = f"took over the lock of run {self.name} left by {who}, which is no longer running"
-                self.lock_path.unlink(missing_ok=True)
-                continue
-            os.write(fd, me)
-            os.close(fd)
-            _HELD_LOCKS.add(self.path.resolve())
-            for tmp in self.path.glob(".*.tmp"):  # half-written files of a process that died mid-write
+        if self._lock is None:
+            self._lock = locks.RunLock(self.lock_path)
+        try:
+            warning = self._lock.acquire()
+        except locks.HeldElsewhere as exc:
+            raise RunError(f"run {self.name} is being trained by {exc}: watch it with `vaetui monitor {self.name}` "
+                           f"or stop that process first") from None
+        for pattern in (".*.tmp", "snapshots/.*.tmp", "eval/.*.tmp"):  # half-written files of a dead writer
+            for tmp in self.path.glob(pattern):
                 tmp.unlink(missing_ok=True)
-            return warning
-        raise RunError(f"could not lock run {self.name}: another process keeps taking it")
+        self.repair_events()
+        return f"run {self.name}: {warning}" if warning else None
 
     def lock_holder(self) -> dict[str, Any] | None:
-        """Who holds the lock (pid, host, alive), or None when unlocked."""
-        try:
-            data = json.loads(self.lock_path.read_text() or "{}")
-        except FileNotFoundError:
-            return None
-        except (json.JSONDecodeError, OSError):
-            return {"pid": -1, "host": "?", "alive": False}
-        pid, host = int(data.get("pid", -1)), data.get("host", "?")
-        alive = pid > 0 and (host != socket.gethostname() or _pid_alive(pid))
-        if pid == os.getpid() and host == socket.gethostname():
-            alive = self.path.resolve() in _HELD_LOCKS  # not a leftover of an earlier run in this process
-        return {"pid": pid, "host": host, "alive": alive}
+        """Who holds the lock (pid, host, alive, age of its heartbeat), or None when unlocked."""
+        return locks.holder(self.lock_path)
 
     def release_lock(self) -> None:
-        key = self.path.resolve()
-        if key in _HELD_LOCKS:
-            self.lock_path.unlink(missing_ok=True)
-            _HELD_LOCKS.discard(key)
+        if self._lock is not None:
+            self._lock.release()
 
-    # ---- summary -----------------------------------------------------------------
-    def info(self) -> RunInfo:
-        """Summarise config and metrics for listings."""
+    # ---- history and summary -----------------------------------------------------
+    def history(self, steps: str = "all"):
+        """The run's whole history, folded from metrics.jsonl (vaetui.history)."""
+        from vaetui.history import RunHistory
+
+        rh = RunHistory(self.metrics_path, self.name, self._planned_epochs(), steps)
+        rh.refresh()
+        return rh.history
+
+    def _planned_epochs(self) -> int:
+        try:
+            return self.config().train.epochs
+        except VaeError:
+            return 1
+
+    def info(self, summaries: "Summaries | None" = None) -> RunInfo:
+        """The runs-list line: config, the history's summary (cached), and whether a live process holds the lock."""
         cfg = self.config()
-        events, _ = self.read_events()
-        epochs_done, step, best, status = 0, 0, None, "new"
-        for e in events:
-            t = e.get("type")
-            step = max(step, int(e.get("step", 0)))
-            if t == "epoch":
-                epochs_done = max(epochs_done, int(e["epoch"]))
-                v = e.get("valid_loss")
-                if v is not None and (best is None or v < best):
-                    best = v
-            if t == "started":
-                status = "interrupted"
-            elif t == "finished":
-                status = "finished" if e.get("reason") in ("completed", "max_steps") else "interrupted"
-            elif t == "failed":
-                status = "failed"
+        h = (summaries or Summaries(None)).history(self, cfg)
         holder = self.lock_holder()
-        if holder and holder["alive"]:
-            status = "running"
+        live = bool(holder and holder["alive"])
+        status = h.status
+        if live:
+            status = "paused" if status == "paused" else "running"
+        elif status in ("running", "paused"):
+            status = "interrupted"  # started, never finished, nobody trains it: resumable
         try:
             updated = max(self.metrics_path.stat().st_mtime, self.config_path.stat().st_mtime)
         except FileNotFoundError:
             updated = self.config_path.stat().st_mtime
-        h, w = cfg.data.size
+        hh, ww = cfg.data.size
         return RunInfo(
-            name=self.name, preset=cfg.preset, data=cfg.data.source, size=f"{h}x{w}", latent=cfg.model.latent,
-            beta=cfg.train.beta, epochs_done=epochs_done, epochs=cfg.train.epochs, step=step, best_valid=best,
-            status=status, updated=updated, read_only=self.read_only,
+            name=self.name, preset=cfg.preset, data=cfg.data.source, size=f"{hh}x{ww}", latent=cfg.model.latent,
+            beta=cfg.train.beta, epochs_done=h.epochs_done, epochs=cfg.train.epochs, step=h.step,
+            best_valid=h.best_valid, status=status, updated=updated, read_only=self.read_only,
         )
+
+    # ---- evaluations -------------------------------------------------------------
+    @staticmethod
+    def eval_name(protocol: dict[str, Any]) -> str:
+        """eval/<checkpoint>-<split>-n<N>-k<K>-s<seed>.json: one file per protocol, so reruns replace it."""
+        ckpt = Path(protocol["checkpoint"]).stem.removeprefix("ckpt-")
+        return f"{ckpt}-{protocol['split']}-n{protocol['count']}-k{protocol['k']}-s{protocol['seed']}.json"
+
+    def save_eval(self, result: dict[str, Any]) -> Path:
+        """Store an evaluation (with its protocol and when it was made) in eval/."""
+        result = {**result, "written": time.time()}
+        return atomic_write_bytes(self.path / "eval" / self.eval_name(result["protocol"]),
+                                  json.dumps(result, indent=2).encode())
+
+    def evals(self, **protocol: Any) -> list[dict[str, Any]]:
+        """Stored evaluations whose protocol has these values, newest first (by when they were made)."""
+        found = []
+        for p in (self.path / "eval").glob("*.json"):
+            try:
+                r = json.loads(p.read_text())
+            except (OSError, ValueError):
+                continue
+            proto = r.get("protocol", {}) if isinstance(r, dict) else {}
+            if all(proto.get(k) == v for k, v in protocol.items()):
+                found.append((r.get("written", p.stat().st_mtime), r))
+        return [r for _, r in sorted(found, key=lambda t: -t[0])]
+
+
+class Summaries:
+    """Per-run summary histories, refreshed from the appended bytes of each log.
+
+    In memory for a long-lived process (the TUI), and on disk under the cache folder for
+    the next process (`vaetui runs`): a warm summary costs a stat and a small read, not a
+    fold of the whole log.
+    """
+
+    def __init__(self, folder: Path | None = None):
+        from vaetui.files import cache_dir
+
+        self.folder = folder if folder is not None else cache_dir() / "summaries"
+        self._live: dict[Path, Any] = {}
+
+    def _file(self, run: Run) -> Path:
+        import hashlib
+
+        key = hashlib.sha1(str(run.path.resolve()).encode()).hexdigest()[:20]
+        return self.folder / f"{key}.json"
+
+    def history(self, run: Run, cfg: RunConfig | None = None):
+        """The run's summary History (steps='none'), current."""
+        from vaetui.history import History, RunHistory
+
+        key = run.path.resolve()
+        rh = self._live.get(key)
+        if rh is None:
+            epochs = (cfg or run.config()).train.epochs
+            rh = RunHistory(run.metrics_path, run.name, epochs, steps="none")
+            self._restore(run, rh, History)
+            self._live[key] = rh
+        before = (rh.follower.identity, rh.follower.offset)
+        rh.refresh()
+        if (rh.follower.identity, rh.follower.offset) != before:
+            self._persist(run, rh)
+        return rh.history
+
+    def _restore(self, run: Run, rh, history_cls) -> None:
+        try:
+            saved = json.loads(self._file(run).read_text())
+            st = run.metrics_path.stat()
+        except (OSError, ValueError):
+            return
+        if saved.get("path") != str(run.path.resolve()) or saved.get("identity") != [st.st_dev, st.st_ino]:
+            return
+        if st.st_size < int(saved.get("offset", 0)):
+            return
+        try:
+            rh.history = history_cls.from_state(saved["state"])
+        except (KeyError, TypeError, ValueError):
+            return
+        rh.follower.identity, rh.follower.offset = (st.st_dev, st.st_ino), int(saved["offset"])
+
+    def _persist(self, run: Run, rh) -> None:
+        if rh.follower.identity is None:
+            return
+        data = {"path": str(run.path.resolve()), "identity": list(rh.follower.identity),
+                "offset": rh.follower.offset, "state": rh.history.state()}
+        try:
+            atomic_write_bytes(self._file(run), json.dumps(data, allow_nan=True).encode())
+        except OSError:
+            pass  # a read-only cache folder: summaries are simply not kept
 
 
 def load_checkpoint_file(path: Path, map_location: str = "cpu") -> dict[str, Any]:
-    """Verify a checkpoint's zip CRCs, then torch.load it with weights_only=True."""
-    import torch
-
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise CheckpointError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            bad = zf.testzip()
-    except (zipfile.BadZipFile, EOFError, ValueError, OSError):
-        raise CheckpointError(f"{path} is truncated or not a checkpoint") from None
-    except Exception as exc:  # zlib errors and friends on damaged data
-        raise CheckpointError(f"{path} is damaged ({type(exc).__name__})") from None
-    if bad is not None:
-        raise CheckpointError(f"{path} is corrupt (checksum mismatch in {bad})")
-    try:
-        payload = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{path} cannot be loaded ({type(exc).__name__}: {exc})"[:300]) from None
-    if not isinstance(payload, dict) or "model" not in payload:
-        raise CheckpointError(f"{path} is not a vaetui checkpoint")
-    return payload
+    """Verify and load one checkpoint file (see vaetui.checkpoint.load)."""
+    return checkpoint.load(path, map_location)
 
 
 class RunStore:
@@ -341,6 +439,7 @@ class RunStore:
     def __init__(self, root: str | Path | None = None, include_demo: bool = True):
         self.root = Path(root) if root is not None else DEFAULT_ROOT
         self.include_demo = include_demo
+        self.summaries = Summaries()
 
     def _demo(self) -> Run | None:
         if not self.include_demo:
@@ -426,7 +525,7 @@ class RunStore:
         out = []
         for name in self.names():
             try:
-                out.append(self.open(name).info())
+                out.append(self.open(name).info(self.summaries))
             except VaeError:
                 continue
         return out

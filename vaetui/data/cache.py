@@ -3,7 +3,8 @@
 Later epochs and later runs take batches as array slices: no PIL, no per-image Python in
 the training loop. The cache is keyed by the files (paths, sizes, mtimes) and the
 geometry, so a changed dataset rebuilds it. It is written under a temporary name and
-renamed when complete, so an interrupted build is never used.
+renamed when complete, so an interrupted build is never used (and its temp file is
+removed by the next build). One process builds at a time, under a file lock.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import hashlib
 import json
 import multiprocessing
 import os
-import tempfile
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,17 +23,12 @@ import numpy as np
 
 from vaetui.data.decode import UnreadableImage, load_rgb
 from vaetui.errors import DataError
+from vaetui.files import atomic_write_bytes, cache_dir, fsync_dir, fsync_file
+from vaetui.locks import file_lock, try_lock
 
 Progress = Callable[[int, int, str], None]
 CHUNK = 64
-
-
-def cache_dir() -> Path:
-    """$VAETUI_CACHE_DIR, else $XDG_CACHE_HOME/vaetui, else ~/.cache/vaetui."""
-    if os.environ.get("VAETUI_CACHE_DIR"):
-        return Path(os.environ["VAETUI_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "vaetui"
+BUILDING = ".u8.building"  # the temp file of a build in progress: .<base>.u8.building
 
 
 def cache_key(folder: Path, files: Sequence[str], size: tuple[int, int], geometry: str) -> str:
@@ -81,33 +77,99 @@ def _workers() -> int:
         return max(1, min(os.cpu_count() or 1, 8))
 
 
+def _paths(root: Path, name: str, files: Sequence[str], folder: Path, size: tuple[int, int], geometry: str):
+    h, w = size
+    base = root / f"{name}-{h}x{w}-{geometry}-{cache_key(folder, files, size, geometry)}"
+    return base, base.with_suffix(".u8"), base.with_suffix(".json")
+
+
+def _try_open(data_path: Path, meta_path: Path, shape, base: Path) -> Cache | None:
+    """The finished cache, or None when it is missing, incomplete or its metadata is damaged (rebuild)."""
+    try:
+        meta = json.loads(meta_path.read_text())
+        if data_path.stat().st_size != int(np.prod(shape)) or int(meta["files"]) != shape[0]:
+            return None
+        return _open(data_path, shape, meta, base)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _sweep(root: Path) -> None:
+    """Remove what interrupted builds left (a full-size temp file each), unless their builder still runs."""
+    for tmp in root.glob(".*" + BUILDING):
+        base = tmp.name[1 : -len(BUILDING)]
+        fd = try_lock(root / f"{base}.lock")
+        if fd is None and (root / f"{base}.lock").exists():
+            continue  # being built right now
+        try:
+            tmp.unlink(missing_ok=True)
+        finally:
+            if fd is not None:
+                os.close(fd)
+    for tmp in root.glob(".*.tmp"):  # an older vaetui's temp names: nothing writes them for an hour
+        try:
+            if time.time() - tmp.stat().st_mtime > 3600:
+                tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
 def build_or_open(folder: Path, files: Sequence[str], size: tuple[int, int], geometry: str, name: str,
                   progress: Progress | None = None, workers: int | None = None) -> Cache:
-    """Open the cache for these files, building it first (in parallel, with progress) when needed."""
+    """Open the cache for these files, building it first (in parallel, with progress) when needed.
+
+    One process builds, under a file lock; others (two ranks, the TUI and the CLI) wait for
+    it and then open what it built.
+    """
     if not files:
         raise DataError(f"no images for the {name} split in {folder}")
     h, w = size
     shape = (len(files), 3, h, w)
-    key = cache_key(folder, files, size, geometry)
     root = cache_dir()
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(f"cannot create the cache folder {root} ({exc.strerror}): set VAETUI_CACHE_DIR "
                         f"to a writable folder") from None
-    base = root / f"{name}-{h}x{w}-{geometry}-{key}"
-    data_path, meta_path = base.with_suffix(".u8"), base.with_suffix(".json")
-    if meta_path.exists() and data_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if data_path.stat().st_size == int(np.prod(shape)):
-            return _open(data_path, shape, meta, base)
-    # Build under a temporary name; rename when complete.
-    fd, tmp = tempfile.mkstemp(prefix=f".{base.name}.", suffix=".tmp", dir=root)
-    os.close(fd)
+    base, data_path, meta_path = _paths(root, name, files, folder, size, geometry)
+    cache = _try_open(data_path, meta_path, shape, base)
+    if cache is not None:
+        return cache
+    lock = base.with_suffix(".lock")
+    lock.touch(mode=0o666, exist_ok=True)
+    fd = try_lock(lock)
+    if fd is None:
+        if progress:
+            progress(0, len(files), f"waiting for another process to decode the {name} images")
+    else:
+        os.close(fd)
+    with file_lock(lock):
+        cache = _try_open(data_path, meta_path, shape, base)  # built by the process we waited for
+        if cache is not None:
+            return cache
+        _sweep(root)
+        errors = _build(folder, files, size, geometry, name, shape, root / f".{base.name}{BUILDING}", data_path,
+                        progress, workers)
+        skipped = [(files[i], reason) for i, reason in sorted(errors.items())]
+        log = None
+        if skipped:
+            log = base.with_suffix(".skipped.txt")
+            atomic_write_bytes(log, "".join(f"{folder / f}\t{reason}\n" for f, reason in skipped).encode())
+        meta = {"files": len(files), "good": [i for i in range(len(files)) if i not in errors],
+                "skipped": skipped, "log": str(log) if log else None, "source": str(folder)}
+        atomic_write_bytes(meta_path, json.dumps(meta).encode())
+    return _open(data_path, shape, meta, base)
+
+
+def _build(folder, files, size, geometry, name, shape, tmp: Path, data_path: Path, progress, workers) -> dict[int, str]:
+    """Decode every file into tmp (a fixed name: the caller holds the lock), then rename it into place."""
     try:
-        with open(tmp, "r+b") as fh:
-            fh.truncate(int(np.prod(shape)))
-        jobs = [(folder, list(files[i : i + CHUNK]), i, tmp, shape, size, geometry)
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            os.ftruncate(fd, int(np.prod(shape)))
+        finally:
+            os.close(fd)
+        jobs = [(folder, list(files[i : i + CHUNK]), i, str(tmp), shape, size, geometry)
                 for i in range(0, len(files), CHUNK)]
         errors: dict[int, str] = {}
         done = 0
@@ -115,31 +177,20 @@ def build_or_open(folder: Path, files: Sequence[str], size: tuple[int, int], geo
         if progress:
             progress(0, len(files), f"decoding {name} images once")
         if n_workers == 1 or len(jobs) == 1:
-            results = map(_decode_chunk, jobs)
-            for res in results:
+            for res in map(_decode_chunk, jobs):
                 done = _collect(res, errors, done, len(files), name, progress)
         else:
             # spawn, not fork: the caller may be a thread of a process that runs torch and a UI
             with ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context("spawn")) as pool:
                 for res in pool.map(_decode_chunk, jobs):
                     done = _collect(res, errors, done, len(files), name, progress)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
+        fsync_file(tmp)
         os.replace(tmp, data_path)
+        fsync_dir(data_path.parent)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    skipped = [(files[i], reason) for i, reason in sorted(errors.items())]
-    log = None
-    if skipped:
-        log = base.with_suffix(".skipped.txt")
-        log.write_text("".join(f"{folder / f}\t{reason}\n" for f, reason in skipped))
-    meta = {"files": len(files), "good": [i for i in range(len(files)) if i not in errors],
-            "skipped": skipped, "log": str(log) if log else None, "source": str(folder)}
-    tmp_meta = meta_path.with_suffix(".json.tmp")
-    tmp_meta.write_text(json.dumps(meta))
-    os.replace(tmp_meta, meta_path)
-    return _open(data_path, shape, meta, base)
+    return errors
 
 
 def _collect(res, errors, done, total, name, progress) -> int:
@@ -163,9 +214,10 @@ def _open(data_path: Path, shape, meta, base: Path) -> Cache:
 def status(folder: Path, files: Sequence[str], size: tuple[int, int], geometry: str, name: str) -> str:
     """'ready (N images, X MB)' or 'not built yet' for `vaetui data info`."""
     h, w = size
-    key = cache_key(folder, files, size, geometry)
-    base = cache_dir() / f"{name}-{h}x{w}-{geometry}-{key}"
-    if base.with_suffix(".json").exists() and base.with_suffix(".u8").exists():
-        mb = base.with_suffix(".u8").stat().st_size / 1e6
-        return f"ready ({len(files)} images, {mb:.0f} MB, {base.with_suffix('.u8')})"
-    return f"not built yet (first use decodes {len(files)} images, {len(files) * 3 * h * w / 1e6:.0f} MB)"
+    base, data_path, meta_path = _paths(cache_dir(), name, files, folder, size, geometry)
+    cache = _try_open(data_path, meta_path, (len(files), 3, h, w), base)
+    if cache is None:
+        return f"not built yet (first use decodes {len(files)} images, {len(files) * 3 * h * w / 1e6:.0f} MB)"
+    mb = data_path.stat().st_size / 1e6
+    skipped = f", {len(cache.skipped)} unreadable skipped (see {cache.log})" if cache.skipped else ""
+    return f"ready ({len(cache.good)} images, {mb:.0f} MB, {data_path}){skipped}"

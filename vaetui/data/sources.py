@@ -54,6 +54,11 @@ def file_index(config: DataConfig):
     raise DataError(f"{config.source} is not a file-backed source")
 
 
+def image_folder(config: DataConfig, index) -> Path:
+    """The folder the index's file names are relative to."""
+    return Path(index.folder) / ("img_align_celeba" if config.source == "celeba" else "")
+
+
 def split_files(config: DataConfig, index, split: str) -> tuple[list[str], np.ndarray, np.ndarray | None]:
     """Files, attributes and identities of a split; train is cut to dataset_size (a fixed subset: the first N)."""
     files = index.files[split]
@@ -72,8 +77,8 @@ def open_file_split(config: DataConfig, split: str, progress=None, index=None) -
     if not files:
         raise DataError(f"the {split} split of {index.folder} is empty: add images (or check the partition file)")
     name = f"{config.source}-{split}"
-    cache = cache_mod.build_or_open(Path(index.folder) / ("img_align_celeba" if config.source == "celeba" else ""),
-                                    files, config.size, config.geometry, name, progress=progress)
+    cache = cache_mod.build_or_open(image_folder(config, index), files, config.size, config.geometry, name,
+                                    progress=progress)
     if len(cache.good) == 0:
         raise DataError(f"none of the {len(files)} {split} images in {index.folder} could be read "
                         f"(see {cache.log})")

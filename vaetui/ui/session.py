@@ -98,13 +98,18 @@ class TailSession(Session):
 
     def __init__(self, run: Run, config: RunConfig):
         super().__init__(run, config)
-        self.offset = 0
+        from vaetui.history import LogFollower
+
+        self.follower = LogFollower(run.metrics_path)
         self.last_snapshot: str | None = None
 
     def poll(self) -> bool:
-        """Read new events; True when something changed."""
-        lines, self.offset = self.run.read_events(self.offset)
-        changed = False
+        """Read new events; True when something changed. A rewritten log (a resume) is read again from the start."""
+        lines, reset = self.follower.read()
+        changed = reset
+        if reset:
+            self.state = MonitorState(run=self.run.name, run_dir=self.run.path, epochs=self.config.train.epochs)
+            self.last_snapshot = None
         for data in lines:
             event = event_from_json(data)
             if event is None:

@@ -47,7 +47,7 @@ class ExploreScreen(Screen[None]):
     name_ = "explore"
     needs_model = True
 
-    def __init__(self, run_name: str, checkpoint: str = "best"):
+    def __init__(self, run_name: str, checkpoint: str | None = None):
         super().__init__()
         self.run_name = run_name
         self.checkpoint = checkpoint
@@ -131,7 +131,7 @@ class GenerateScreen(ExploreScreen):
         Binding("minus", "temperature(-0.1)", "T-"), Binding("plus,equals_sign", "temperature(0.1)", "T+"),
     ]
 
-    def __init__(self, run_name: str, checkpoint: str = "best", seed: int = 0, temperature: float = 1.0, n: int = 32):
+    def __init__(self, run_name: str, checkpoint: str | None = None, seed: int = 0, temperature: float = 1.0, n: int = 32):
         super().__init__(run_name, checkpoint)
         self.seed, self.temperature, self.n = seed, temperature, n
 
@@ -172,7 +172,7 @@ class InterpolateScreen(ExploreScreen):
         Binding("r", "reroll", "new endpoints"), Binding("a", "save_gif", "save GIF"),
     ]
 
-    def __init__(self, run_name: str, checkpoint: str = "best", seed: int = 0, steps: int = 11):
+    def __init__(self, run_name: str, checkpoint: str | None = None, seed: int = 0, steps: int = 11):
         super().__init__(run_name, checkpoint)
         self.seed, self.steps, self.mode, self.extrapolate, self.frame = seed, steps, "lerp", 0.0, 0
 
@@ -247,7 +247,7 @@ class ReconstructScreen(ExploreScreen):
         Binding("2", "compare", "compare run"),
     ]
 
-    def __init__(self, run_name: str, checkpoint: str = "best", n: int = 8):
+    def __init__(self, run_name: str, checkpoint: str | None = None, n: int = 8):
         super().__init__(run_name, checkpoint)
         self.n, self.start, self.split, self.compare = n, 0, "test", None
 
@@ -260,7 +260,7 @@ class ReconstructScreen(ExploreScreen):
 
         other = None
         if self.compare:
-            _, other_model, other_cfg, _, _ = self.app.models.get(self.app.store, self.compare, "best")
+            _, other_model, other_cfg, _, _ = self.app.models.get(self.app.store, self.compare, None)
             other = (other_model, other_cfg)
         return reconstructions(model, config, self.split, self.n, self.start, other)
 
@@ -305,7 +305,8 @@ class ReconstructScreen(ExploreScreen):
         labels = [lab for lab in labels if run.checkpoint_path(lab).exists()]
         if not labels:
             return
-        i = labels.index(self.checkpoint) if self.checkpoint in labels else -1
+        current = self.checkpoint or "best"
+        i = labels.index(current) if current in labels else -1
         self.checkpoint = labels[(i + 1) % len(labels)]
         self.request()
 
@@ -418,7 +419,7 @@ class LatentScreen(ExploreScreen):
         Binding("p", "scatter", "scatter"),
     ]
 
-    def __init__(self, run_name: str, checkpoint: str = "best"):
+    def __init__(self, run_name: str, checkpoint: str | None = None):
         super().__init__(run_name, checkpoint)
         self.rank, self.image, self.attr_index, self.amount, self.show_scatter = 0, 0, 0, 1.0, False
         self.encoded = None
@@ -565,7 +566,7 @@ class CompareScreen(ExploreScreen):
 
         others = []
         for name in self.run_names[1:]:
-            _, m, c, _, _ = self.app.models.get(self.app.store, name, "best")
+            _, m, c, _, _ = self.app.models.get(self.app.store, name, None)
             others.append((m, c))
         return reconstructions(model, config, "test", 8, self.start, others)
 

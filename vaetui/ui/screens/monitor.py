@@ -123,6 +123,7 @@ class MonitorScreen(Screen[None]):
         self._dirty = False
         self._picture_at = 0.0
         self._system_drawn = False
+        self._state_seen = None
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -192,6 +193,10 @@ class MonitorScreen(Screen[None]):
         self._update_numbers()
         self._update_picture()
         log = self.query_one(RichLog)
+        if s is not self._state_seen:  # the run's log was rewritten (a resume): its history is read afresh
+            self._state_seen = s
+            log.clear()
+            self._logged = 0
         for line in s.log[self._logged:]:
             log.write(line)
         self._logged = len(s.log)

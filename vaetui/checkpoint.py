@@ -1,0 +1,131 @@
+"""The checkpoint format: what a checkpoint holds, writing it, and reading it back verified.
+
+A checkpoint is a plain torch zip file (``torch.save``) of a dict:
+
+    format          2
+    config          the run's config.json text
+    model           the network's state_dict (the plain model, never the DDP wrapper)
+    optimizer       Adam's state_dict
+    scaler          the fp16 GradScaler's state (empty when unused)
+    noise_rng       the reparameterisation noise generator's state, and
+    noise_device    the device type it belongs to (a CPU and a CUDA generator differ)
+    step, epoch     where training stands
+    lr_scale        learning-rate multiplier left by roll-backs
+    best_valid      the best validation objective so far (at the run's final β)
+    nonfinite_total, rollbacks   what went wrong so far
+    epoch_sums      the running sums of the epoch in progress
+
+It is loaded with ``weights_only=True`` after the zip's CRC-32 of every stored tensor is
+verified, because ``torch.load`` alone loads flipped bits silently.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from vaetui.errors import CheckpointError
+from vaetui.files import atomic_write_bytes
+
+FORMAT = 2
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    """The bytes of a checkpoint file."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return buf.getvalue()
+
+
+def save(path: Path, payload: dict[str, Any] | bytes) -> Path:
+    """Write a checkpoint (a payload, or bytes from encode) atomically."""
+    data = payload if isinstance(payload, (bytes, bytearray, memoryview)) else encode(payload)
+    return atomic_write_bytes(path, data)
+
+
+def load(path: Path, map_location: str = "cpu") -> dict[str, Any]:
+    """Verify a checkpoint's zip CRCs, then torch.load it with weights_only=True."""
+    import torch
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError):
+        raise CheckpointError(f"{path} is truncated or not a checkpoint") from None
+    except Exception as exc:  # zlib errors and friends on damaged data
+        raise CheckpointError(f"{path} is damaged ({type(exc).__name__})") from None
+    if bad is not None:
+        raise CheckpointError(f"{path} is corrupt (checksum mismatch in {bad})")
+    try:
+        payload = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path} cannot be loaded ({type(exc).__name__}: {exc})"[:300]) from None
+    if not isinstance(payload, dict) or "model" not in payload:
+        raise CheckpointError(f"{path} is not a vaetui checkpoint")
+    return payload
+
+
+class _Opaque:
+    """Stands in for every class and tensor while peeking: nothing is constructed, no code runs."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        pass
+
+    def __setitem__(self, key, value):
+        pass
+
+    def append(self, value):
+        pass
+
+    def extend(self, values):
+        pass
+
+
+class _Dict(dict):
+    """OrderedDict stand-in: a state_dict's metadata arrives through __setstate__ and is dropped."""
+
+    def __setstate__(self, state):
+        pass
+
+
+class _Peeker(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) in (("collections", "OrderedDict"), ("builtins", "dict")):
+            return _Dict
+        return _Opaque
+
+    def persistent_load(self, pid):
+        return None
+
+
+def peek(path: Path) -> dict[str, Any] | None:
+    """The plain numbers of a checkpoint (step, epoch, ...) without reading its tensors; None if unreadable.
+
+    Reads only the zip's small pickle (its CRC is checked by zipfile): milliseconds even for
+    a large model, so the newest of several checkpoints can be found cheaply.
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            name = next((n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
+            if name is None:
+                return None
+            raw = zf.read(name)
+        top = _Peeker(io.BytesIO(raw)).load()
+    except Exception:  # damaged in any way: the caller skips it
+        return None
+    if not isinstance(top, dict):
+        return None
+    return {k: v for k, v in top.items() if isinstance(v, (int, float, str))}

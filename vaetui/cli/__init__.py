@@ -1,0 +1,55 @@
+"""The one entry point: `vaetui` opens the TUI; its sub-commands are the screens' headless twins.
+
+One module per command group, each declaring its arguments beside the code that reads them:
+train (train, model), data, explore (sample, reconstruct, interpolate), evaluate (eval,
+plot), runs (runs, monitor, the TUI).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Sequence
+
+from vaetui import __version__
+from vaetui.cli import data, evaluate, explore, runs, train
+from vaetui.cli.args import Parser
+from vaetui.errors import VaeError
+
+GROUPS = (train, data, runs, explore, evaluate)
+
+
+def build_parser() -> Parser:
+    """The argument parser for `vaetui` and its sub-commands."""
+    parser = Parser(prog="vaetui", description="Train and explore variational autoencoders from a terminal. "
+                    "With no command, opens the TUI.")
+    parser.add_argument("--version", action="version", version=f"vaetui {__version__}")
+    runs.add_tui_args(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for group in GROUPS:
+        group.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run vaetui; errors a user can cause print one line and return non-zero."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command is None:
+            return runs.run_tui(runs_dir=args.tui_runs_dir, threads=args.tui_threads, device=args.tui_device,
+                                image=args.tui_image)
+        return args.func(args)
+    except VaeError as exc:
+        print(f"vaetui: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vaetui: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

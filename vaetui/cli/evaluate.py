@@ -1,0 +1,111 @@
+"""`vaetui eval` (metrics of a checkpoint, stored with their protocol) and `vaetui plot` (learning curves)."""
+
+from __future__ import annotations
+
+import argparse
+
+from vaetui.cli.args import SEED_MAX, SPLITS, add_checkpoint, add_run, add_runs_dir, int_in, out_file, progress_printer
+from vaetui.errors import VaeError
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Metrics of a checkpoint on a split, stored in the run with their protocol."""
+    import json
+
+    from vaetui.cli.explore import load
+    from vaetui.data import open_split
+    from vaetui.metrics import evaluate
+
+    run, model, config, path = load(args)
+    split = open_split(config.data, args.split, progress=progress_printer())
+    result = evaluate(model, config, split, args.n, args.k, args.seed, progress=progress_printer())
+    protocol = {"run": run.name, "checkpoint": path.name, "split": args.split, "count": min(args.n, len(split)),
+                "k": args.k, "seed": args.seed}
+    result = {"protocol": protocol, **result}
+    stored = None if run.read_only else run.save_eval(result)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    pi, pd = result["per_image"], result["per_dim"]
+    print(f"{run.name} ({path.name}) on {protocol['count']} {args.split} images, k={args.k}, seed {args.seed}")
+    print(f"  -ELBO     {pi['neg_elbo']:12.2f} nats/image  = {pd['neg_elbo_nats']:.4f} nats/dim = {pd['neg_elbo_bits']:.4f} bits/dim")
+    print(f"    recon   {pi['recon']:12.2f}    KL {pi['kl']:.2f}")
+    print(f"  IWAE NLL  {pi['iwae_nll']:12.2f} nats/image  = {pd['iwae_nats']:.4f} nats/dim = {pd['iwae_bits']:.4f} bits/dim")
+    if config.model.likelihood == "bernoulli":
+        print("    (Bernoulli likelihood on continuous pixels: not a density over 8-bit images, so these bits/dim "
+              "do not compare with published ones)")
+    elif "neg_elbo_discrete_bits" in pd:
+        print(f"    discretised 8-bit -ELBO: {pd['neg_elbo_discrete_bits']:.4f} bits/dim (comparable across models)")
+    print(f"  PSNR {result['psnr']:.2f} dB   SSIM {result['ssim']:.4f}   active units {result['active_units']}/{result['latent']}")
+    ranked = sorted(enumerate(result["kl_per_dim"]), key=lambda t: -t[1])[:8]
+    print("  KL per dim (top): " + ", ".join(f"z{j} {v:.2f}" for j, v in ranked))
+    if "probe_r2" in result:
+        print("  linear probe R² μ -> factor: " + ", ".join(f"{n} {v:.2f}" for n, v in result["probe_r2"].items()))
+    if stored:
+        print(f"  stored in {stored}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    """The seed's learning curves (train and validation loss against iterations), several runs in one figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vaetui.files import atomic_path
+    from vaetui.runs import RunStore
+
+    store = RunStore(args.runs_dir)
+    histories = [(name, store.open(name).history()) for name in args.runs]  # every run checked before drawing
+    for name, h in histories:
+        if not h.epochs and not len(h.series["loss"]):
+            raise VaeError(f"run {name} has no metrics yet: train it first")
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    try:
+        for name, h in histories:
+            line = None
+            if args.steps and len(h.series["loss"]):
+                xs, ys = h.series["loss"].points()
+                (line,) = ax.plot(xs, ys, alpha=0.35, lw=1, label=f"{name} train (per step)")
+            if h.epochs:
+                steps = [e.step for e in h.epochs]
+                color = line.get_color() if line else None
+                (line,) = ax.plot(steps, [e.train_loss for e in h.epochs], "-o", ms=3, color=color,
+                                  label=f"{name} train")
+                ax.plot(steps, [e.valid_loss for e in h.epochs], "--s", ms=3, color=line.get_color(),
+                        label=f"{name} validation")
+        ax.set_xlabel("Iterations")
+        ax.set_ylabel("Loss per image (nats)")
+        ax.set_title("Learning curves")
+        if args.log_y:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        with atomic_path(args.out) as tmp:
+            fig.savefig(tmp, format=args.out.suffix.lstrip(".").lower())
+    finally:
+        plt.close(fig)
+    print(f"wrote {args.out}: learning curves of {', '.join(args.runs)}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("eval", help="metrics of a checkpoint: -ELBO, IWAE bound, bits/dim, PSNR, SSIM, active units")
+    add_run(p)
+    add_checkpoint(p)
+    p.add_argument("--split", choices=SPLITS, default="test")
+    p.add_argument("--n", type=int_in(1, 10**7), default=1024, help="images (the first N of the split)")
+    p.add_argument("--k", type=int_in(1, 100000), default=64, help="importance samples for the IWAE bound")
+    p.add_argument("--seed", type=int_in(0, SEED_MAX), default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("plot", help="write learning curves (train and validation loss) of one or more runs")
+    p.add_argument("runs", metavar="RUN", nargs="+")
+    p.add_argument("--out", required=True, type=out_file(".png", ".pdf", ".svg"), metavar="FILE.png")
+    p.add_argument("--steps", action="store_true", help="also draw the per-step training loss")
+    p.add_argument("--log-y", action="store_true")
+    add_runs_dir(p)
+    p.set_defaults(func=cmd_plot)

@@ -1,0 +1,124 @@
+"""`vaetui sample | reconstruct | interpolate`: the explore screens' headless twins (same pixels, tested)."""
+
+from __future__ import annotations
+
+import argparse
+
+from vaetui.cli.args import (
+    MAX_PICTURE_IMAGES, SEED_MAX, SPLITS, add_checkpoint, add_run, float_in, int_in, need, out_file, warn,
+)
+from vaetui.errors import VaeError
+
+MAX_STEPS, MAX_PAIRS, MAX_RECON = 201, 32, 256
+
+
+def load(args: argparse.Namespace, name: str | None = None):
+    """(run, model, config, checkpoint path) of RUN (or of `name`) at --checkpoint."""
+    from vaetui.figures import model_for
+    from vaetui.runs import RunStore
+
+    run = RunStore(args.runs_dir).open(name or args.run)
+    model, config, path, warnings = model_for(run, args.checkpoint)
+    for w in warnings:
+        warn(w)
+    return run, model, config, path
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    """Originals over reconstructions of a split, with each image's loss."""
+    from vaetui.figures import reconstructions
+    from vaetui.imaging import save_image
+
+    run, model, config, path = load(args)
+    compare = None
+    if args.compare:
+        _, other_model, other_cfg, _ = load(args, args.compare)
+        compare = (other_model, other_cfg)
+    fig = reconstructions(model, config, args.split, args.n, args.start, compare)
+    out = save_image(fig.image, args.out)
+    losses = ", ".join(f"{v:.1f}" for v in fig.info["losses"])
+    print(f"wrote {out}: {run.name} ({path.name}), {args.split} images {fig.info['indices'][0]}-"
+          f"{fig.info['indices'][-1]}, reconstruction loss per image: {losses}")
+    if compare:
+        mean_a = sum(fig.info["losses"]) / len(fig.info["losses"])
+        mean_b = sum(fig.info["compare_losses"]) / len(fig.info["compare_losses"])
+        print(f"mean reconstruction loss: {run.name} {mean_a:.1f}, {args.compare} {mean_b:.1f} "
+              f"(third row: {args.compare})")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    """Faces decoded from z ~ N(0, T² I)."""
+    from vaetui.figures import samples
+    from vaetui.imaging import save_image
+
+    run, model, config, path = load(args)
+    out = save_image(samples(model, args.n, args.seed, args.temperature, args.cols).image, args.out)
+    print(f"wrote {out}: {args.n} samples from {run.name} ({path.name}), seed {args.seed}, temperature {args.temperature:g}")
+    return 0
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    """Frames along a latent path: a PNG strip (one row a pair) or an animated GIF."""
+    from vaetui.explore import path_ts
+    from vaetui.figures import interpolation
+    from vaetui.imaging import save_any
+
+    need((args.from_ is None) == (args.to is None),
+         "--from and --to go together (two dataset images); or use --seed for random endpoints")
+    frames = len(path_ts(args.steps, args.extrapolate))
+    need(frames * args.pairs <= MAX_PICTURE_IMAGES, f"{args.pairs} pairs of {frames} frames is more than "
+         f"{MAX_PICTURE_IMAGES} images: use fewer --steps or --pairs")
+    run, model, config, path = load(args)
+    endpoints = (args.from_, args.to) if args.from_ is not None else None
+    fig = interpolation(model, config, args.steps, args.mode, args.seed, args.pairs, endpoints, args.extrapolate,
+                        args.split)
+    gif = args.out.suffix.lower() == ".gif"
+    out = save_any(fig.frames if gif else fig.image, args.out)
+    norms = ", ".join(f"{v:.2f}" for v in fig.info["norms"][0])
+    print(f"wrote {out}: {run.name} ({path.name}), {args.mode}, t = {fig.info['t'][0]:g}..{fig.info['t'][-1]:g}, "
+          f"|z| along the path: {norms}")
+    return 0
+
+
+def register(sub) -> None:
+    png = out_file(".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+    p = sub.add_parser("reconstruct", help="write originals over reconstructions of a run's checkpoint")
+    add_run(p)
+    add_checkpoint(p)
+    p.add_argument("--out", required=True, type=png, metavar="FILE.png")
+    p.add_argument("--split", choices=SPLITS, default="test")
+    p.add_argument("--n", type=int_in(1, MAX_RECON), default=8, help="images (default: %(default)s)")
+    p.add_argument("--start", type=int_in(0), default=0, help="first image of the split")
+    p.add_argument("--compare", metavar="RUN2", help="add RUN2's reconstructions of the same images (same image size)")
+    p.set_defaults(func=cmd_reconstruct)
+
+    p = sub.add_parser("sample", help="write faces generated from z ~ N(0, I)")
+    add_run(p)
+    add_checkpoint(p)
+    p.add_argument("--out", required=True, type=png, metavar="FILE.png")
+    p.add_argument("--n", type=int_in(1, MAX_PICTURE_IMAGES), default=32, help="faces (default: %(default)s)")
+    p.add_argument("--seed", type=int_in(0, SEED_MAX), default=0)
+    p.add_argument("--temperature", type=float_in(0, 100, low_open=True), default=1.0, help="z ~ N(0, T²I)")
+    p.add_argument("--cols", type=int_in(1, 64), default=8)
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("interpolate", help="write a latent interpolation strip (.png) or animation (.gif)")
+    add_run(p)
+    add_checkpoint(p)
+    p.add_argument("--out", required=True, type=out_file(".png", ".gif", ".jpg", ".webp"), metavar="FILE.png|.gif")
+    p.add_argument("--steps", type=int_in(2, MAX_STEPS), default=11,
+                   help="frames from one end to the other (default 11: t = 0, 0.1, ..., 1)")
+    p.add_argument("--mode", choices=("lerp", "slerp"), default="lerp")
+    p.add_argument("--from", dest="from_", type=int_in(0), metavar="I", help="start at the μ of image I of --split")
+    p.add_argument("--to", type=int_in(0), metavar="J", help="end at the μ of image J")
+    p.add_argument("--split", choices=SPLITS, default="test")
+    p.add_argument("--seed", type=int_in(0, SEED_MAX), default=0, help="random endpoints z ~ N(0, I) (without --from/--to)")
+    p.add_argument("--pairs", type=int_in(1, MAX_PAIRS), default=3, help="random pairs, one row each (the seed: 3)")
+    p.add_argument("--extrapolate", type=float_in(0, 5), default=0.0, metavar="X",
+                   help="extend the path by X past both ends")
+    p.set_defaults(func=cmd_interpolate)
+
+
+__all__ = ["register", "load", "VaeError"]

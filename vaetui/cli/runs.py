@@ -1,0 +1,94 @@
+"""`vaetui runs` (the run store, listed), `vaetui monitor RUN`, and opening the TUI itself.
+
+This is the one CLI module that starts Textual, and only inside run_tui().
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from vaetui.cli.args import add_runs_dir, int_in
+from vaetui.errors import VaeError
+
+IMAGE_CHOICES = ("auto", "halfcell", "sixel", "kitty", "unicode", "none")
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """List runs with their status and best validation loss."""
+    import json
+    import time
+
+    from vaetui.runs import RunStore
+
+    infos = RunStore(args.runs_dir).infos()
+    if args.json:
+        print(json.dumps([i.to_json() for i in infos], indent=2))
+        return 0
+    if not infos:
+        print(f"no runs in {args.runs_dir or 'checkpoints'}: start one with `vaetui train`")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("run", "preset", "data", "size", "latent", "β", "epochs", "best valid", "status", "updated"):
+        table.add_column(col, justify="right" if col in ("latent", "β", "epochs", "best valid") else "left")
+    for i in infos:
+        table.add_row(i.name + (" (read-only)" if i.read_only else ""), i.preset, i.data, i.size, str(i.latent),
+                      f"{i.beta:g}", f"{i.epochs_done}/{i.epochs}",
+                      "-" if i.best_valid is None else f"{i.best_valid:.2f}", i.status,
+                      time.strftime("%Y-%m-%d %H:%M", time.localtime(i.updated)))
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=200)  # a pipe: no wrapping
+    console.print(table)
+    return 0
+
+
+def run_tui(runs_dir=None, threads=None, device="auto", image="halfcell", monitor=None) -> int:
+    """Open the terminal app (needs a terminal)."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise VaeError("the vaetui TUI needs a terminal; for scripts use the sub-commands (vaetui --help)")
+    from vaetui.perf import quiet_openmp, tune_allocator
+
+    quiet_openmp()  # before torch is imported: idle OpenMP threads must not spin beside the UI
+    tune_allocator()
+    from vaetui.runs import RunStore
+
+    if monitor is not None:
+        RunStore(runs_dir).open(monitor)  # a missing run is a one-line error, before the screen opens
+    from vaetui.ui.app import make_app
+    from vaetui.ui.widgets.picture import picture_class
+
+    if image not in ("halfcell", "none"):
+        picture_class(image)  # textual-image probes the terminal when imported: before the app starts
+    return make_app(runs_dir=runs_dir, threads=threads, device=device, image=image, monitor=monitor).run() or 0
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    """The monitor screen for a run trained elsewhere (follows its metrics.jsonl)."""
+    return run_tui(runs_dir=args.runs_dir, image=args.image, monitor=args.run)
+
+
+def add_tui_args(parser: argparse.ArgumentParser) -> None:
+    """The bare `vaetui` command's options (the TUI)."""
+    parser.add_argument("--runs-dir", dest="tui_runs_dir", metavar="DIR", help="run store for the TUI (default: ./checkpoints)")
+    parser.add_argument("--threads", dest="tui_threads", type=int_in(1, 1024), metavar="N",
+                        help="torch threads for training in the TUI")
+    parser.add_argument("--device", dest="tui_device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--image", dest="tui_image", default="halfcell", choices=IMAGE_CHOICES,
+                        help="how to draw images (default: halfcell, works over SSH and in tmux)")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("monitor", help="watch a run that another process trains (the TUI's monitor)")
+    p.add_argument("run", metavar="RUN")
+    add_runs_dir(p)
+    p.add_argument("--image", default="halfcell", choices=IMAGE_CHOICES)
+    p.set_defaults(func=cmd_monitor)
+
+    p = sub.add_parser("runs", help="list runs: status, settings, best validation loss")
+    add_runs_dir(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_runs)

@@ -1,0 +1,211 @@
+"""`vaetui train` (headless training, resumable, torchrun-aware) and `vaetui model` (the network's layers).
+
+The training flags are generated from the one list of settings in vaetui.config: a new
+setting there is a new flag here, with its help, type, range and choices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from vaetui.cli.args import add_runs_dir, int_in
+from vaetui.errors import VaeError
+
+
+def setting_type(s):
+    """An argparse type that parses and range-checks one setting."""
+    from vaetui.errors import ConfigError
+
+    def parse(text: str):
+        try:
+            value = s.parse(text)
+            s.check(value)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
+        return value
+
+    parse.__name__ = s.name
+    return parse
+
+
+def add_setting_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """One flag per setting (default None: 'not given', so a preset or config file fills it)."""
+    from vaetui.config import SETTINGS
+
+    for s in SETTINGS:
+        if s.name in skip:
+            continue
+        allowed = s.describe()
+        help_text = s.help + (f" ({allowed})" if allowed and not s.choices else "")
+        if s.kind is bool:
+            p.add_argument(s.flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif s.choices:
+            p.add_argument(s.flag, choices=s.choices, default=None, help=help_text)
+        else:
+            p.add_argument(s.flag, type=setting_type(s), default=None, metavar=s.metavar or s.kind.__name__.upper()
+                           if s.kind != "size" else "HxW", help=help_text)
+
+
+def given_settings(args: argparse.Namespace) -> dict:
+    """The setting flags given on the command line, as flat overrides (None = not given)."""
+    from vaetui.config import SETTINGS
+
+    return {s.name: getattr(args, s.name, None) for s in SETTINGS}
+
+
+def build_train_config(args: argparse.Namespace):
+    """Preset, then the config file, then flags (each overriding the one before)."""
+    from vaetui.config import load_config_file, preset, with_overrides
+
+    file_overrides = load_config_file(args.config) if args.config else {}
+    name = args.preset or file_overrides.pop("preset", None) or "faces64"
+    file_overrides.pop("preset", None)
+    cfg = with_overrides(preset(name), file_overrides)
+    return with_overrides(cfg, given_settings(args)).validate()
+
+
+def _resume_run(args: argparse.Namespace, store):
+    """The run to resume and its config with the flags a resume may change; refuses the others."""
+    from vaetui.config import resume_changes, with_overrides
+    from vaetui.errors import ConfigError
+
+    run = store.open(args.resume)
+    if run.read_only:
+        raise ConfigError("resume", f"run {run.name} is read-only: start a new run with vaetui train")
+    current = run.config()
+    if args.preset and args.preset != current.preset or args.config:
+        raise ConfigError("resume", "--preset/--config cannot change an existing run: drop them or start a new run")
+    given = {k: v for k, v in given_settings(args).items() if v is not None}
+    changed = resume_changes(current, given)
+    if changed:
+        raise ConfigError("resume", "a resumed run keeps its model, data and optimiser settings; drop "
+                          f"{', '.join(changed)} or start a new run")
+    cfg = with_overrides(current, given).validate()
+    _check_fits(cfg)
+    run.write_config(cfg)
+    return run, cfg
+
+
+def _new_run(args: argparse.Namespace, store):
+    cfg = build_train_config(args)
+    _check_fits(cfg)
+    return store.create(cfg, args.name), cfg
+
+
+def _check_fits(cfg) -> None:
+    import os
+
+    from vaetui.memory import check_fits
+
+    device = cfg.train.device
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    check_fits(cfg, device, int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1"))))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a new run, or resume one, headless."""
+    import signal
+
+    from vaetui.perf import tune_allocator
+
+    tune_allocator()
+    from vaetui import distributed
+    from vaetui.config import RunConfig
+    from vaetui.console import print_json_events, print_progress
+    from vaetui.engine import Control, Trainer
+    from vaetui.events import FailedEvent, FinishedEvent
+    from vaetui.runs import Run, RunStore
+
+    world = distributed.init()
+    store = RunStore(args.runs_dir)
+    shared = None
+    if world.main:  # rank 0 alone touches the run folder; the others may be on nodes that lack it
+        try:
+            run, cfg = _resume_run(args, store) if args.resume else _new_run(args, store)
+            shared = (run.name, cfg.to_json(), None)
+        except VaeError as exc:
+            shared = (None, None, str(exc))
+    name, cfg_json, error = distributed.broadcast(shared, world)
+    if error is not None:
+        distributed.shutdown(world)
+        raise VaeError(error)
+    cfg = RunConfig.from_json(cfg_json)
+    if not world.main:
+        run = Run(store.root / name)  # never read or written on this rank
+    control = Control()
+
+    def on_signal(signum, _frame):
+        control.stop()
+
+    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        events = Trainer(cfg, run, resume=bool(args.resume)).run(control)
+        if not world.main:
+            last = None
+            for last in events:  # rank 0 reports for everyone
+                pass
+        elif args.log_format == "json":
+            last = print_json_events(events)
+        else:
+            last = print_progress(events, cfg.train.epochs)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        distributed.shutdown(world)
+    if isinstance(last, FailedEvent):
+        print(f"vaetui: error: {last.error}", file=sys.stderr)
+        return 1
+    if isinstance(last, FinishedEvent) and last.reason == "stopped":
+        return 130 if args.log_format != "json" else 0
+    return 0
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    """Print the layer table with output shapes and the parameter count."""
+    from vaetui.config import preset, with_overrides
+    from vaetui.model import ConvVAE, decoder_paddings, layer_table, parameter_count
+
+    cfg = with_overrides(preset(args.preset), {"latent": args.latent, "hidden": args.hidden, "size": args.size})
+    cfg.model.validate()  # the data root is not needed to describe the network
+    cfg.data.validate() if cfg.data.source == "synthetic" else None
+    model = ConvVAE.from_config(cfg)
+    h, w = cfg.data.size
+    print(f"ConvVAE  preset={cfg.preset}  image=3x{h}x{w}  hidden={cfg.model.hidden}  latent={cfg.model.latent}")
+    rows = layer_table(model)
+    width = max(len(r[1]) for r in rows)
+    print(f"{'layer':<14} {'type':<{width}}  {'output':<16} {'params':>12}")
+    for name, kind, shape, n in rows:
+        print(f"{name:<14} {kind:<{width}}  {'x'.join(map(str, shape)):<16} {n:>12,}")
+    pads, out_pad = decoder_paddings(h, w)
+    print(f"decoder paddings: {', '.join(str(p) for p in pads)}" + (f"  output padding: {out_pad}" if any(out_pad) else ""))
+    print(f"parameters: {parameter_count(model):,}")
+    return 0
+
+
+def register(sub) -> None:
+    from vaetui.config import PRESETS, setting
+
+    p = sub.add_parser("model", help="print the network's layers, output shapes and parameter count")
+    p.add_argument("--preset", default="seed", choices=list(PRESETS), help="preset to describe (default: %(default)s)")
+    p.add_argument("--latent", type=setting_type(setting("latent")), help="latent size")
+    p.add_argument("--hidden", type=setting_type(setting("hidden")), help="hidden channels c (encoder c, 2c, 4c, 8c)")
+    p.add_argument("--size", type=setting_type(setting("size")), metavar="HxW", help="image size, e.g. 64 or 218x178")
+    p.set_defaults(func=cmd_model)
+
+    p = sub.add_parser("train", help="train a run headless (progress bar, one line per epoch)",
+                       description="Train a new run (preset, then --config, then flags), or --resume one.")
+    p.add_argument("--preset", choices=list(PRESETS), help="faces64 (default), seed, seed-l3, tiny")
+    p.add_argument("--config", metavar="FILE", help="TOML or JSON file of settings; flags override it")
+    p.add_argument("--name", help="run name (default: <preset>-<date>-<time>)")
+    add_runs_dir(p, must_exist=False)
+    p.add_argument("--resume", metavar="RUN", help="continue RUN from its newest good checkpoint")
+    p.add_argument("--log-format", choices=("rich", "json"), default="rich")
+    add_setting_flags(p)
+    p.set_defaults(func=cmd_train)
+
+
+__all__ = ["register", "build_train_config", "add_setting_flags", "given_settings", "int_in"]

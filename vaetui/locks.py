@@ -1,0 +1,213 @@
+"""Locks on files: a plain blocking flock, and a run's trainer lock with its holder and heartbeat.
+
+`fcntl.flock` is held by the open file, so it is released by the kernel when the holder
+dies, however it dies: a lock is never "left behind" on the machine that took it. The
+file also names the holder (pid, host) and a heartbeat the holder refreshes, because a
+flock on a shared filesystem may not be seen from another host: there, a fresh
+heartbeat is what says the holder lives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+HEARTBEAT_S = 20.0  # how often a holder refreshes its heartbeat
+STALE_AFTER_S = 120.0  # a holder on another host silent this long is taken to be gone
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, shared: bool = False) -> Iterator[None]:
+    """Hold a blocking flock on path (created if missing) for the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def try_lock(path: Path) -> int | None:
+    """An fd holding an exclusive flock on an existing path, or None when someone holds it (or it is gone)."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text() or "null")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+    if data is None:  # an empty file: its taker had not written its name yet, or it was just created
+        return None
+    return data if isinstance(data, dict) else {}
+
+
+class HeldElsewhere(Exception):
+    """The lock is held by a live process; the message names it."""
+
+
+class RunLock:
+    """The lock a trainer holds on its run folder for as long as it trains."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._fd: int | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._me: dict[str, Any] = {}
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> str | None:
+        """Take the lock; returns a warning when a dead holder's lock was taken over.
+
+        Raises HeldElsewhere when a live process holds it (here, or on another host with a
+        fresh heartbeat).
+        """
+        if self._fd is not None:
+            raise HeldElsewhere("this process already trains this run")
+        for _ in range(20):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+                raise HeldElsewhere(self._describe(holder(self.path, wait=True) or {})) from None
+            # The file may have been removed (and a new one made) between open and flock: then ours is stale.
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            previous = _read_json(self.path)
+            warning = None
+            if previous:
+                age = time.time() - float(previous.get("heartbeat", previous.get("time", 0)) or 0)
+                elsewhere = previous.get("host") not in (None, "?", socket.gethostname())
+                if elsewhere and age < STALE_AFTER_S:
+                    os.close(fd)
+                    raise HeldElsewhere(self._describe({**previous, "age": age, "alive": True}))
+                who = f"pid {previous.get('pid', '?')}" + (f" on {previous['host']}" if elsewhere else "")
+                silent = f", silent for {_age(age)}" if elsewhere else ", which is no longer running"
+                warning = f"took over the lock left by {who}{silent}"
+            elif previous == {}:
+                warning = "took over a damaged lock file"
+            self._fd = fd
+            now = time.time()
+            self._me = {"pid": os.getpid(), "host": socket.gethostname(), "time": now, "heartbeat": now}
+            self._write()
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._beat, name=f"heartbeat {self.path.parent.name}",
+                                            daemon=True)
+            self._thread.start()
+            return warning
+        raise HeldElsewhere("another process keeps taking the lock")
+
+    def _write(self) -> None:
+        data = json.dumps(self._me).encode()
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, data, 0)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            fd = self._fd
+            if fd is None:
+                return
+            self._me["heartbeat"] = time.time()
+            try:
+                self._write()
+            except OSError:
+                pass
+
+    def release(self) -> None:
+        """Give the lock up and remove its file (nobody can be fooled: takers check the file is theirs)."""
+        if self._fd is None:
+            return
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        fd, self._fd = self._fd, None
+        try:
+            self.path.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _describe(h: dict[str, Any]) -> str:
+        where = f"pid {h.get('pid', '?')} on {h.get('host', '?')}"
+        age = h.get("age")
+        beat = f" (heartbeat {_age(age)} ago)" if age is not None and h.get("host") != socket.gethostname() else ""
+        return where + beat
+
+
+def holder(path: Path, wait: bool = False) -> dict[str, Any] | None:
+    """Who holds the lock at path: {pid, host, alive, age}, or None when there is no lock file.
+
+    alive: a process here holds the flock, or a holder on another host refreshed its
+    heartbeat within STALE_AFTER_S.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return {"pid": -1, "host": "?", "alive": False, "age": None}
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            locked = False
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        except OSError:
+            locked = True
+        data = _read_json(path) or {}
+        # A taker writes its name right after taking the flock: give it a moment.
+        for _ in range(50 if (locked and wait) else 0):
+            if data:
+                break
+            time.sleep(0.01)
+            data = _read_json(path) or {}
+    finally:
+        os.close(fd)
+    beat = data.get("heartbeat", data.get("time"))
+    age = time.time() - float(beat) if beat is not None else None
+    host = data.get("host", "?")
+    elsewhere = host not in ("?", socket.gethostname())
+    alive = locked or (elsewhere and age is not None and age < STALE_AFTER_S)
+    return {"pid": int(data.get("pid", -1)), "host": host, "alive": bool(alive), "age": age}
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    s = int(max(seconds, 0))
+    if s >= 3600:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
