@@ -1,6 +1,8 @@
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,6 +60,15 @@ def test_celeba_splits_attributes_and_corrupt_files(celeba, level):
     assert torch.equal(x[1], direct)
     attrs = train.attributes(np.arange(len(train)))
     assert attrs.shape == (len(train), 40) and attrs.dtype == torch.bool
+    table = {}
+    lines = (celeba / "celeba" / "list_attr_celeba.txt").read_text().splitlines()
+    header = lines[1].split()
+    for line in lines[2:]:
+        name, *values = line.split()
+        table[name] = [v == "1" for v in values]
+    assert train.attribute_names == header
+    for i, name in enumerate(train.files):  # every cell, against the file
+        assert attrs[i].tolist() == table[name], name
     assert train.identity is not None and (train.identity > 0).all()
     log = train.cache.log if train.skipped else test.cache.log
     assert log.exists() and "jpg" in log.read_text()
@@ -77,8 +88,10 @@ def test_cache_is_reused_and_rebuilt_when_files_change(celeba, tmp_path):
     shutil.copytree(celeba, root)
     cfg = DataConfig(source="celeba", root=str(root), size=(32, 32))
     first = open_split(cfg, "valid")
-    again = open_split(cfg, "valid")
-    assert again.cache.path == first.cache.path
+    decoded = []
+    again = open_split(cfg, "valid", progress=lambda done, total, what: decoded.append(what))
+    assert decoded == []  # nothing was decoded: the cache was reused
+    assert torch.equal(again.images(np.arange(len(again))), first.images(np.arange(len(first))))
     target = root / "celeba" / "img_align_celeba" / first.files[0]
     Image.new("RGB", (178, 218), (255, 0, 0)).save(target)
     os.utime(target, (1, 1))
@@ -190,3 +203,86 @@ def test_cli_info_preview_and_training_on_celeba(celeba, tmp_path):
                           "--log-format", "json"], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert '"finished"' in out.stdout
+
+
+# ---------------------------------------------------------------------------- the cache under stress (issue "Trust", 6)
+BUILD = r"""
+import os, sys, time
+from pathlib import Path
+import vaetui.data.cache as cache
+folder, marker, count_file, delay = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+real = cache._decode_chunk
+def counted(args):
+    with open(count_file, "a") as fh:
+        fh.write(f"{os.getpid()}\n")
+    marker.touch()
+    time.sleep(delay)
+    return real(args)
+cache._decode_chunk = counted
+files = sorted(p.name for p in folder.iterdir())
+while not Path(sys.argv[5]).exists():  # start together
+    time.sleep(0.005)
+c = cache.build_or_open(folder, files, (32, 32), "native", "race", workers=1)
+print(len(c.good))
+"""
+
+
+def _hidden(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_an_interrupted_cache_build_leaves_nothing_behind(celeba, tmp_path):
+    """A build killed mid-way leaves its full-size temp file; the next build removes it."""
+    images = celeba / "celeba" / "img_align_celeba"
+    go = tmp_path / "go"
+    go.touch()
+    proc = subprocess.Popen([sys.executable, "-c", BUILD, str(images), str(tmp_path / "m"), str(tmp_path / "n"), "30",
+                             str(go)], env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "m").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    assert _hidden(cache_dir()), "the killed build left no temp file: the test did not interrupt it"
+    from vaetui.data import cache
+
+    files = sorted(p.name for p in images.iterdir())
+    built = cache.build_or_open(images, files, (32, 32), "native", "race", workers=1)
+    assert len(built.good) == len(files) - 4
+    assert _hidden(cache_dir()) == []
+
+
+def test_two_processes_building_one_cache_decode_it_once(celeba, tmp_path):
+    """Two processes (two ranks, the TUI and the CLI) asking for the same cache: one decodes, the other waits."""
+    images = celeba / "celeba" / "img_align_celeba"
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", BUILD, str(images), str(tmp_path / "m"), str(tmp_path / "n"),
+                               "0.05", str(go)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    time.sleep(1.5)  # both are waiting at the start line
+    go.touch()
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert outs[0][0].strip() == outs[1][0].strip() == str(200 - 4)
+    decoders = set((tmp_path / "n").read_text().split())
+    chunks = len((tmp_path / "n").read_text().split())
+    assert len(decoders) == 1 and chunks == -(-200 // 64)
+
+
+def test_damaged_cache_metadata_means_rebuild_not_traceback(celeba):
+    cfg = DataConfig(source="celeba", root=str(celeba), size=(24, 24))
+    first = open_split(cfg, "valid")
+    meta = first.cache.path.with_suffix(".json")
+    meta.write_text('{"files": 20, "good": [0, 1,')  # cut off mid-write by an older vaetui
+    again = open_split(cfg, "valid")
+    assert len(again) == len(first) and torch.equal(again.images([0]), first.images([0]))
+
+
+def test_data_info_reports_what_the_cache_skipped(celeba):
+    cfg = DataConfig(source="celeba", root=str(celeba), size=(32, 32))
+    for s in ("train", "valid", "test"):
+        open_split(cfg, s)
+    out = subprocess.run([sys.executable, "-m", "vaetui", "data", "info", "--data", "celeba", "--data-root",
+                          str(celeba), "--size", "32"], capture_output=True, text=True, env={**os.environ})
+    assert out.returncode == 0, out.stderr
+    assert "unreadable skipped" in out.stdout and ".skipped.txt" in out.stdout

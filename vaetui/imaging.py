@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -12,6 +10,7 @@ import torch
 from PIL import Image
 
 from vaetui.errors import VaeError
+from vaetui.files import atomic_path
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -60,25 +59,13 @@ def frame(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(to_uint8(image).permute(1, 2, 0).numpy())
 
 
-def atomic_target(path: Path) -> Path:
-    """A fresh temporary file beside path, to be renamed onto it when complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
 def save_image(image: Image.Image, path: str | Path) -> Path:
     """Write a PNG (or whatever the suffix names) atomically."""
     path = Path(path)
     if path.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".bmp"):
         raise VaeError(f"cannot write {path}: use a .png, .jpg or .webp file name")
-    tmp = atomic_target(path)
-    try:
+    with atomic_path(path) as tmp:
         image.save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -88,12 +75,8 @@ def save_gif(frames: Sequence[Image.Image], path: str | Path, duration_ms: int =
     frames = list(frames)
     if bounce and len(frames) > 2:
         frames = frames + frames[-2:0:-1]
-    tmp = atomic_target(path)
-    try:
+    with atomic_path(path) as tmp:
         frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=duration_ms, loop=0)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
