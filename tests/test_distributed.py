@@ -62,3 +62,53 @@ def test_batch_must_split_over_processes(tmp_path):
     out = torchrun(2, *ARGS, "--batch-size", "15", "--runs-dir", str(tmp_path), "--name", "odd")
     assert out.returncode != 0
     assert "does not split evenly over 2 processes" in out.stdout + out.stderr
+
+
+NODE = r"""
+import os, sys
+from pathlib import Path
+node = Path(sys.argv[1]) / f"node{os.environ['RANK']}"  # each rank on its own disk: no shared filesystem
+node.mkdir(parents=True, exist_ok=True)
+os.chdir(node)
+from vaetui.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_ranks_need_no_shared_filesystem(tmp_path):
+    """Rank 1 never sees the run folder: rank 0 hands out the config and the checkpoint (issue "Trust", 8)."""
+    script = tmp_path / "node.py"
+    script.write_text(NODE)
+
+    def launch(*args):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script),
+               str(tmp_path), *args]
+        return subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
+
+    first = launch(*ARGS, "--runs-dir", "runs", "--name", "apart", "--max-steps", "6")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (tmp_path / "node0" / "runs" / "apart" / "ckpt-latest.pt").exists()
+    assert not (tmp_path / "node1" / "runs").exists()  # rank 1 wrote nothing, read nothing
+    resumed = launch(*ARGS, "--runs-dir", "runs", "--resume", "apart", "--max-steps", "10")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    finished = [json.loads(l) for l in resumed.stdout.splitlines() if l.startswith("{")]
+    started = next(e for e in finished if e["type"] == "started")
+    assert started["resumed"] and started["step"] == 6 and finished[-1]["step"] == 10
+
+
+def test_a_rank_that_cannot_read_the_data_stops_every_rank_with_its_reason(tmp_path):
+    """Data missing on one node: every rank stops, and the message names the rank and the requirement."""
+    from vaetui.data.fakes import make_messy_folder
+
+    script = tmp_path / "node.py"
+    script.write_text(NODE)
+    make_messy_folder(tmp_path / "node0" / "faces", n=40)  # only rank 0's disk has the images
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script),
+           str(tmp_path), "train", "--preset", "tiny", "--data", "folder", "--data-root", "faces", "--batch-size", "8",
+           "--size", "32", "--threads", "1", "--runs-dir", "runs", "--name", "nodata", "--log-format", "json"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                         env={**ENV, "VAETUI_CACHE_DIR": str(tmp_path / "cache")})
+    assert out.returncode != 0
+    said = [line for line in out.stderr.splitlines() if line.startswith("vaetui: error:")]
+    assert len(said) == 1 and "rank 1: image folder faces does not exist" in said[0] and "each node needs it" in said[0]
+    assert "/vaetui/" not in out.stderr  # torchrun reports the failed child; vaetui itself raised no traceback

@@ -118,7 +118,8 @@ def test_checkpoint_with_nonfinite_weights_is_never_written(tmp_path):
     store = RunStore(tmp_path, include_demo=False)
     run = store.create(tiny_config(), "w")
     trainer = Trainer(run.config(), run)
-    trainer._setup()
+    trainer._setup_local()
+    trainer._build_model()
     with torch.no_grad():
         trainer.model.fc_mu.weight[0, 0] = float("inf")
     events = list(trainer._save("latest"))

@@ -143,40 +143,90 @@ def test_sigint_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     assert not (run_dir / "lock").exists()
 
 
-KILL_MID_WRITE = r"""
+STALL = r"""
 import os, sys, time
+marker = sys.argv[1]
+def stall():
+    open(marker, "w").write("stalled")  # the moment is reached: the test kills us here
+    time.sleep(60)
+"""
+KILL_AT = {
+    # inside a training step: after the forward pass, before the update
+    "mid-step": r"""
+import torch, vaetui.engine as engine
+real_loss, calls = engine.vae_loss, [0]
+def slow(*args):
+    terms = real_loss(*args)
+    if torch.is_grad_enabled():
+        calls[0] += 1
+        if calls[0] == 6:
+            stall()
+    return terms
+engine.vae_loss = slow
+""",
+    # half of an event line is on disk
+    "mid-append": r"""
 import vaetui.runs as runs
-real_replace = os.replace
+real_write = runs.os.write
+def torn(fd, data):
+    if b'"type":"step","step":5,' in data:
+        real_write(fd, data[: len(data) // 2])
+        stall()
+    return real_write(fd, data)
+runs.os.write = torn
+""",
+    # the snapshot PNG is written to its temp file, not yet renamed
+    "mid-snapshot": r"""
+import vaetui.files as files
+real_sync = files.fsync_file
+def slow(path):
+    if "snapshots" in str(path) and "step-00000004" in str(path):
+        stall()
+    return real_sync(path)
+files.fsync_file = slow
+""",
+    # the checkpoint's temp file is complete, the rename not yet done
+    "mid-checkpoint": r"""
+import vaetui.files as files
+real_replace = files.os.replace
 def slow_replace(src, dst, *a, **k):
     if str(dst).endswith("ckpt-latest.pt") and os.path.exists(dst):
-        open(sys.argv[1], "w").write("writing")  # the temp file is complete, the rename not yet done
-        time.sleep(60)
+        stall()
     return real_replace(src, dst, *a, **k)
-runs.os.replace = slow_replace
+files.os.replace = slow_replace
+""",
+}
+RUN_CLI = r"""
 from vaetui.cli import main
 sys.exit(main(sys.argv[2:]))
 """
 
 
-def test_sigkill_while_writing_a_checkpoint_leaves_a_resumable_run(tmp_path):
+@pytest.mark.parametrize("moment", list(KILL_AT))
+def test_sigkill_at_any_moment_leaves_a_resumable_run(tmp_path, moment):
+    """SIGKILL mid-step, mid-snapshot, mid-append and mid-checkpoint: the run resumes, the log parses, no debris."""
     marker = tmp_path / "marker"
     args = [*TRAIN[3:], "--epochs", "500", "--checkpoint-every", "3", "--runs-dir", str(tmp_path), "--name", "k"]
-    proc = subprocess.Popen([sys.executable, "-c", KILL_MID_WRITE, str(marker), *args],
+    proc = subprocess.Popen([sys.executable, "-c", STALL + KILL_AT[moment] + RUN_CLI, str(marker), *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO)
-    assert _wait_for(marker.exists), proc.stderr.read() if proc.poll() is not None else "no checkpoint write seen"
+    assert _wait_for(marker.exists), proc.stderr.read() if proc.poll() is not None else f"never reached {moment}"
     proc.kill()
     proc.wait()
     run_dir = tmp_path / "k"
-    assert any(run_dir.glob(".ckpt-latest.pt.*.tmp"))  # the write really was cut off
+    if moment in ("mid-snapshot", "mid-checkpoint"):
+        assert any(run_dir.rglob(".*.tmp"))  # the write really was cut off
     out = subprocess.run([*TRAIN, "--resume", "k", "--max-steps", "12", "--runs-dir", str(tmp_path)],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     events = [json.loads(line) for line in out.stdout.splitlines()]
     assert any(e["type"] == "warning" and "no longer running" in e["message"] for e in events)
     started = next(e for e in events if e["type"] == "started")
-    assert started["resumed"] and started["step"] == 3
+    assert started["resumed"] and started["step"] in (3, 6)
     assert events[-1]["type"] == "finished" and events[-1]["step"] == 12
-    assert not any(run_dir.glob(".*.tmp"))
+    logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]  # every line parses
+    steps = [e["step"] for e in logged if e["type"] == "step"]
+    assert steps == sorted(set(steps)) and steps[-1] == 12
+    assert not any(run_dir.rglob(".*.tmp"))
 
 
 def test_resume_refuses_to_change_the_model(tmp_path):

@@ -35,7 +35,9 @@ def test_form_accepts_a_preset_and_names_each_bad_field(tmp_path):
     cfg, _, errors = parse_form(form_values(latent="abc", beta="-1", lr="0", size="8x8", name="../x"))
     assert cfg is None
     assert errors["latent"] == "not an integer"
-    assert "beta" in errors and "lr" in errors and "at least" not in errors.get("size", "x") or "size" in errors
+    assert "must be in [0, 10000]" in errors["beta"]
+    assert "must be in (1e-08, 1]" in errors["lr"]
+    assert "must be in [16, 1024]" in errors["size"]
     assert "name" in errors
     cfg, _, errors = parse_form(form_values(data="celeba"))
     assert cfg is None and "data_root" in errors
@@ -166,6 +168,8 @@ def test_quit_while_training_asks_then_saves(tmp_path):
 @pytest.fixture
 def snap_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the runs folder shows as "runs", the same on every machine
+    monkeypatch.setenv("TZ", "UTC")  # the "updated" column, the same in every time zone
+    time.tzset()
     make_finished_run(tmp_path / "runs")
     return "runs"
 
@@ -296,3 +300,56 @@ def test_monitor_follows_a_run_trained_by_another_process(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_monitor_follows_a_run_through_a_kill_and_a_resume(tmp_path):
+    """A resume rewrites metrics.jsonl shorter: the monitor reads it again and sees the resumed run (issue "Trust", 10)."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "vaetui", "train", "--threads", "1", "--runs-dir", str(tmp_path), "--log-format", "json"]
+    first = subprocess.Popen([*cmd, "--preset", "tiny", "--epochs", "400", "--dataset-size", "4096", "--name", "again",
+                              "--checkpoint-every", "50", "--image-every", "1000"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def logged_step() -> int:
+        try:
+            lines = (tmp_path / "again" / "metrics.jsonl").read_text().splitlines()
+        except FileNotFoundError:
+            return 0
+        return max([json.loads(l)["step"] for l in lines if l.endswith("}")] or [0])
+
+    procs = [first]
+    try:
+        async def scenario():
+            deadline = time.monotonic() + 60
+            while not (tmp_path / "again" / "metrics.jsonl").exists() and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            app = make_app(runs_dir=tmp_path, include_demo=False, monitor="again")
+            async with app.run_test(size=(100, 30)) as pilot:
+                await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen))
+                state = lambda: app.screen.session.state  # noqa: E731 - a resume replaces the state
+                await wait_for(pilot, lambda: state().step >= 5)
+                # Kill it between two checkpoints: the steps after the last one are in the log, unsaved.
+                await wait_for(pilot, lambda: 60 <= logged_step() and 15 <= logged_step() % 50 <= 40)
+                first.send_signal(signal.SIGKILL)
+                first.wait()
+                killed_at = logged_step()
+                await wait_for(pilot, lambda: state().status == "interrupted")
+                second = subprocess.Popen([*cmd, "--resume", "again"], stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL)
+                procs.append(second)
+                await wait_for(pilot, lambda: any("resumed at step" in line for line in state().log))
+                resumed_at = int(next(l for l in state().log if "resumed at step" in l).split("step ")[1].split()[0])
+                await wait_for(pilot, lambda: state().status == "running" and state().step > resumed_at + 3)
+                assert resumed_at < killed_at  # the log really was rewritten shorter
+                shown = str(app.screen.query_one("#status").render())
+                assert "running elsewhere" in shown and f"step {state().step}/" in shown
+
+        asyncio.run(scenario())
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()

@@ -81,6 +81,8 @@ class Setting:
                     return False
                 raise ValueError
             return self.kind(text)
+        except ConfigError:
+            raise
         except ValueError:
             what = {int: "an integer", float: "a number", bool: "true or false"}.get(self.kind, "a value")
             raise ConfigError(self.key, f"must be {what}, got {text!r}") from None

@@ -7,11 +7,13 @@ from typing import Sequence
 
 import torch
 
+from vaetui.errors import ConfigError
+
 
 def alpha_range(start: float = 0.0, stop: float = 1.0, step: float = 0.2) -> list[float]:
     """The multiples of step in [start, stop] plus both ends, so 0 and 1 are always hit when inside."""
     if step <= 0 or stop < start:
-        raise ValueError("need step > 0 and start <= stop")
+        raise ConfigError("alpha", f"need a step > 0 and start <= stop, got {start:g}..{stop:g} by {step:g}")
     first, last = math.ceil(start / step - 1e-9), math.floor(stop / step + 1e-9)
     values = {round(k * step, 10) for k in range(first, last + 1)} | {round(start, 10), round(stop, 10)}
     return sorted(values)
@@ -99,7 +101,7 @@ def sample(model, n: int, seed: int = 0, temperature: float = 1.0) -> torch.Tens
 def path_ts(steps: int = 11, extrapolate: float = 0.0) -> list[float]:
     """t values along a path: steps points on [0, 1], extended by `extrapolate` past both ends at the same spacing."""
     if steps < 2:
-        raise ValueError("need at least 2 steps")
+        raise ConfigError("steps", f"need at least 2 steps, got {steps}")
     dt = 1.0 / (steps - 1)
     extra = int(round(extrapolate / dt)) if extrapolate > 0 else 0
     return [round(k * dt, 10) for k in range(-extra, steps + extra)]
@@ -123,7 +125,7 @@ def image_endpoints(model, split, i: int, j: int) -> tuple[torch.Tensor, torch.T
 def interpolate(model, z1: torch.Tensor, z2: torch.Tensor, ts, mode: str = "lerp") -> tuple[torch.Tensor, list[float]]:
     """Decoded frames along t·z1 + (1−t)·z2 (or the slerp), and ‖z‖ at each frame."""
     if mode not in ("lerp", "slerp"):
-        raise ValueError("mode must be lerp or slerp")
+        raise ConfigError("mode", f"must be lerp or slerp, got {mode!r}")
     path = (lerp if mode == "lerp" else slerp)(z1, z2, ts)
     device = next(model.parameters()).device
     return model.decode(path.to(device)).cpu(), path.norm(dim=1).tolist()

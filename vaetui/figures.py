@@ -39,7 +39,8 @@ def reconstructions(model, config, split: str = "test", n: int = 8, start: int =
     idx = np.arange(start, min(start + n, len(data)))
     x = data.images(idx)
     recon, losses = explore.reconstruct(model, x, config.model.likelihood)
-    rows, info = [x, recon], {"indices": idx.tolist(), "losses": losses.tolist(), "split": split}
+    rows, info = [x, recon], {"indices": idx.tolist(), "losses": losses.tolist(), "split": split,
+                              "split_size": len(data)}
     others = [] if compare is None else (list(compare) if isinstance(compare, list) else [compare])
     for other, other_cfg in others:
         if other_cfg.data.size != config.data.size:

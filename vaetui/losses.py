@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from vaetui.errors import ConfigError
+
 LN2 = math.log(2.0)
 # Gaussian likelihood: fixed unit-free sigma on pixels in [0, 1]; 0.1 keeps the
 # reconstruction term on a scale comparable to BCE so one β means roughly the same.
@@ -33,7 +35,7 @@ def reconstruction_nll(logits: torch.Tensor, x: torch.Tensor, likelihood: str = 
         return bernoulli_nll(logits, x)
     if likelihood == "gaussian":
         return gaussian_nll(logits, x)
-    raise ValueError(f"unknown likelihood {likelihood!r}")
+    raise ConfigError("model.likelihood", f"unknown likelihood {likelihood!r}: use bernoulli or gaussian")
 
 
 def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -85,6 +85,21 @@ def available_bytes(device: str) -> int | None:
         return None
 
 
+def preflight(config: RunConfig, processes: int = 1) -> None:
+    """Refuse, before anything is created, a run this machine cannot train: a device it lacks, a precision
+    the device lacks, a step that does not fit in memory."""
+    import torch
+
+    device = config.train.device
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device", "no CUDA GPU is visible: use --device cpu (or auto)")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if config.train.precision == "fp16" and device != "cuda":
+        raise ConfigError("train.precision", "fp16 needs CUDA: use --precision bf16 on the CPU")
+    check_fits(config, device, processes)
+
+
 def check_fits(config: RunConfig, device: str = "cpu", processes: int = 1) -> None:
     """Refuse (ConfigError naming the batch size) a run whose step would not fit in memory."""
     available = available_bytes(device)

@@ -48,16 +48,16 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def run_tui(runs_dir=None, threads=None, device="auto", image="halfcell", monitor=None) -> int:
     """Open the terminal app (needs a terminal)."""
+    from vaetui.runs import RunStore
+
+    if monitor is not None:
+        RunStore(runs_dir).open(monitor)  # a missing run is a one-line error, before the screen opens
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise VaeError("the vaetui TUI needs a terminal; for scripts use the sub-commands (vaetui --help)")
     from vaetui.perf import quiet_openmp, tune_allocator
 
     quiet_openmp()  # before torch is imported: idle OpenMP threads must not spin beside the UI
     tune_allocator()
-    from vaetui.runs import RunStore
-
-    if monitor is not None:
-        RunStore(runs_dir).open(monitor)  # a missing run is a one-line error, before the screen opens
     from vaetui.ui.app import make_app
     from vaetui.ui.widgets.picture import picture_class
 

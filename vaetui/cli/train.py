@@ -82,28 +82,24 @@ def _resume_run(args: argparse.Namespace, store):
         raise ConfigError("resume", "a resumed run keeps its model, data and optimiser settings; drop "
                           f"{', '.join(changed)} or start a new run")
     cfg = with_overrides(current, given).validate()
-    _check_fits(cfg)
+    preflight(cfg)
     run.write_config(cfg)
     return run, cfg
 
 
 def _new_run(args: argparse.Namespace, store):
     cfg = build_train_config(args)
-    _check_fits(cfg)
+    preflight(cfg)
     return store.create(cfg, args.name), cfg
 
 
-def _check_fits(cfg) -> None:
+def preflight(cfg) -> None:
+    """What the machine must offer, checked before a run folder exists (vaetui.memory.preflight)."""
     import os
 
-    from vaetui.memory import check_fits
+    from vaetui.memory import preflight as check
 
-    device = cfg.train.device
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    check_fits(cfg, device, int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1"))))
+    check(cfg, int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1"))))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -157,7 +153,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
         distributed.shutdown(world)
     if isinstance(last, FailedEvent):
-        print(f"vaetui: error: {last.error}", file=sys.stderr)
+        if world.main:  # the same reason on every rank: said once
+            print(f"vaetui: error: {last.error}", file=sys.stderr)
         return 1
     if isinstance(last, FinishedEvent) and last.reason == "stopped":
         return 130 if args.log_format != "json" else 0

@@ -11,6 +11,8 @@ import math
 import numpy as np
 import torch
 
+from vaetui.errors import ConfigError
+
 SPLIT_OFFSETS = {"train": 0, "valid": 1 << 40, "test": 2 << 40}
 SPLIT_LENGTHS = {"train": 200_000, "valid": 10_000, "test": 10_000}
 
@@ -267,7 +269,7 @@ class SyntheticFaces:
     def __init__(self, size: tuple[int, int] = (64, 64), seed: int = 0, split: str = "train",
                  length: int | None = None):
         if split not in SPLIT_OFFSETS:
-            raise ValueError(f"split must be one of {', '.join(SPLIT_OFFSETS)}")
+            raise ConfigError("split", f"must be one of {', '.join(SPLIT_OFFSETS)}")
         self.size = tuple(size)
         self.seed = seed
         self.split = split

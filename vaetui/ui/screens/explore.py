@@ -85,11 +85,17 @@ class ExploreScreen(Screen[None]):
                 run = self.app.store.open(self.run_name)
                 model, config, path = None, run.config(), run.config_path
             figure = self.compute(model, config)
-        except VaeError as exc:
-            self.app.call_from_thread(self.notify, str(exc), severity="error")
+        except Exception as exc:  # any failure is shown, and "computing…" cleared: the screen never hangs
+            message = str(exc) if isinstance(exc, VaeError) else f"{type(exc).__name__}: {exc}"
+            if not get_current_worker().is_cancelled:
+                self.app.call_from_thread(self._failed, message.splitlines()[0] if message else type(exc).__name__)
             return
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._done, figure, path)
+
+    def _failed(self, message: str) -> None:
+        self.query_one("#ex-title", Quiet).set(self.title_text() + f"  [red]{message}[/]")
+        self.notify(message, severity="error")
 
     def _done(self, figure, path) -> None:
         self.figure = figure
@@ -275,8 +281,18 @@ class ReconstructScreen(ExploreScreen):
         return text
 
     def action_page(self, delta: int) -> None:
-        self.start = max(0, self.start + delta * self.n)
-        self.request()
+        size = self.split_size()
+        start = max(0, self.start + delta * self.n)
+        if size is not None and start >= size:
+            self.notify(f"that was the last page of the {self.split} split ({size} images)")
+            return
+        if start != self.start:
+            self.start = start
+            self.request()
+
+    def split_size(self) -> int | None:
+        """Images in the current split, as the worker found it (None before the first picture)."""
+        return self.figure.info.get("split_size") if self.figure else None
 
     def action_split(self) -> None:
         self.split = "valid" if self.split == "test" else "test"
