@@ -74,3 +74,23 @@ def test_loss_shapes_through_the_model(size):
     assert torch.allclose(terms.loss.detach(), expected)
     terms.loss.backward()
     assert model.encoder[0][0].weight.grad is not None
+
+
+def test_discretized_gaussian_is_a_probability_over_the_256_values():
+    """Summed over every 8-bit value a pixel can take, the discretised likelihood is 1 (a proper PMF)."""
+    import math
+
+    import torch
+
+    from vaetui.losses import discretized_gaussian_nll
+
+    values = torch.arange(256, dtype=torch.float32) / 255.0
+    for mean in (0.0, 0.3, 0.999):
+        logit = torch.logit(torch.tensor(mean).clamp(1e-4, 1 - 1e-4))
+        x = values.view(256, 1, 1, 1)
+        logits = logit.expand_as(x)
+        p = torch.exp(-discretized_gaussian_nll(logits, x))
+        assert abs(float(p.sum()) - 1.0) < 1e-4
+        # and the most likely value is the one nearest the mean
+        assert abs(float(values[p.argmax()]) - mean) <= 1 / 255 + 1e-6
+    assert math.isfinite(float(discretized_gaussian_nll(torch.zeros(1, 3, 2, 2), torch.ones(1, 3, 2, 2)).sum()))
