@@ -16,7 +16,7 @@ from vaetui import explore
 from vaetui.runs import RunStore
 from vaetui.ui.app import make_app
 from vaetui.ui.screens.explore import GenerateScreen, InterpolateScreen, ReconstructScreen
-from vaetui.ui.screens.monitor import ProcessStats
+from vaetui.sysstats import ProcessStats, Stats
 
 from helpers import tiny_config, train
 
@@ -86,7 +86,7 @@ def test_interpolation_endpoints_are_the_reconstructions(runs):
 
 
 def test_screens_show_the_twins_pixels(runs, tmp_path, monkeypatch):
-    monkeypatch.setattr(ProcessStats, "sample", lambda self: (1.0, 1.0))
+    monkeypatch.setattr(ProcessStats, "sample", lambda self, gpu=False: Stats(1.0, 1.0))
     for args, screen_cls, kwargs in [
         (["sample", "--seed", "4", "--temperature", "0.7"], GenerateScreen, {"seed": 4, "temperature": 0.7}),
         (["reconstruct", "--split", "test"], ReconstructScreen, {}),
@@ -110,7 +110,7 @@ def test_screens_show_the_twins_pixels(runs, tmp_path, monkeypatch):
 
 
 def test_explore_screens_by_keyboard(runs, monkeypatch):
-    monkeypatch.setattr(ProcessStats, "sample", lambda self: (1.0, 1.0))
+    monkeypatch.setattr(ProcessStats, "sample", lambda self, gpu=False: Stats(1.0, 1.0))
 
     async def scenario():
         app = make_app(runs_dir=runs, include_demo=False)

@@ -19,6 +19,7 @@ import pytest
 import torch
 
 import vaetui.engine as engine
+import vaetui.observe as observe
 from vaetui.errors import RunError
 from vaetui.events import EpochEvent, WarningEvent
 from vaetui.losses import LossTerms
@@ -276,6 +277,7 @@ def test_best_checkpoint_compares_epochs_at_the_final_beta(tmp_path, monkeypatch
         return LossTerms((r + beta * k) / n, r, k, n)
 
     monkeypatch.setattr(engine, "vae_loss", fake)
+    monkeypatch.setattr(observe, "vae_loss", fake)  # validation runs there
     store = RunStore(tmp_path, include_demo=False)
     # β warms up over 80 steps: 0.1 after epoch 1, 0.2 after epoch 2; the final β is 1.
     run, events = train(store, "best", tiny_config(epochs=2, beta=1.0, kl_warmup=80))

@@ -22,6 +22,7 @@ verified, because ``torch.load`` alone loads flipped bits silently.
 from __future__ import annotations
 
 import io
+import math
 import pickle
 import zipfile
 from pathlib import Path
@@ -31,6 +32,47 @@ from vaetui.errors import CheckpointError
 from vaetui.files import atomic_write_bytes
 
 FORMAT = 2
+
+
+def capture(*, config, model, optimizer, scaler, noise, device_type: str, step: int, epoch: int, lr_scale: float,
+            best_valid: float, nonfinite_total: int, rollbacks: int, epoch_sums: list) -> dict[str, Any]:
+    """The payload of a checkpoint (the format above)."""
+    return {
+        "format": FORMAT, "config": config.to_json(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(), "noise_rng": noise.get_state(), "noise_device": device_type, "step": step,
+        "epoch": epoch, "lr_scale": lr_scale, "best_valid": best_valid, "nonfinite_total": nonfinite_total,
+        "rollbacks": rollbacks, "epoch_sums": list(epoch_sums),
+    }
+
+
+def restore(state: dict[str, Any], *, model, optimizer, scaler) -> dict[str, Any]:
+    """Load weights, optimiser and scaler from a payload; returns its counters (older formats get defaults)."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    return {
+        "step": int(state["step"]), "lr_scale": float(state.get("lr_scale", 1.0)),
+        "best_valid": float(state.get("best_valid", math.inf)),
+        "nonfinite_total": int(state.get("nonfinite_total", 0)), "rollbacks": int(state.get("rollbacks", 0)),
+        "epoch_sums": list(state.get("epoch_sums", [0.0, 0.0, 0.0, 0])),
+    }
+
+
+def restore_noise(state: dict[str, Any], noise, device_type: str, reseed: int) -> str | None:
+    """Put the noise generator back; on another device, reseed it (returns a note saying so)."""
+    saved_on = state.get("noise_device")
+    if saved_on in (None, device_type):
+        try:
+            noise.set_state(state["noise_rng"].cpu())
+            return None
+        except (RuntimeError, KeyError, AttributeError):
+            saved_on = saved_on or "another device"
+    # A CPU generator's state is 5 KB of Mersenne twister, a CUDA one's 16 bytes of seed and offset:
+    # neither fits the other, so the noise is re-derived deterministically from (seed, step, rank).
+    noise.manual_seed(reseed)
+    return (f"resumed on {device_type} from a checkpoint whose noise generator was on {saved_on}: "
+            "reseeded it from (seed, step, rank)")
 
 
 def encode(payload: dict[str, Any]) -> bytes:

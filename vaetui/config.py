@@ -15,12 +15,12 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import math
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from vaetui.errors import ConfigError
+from vaetui.settings import MAX_SIDE, MIN_SIDE, Setting, parse_size, setting_field  # noqa: F401 (re-exported)
 
 DATA_SOURCES = ("synthetic", "celeba", "folder")
 GEOMETRIES = ("native", "crop")  # native: resize whole image; crop: CelebA-64 protocol
@@ -28,97 +28,6 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 INITS = ("kaiming", "default")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16", "fp16")
-MIN_SIDE, MAX_SIDE = 16, 1024
-
-
-def _setting(default: Any, help: str, *, name: str | None = None, kind: Any = None, choices: tuple = (),
-             low: float | None = None, high: float | None = None, low_open: bool = False, resume: bool = False,
-             form: str | None = None, metavar: str | None = None) -> Any:
-    """A dataclass field that is also a user-facing setting (see Setting)."""
-    meta = {"name": name, "kind": kind if kind is not None else type(default), "help": help, "choices": choices,
-            "low": low, "high": high, "low_open": low_open, "resume": resume, "form": form, "metavar": metavar}
-    return field(default=default, metadata={"setting": meta})
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One user-facing setting: its flat name is the CLI flag (--name-with-dashes), TOML key and override key."""
-
-    name: str
-    section: str
-    field: str
-    kind: Any  # int, float, str, bool, or "size"
-    help: str
-    choices: tuple = ()
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    resume: bool = False  # a resumed run may change it
-    form: str | None = None  # label in the new-run form
-    metavar: str | None = None
-    optional: bool = False  # None means "not set"
-
-    @property
-    def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
-
-    @property
-    def key(self) -> str:
-        return f"{self.section}.{self.field}"
-
-    def parse(self, text: str) -> Any:
-        """A value typed by a person (form, flag) -> this setting's type; ConfigError names what is wanted."""
-        text = text.strip()
-        if text == "" and self.optional:
-            return None
-        try:
-            if self.kind == "size":
-                return parse_size(text)
-            if self.kind is bool:
-                if text.lower() in ("1", "true", "yes", "on"):
-                    return True
-                if text.lower() in ("0", "false", "no", "off"):
-                    return False
-                raise ValueError
-            return self.kind(text)
-        except ConfigError:
-            raise
-        except ValueError:
-            what = {int: "an integer", float: "a number", bool: "true or false"}.get(self.kind, "a value")
-            raise ConfigError(self.key, f"must be {what}, got {text!r}") from None
-
-    def check(self, value: Any) -> None:
-        """Raise ConfigError naming this setting when value is out of its type, range or choices."""
-        if value is None and self.optional:
-            return
-        if self.choices:
-            _check_choice(self.key, value, self.choices)
-        elif self.kind is int:
-            _check_int(self.key, value, int(self.low if self.low is not None else -(2**63)),
-                       int(self.high if self.high is not None else 2**63))
-        elif self.kind is float:
-            _check_float(self.key, value, self.low if self.low is not None else -math.inf,
-                         self.high if self.high is not None else math.inf, self.low_open)
-        elif self.kind is bool:
-            if not isinstance(value, bool):
-                raise ConfigError(self.key, f"must be true or false, got {value!r}")
-        elif self.kind == "size":
-            if not (isinstance(value, tuple) and len(value) == 2):
-                raise ConfigError(self.key, f"must be HxW, got {value!r}")
-            for side in value:
-                _check_int(self.key, side, MIN_SIDE, MAX_SIDE)
-        elif self.kind is str and not isinstance(value, str):
-            raise ConfigError(self.key, f"must be text, got {value!r}")
-
-    def describe(self) -> str:
-        """The allowed values, for help texts: 'one of a, b' or 'in [lo, hi]'."""
-        if self.choices:
-            return "one of " + ", ".join(self.choices)
-        if self.low is None:
-            return ""
-        if self.high is None or (self.kind is int and self.high >= 10**6):
-            return f"{'>' if self.low_open else '≥'} {self.low:g}"
-        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
 
 
 def _validate_fields(obj: Any, section: str) -> None:
@@ -130,10 +39,10 @@ def _validate_fields(obj: Any, section: str) -> None:
 class ModelConfig:
     """The network: hidden channels c (encoder c, 2c, 4c, 8c), latent size, likelihood."""
 
-    hidden: int = _setting(32, "hidden channels c (encoder c, 2c, 4c, 8c)", low=1, high=1024)
-    latent: int = _setting(100, "latent size", low=1, high=4096, form="latent size")
-    likelihood: str = _setting("bernoulli", "decoder likelihood", choices=LIKELIHOODS)
-    init: str = _setting("kaiming", "weight initialisation (default: PyTorch's own)", choices=INITS)
+    hidden: int = setting_field(32, "hidden channels c (encoder c, 2c, 4c, 8c)", low=1, high=1024)
+    latent: int = setting_field(100, "latent size", low=1, high=4096, form="latent size")
+    likelihood: str = setting_field("bernoulli", "decoder likelihood", choices=LIKELIHOODS)
+    init: str = setting_field("kaiming", "weight initialisation (default: PyTorch's own)", choices=INITS)
 
     def validate(self) -> None:
         _validate_fields(self, "model")
@@ -143,17 +52,17 @@ class ModelConfig:
 class DataConfig:
     """Where images come from and the geometry they are brought to."""
 
-    source: str = _setting("synthetic", "image source (synthetic faces need no download)", name="data",
+    source: str = setting_field("synthetic", "image source (synthetic faces need no download)", name="data",
                            choices=DATA_SOURCES, form="data")
-    root: str | None = _setting(None, "dataset folder for --data celeba|folder", name="data_root", kind=str,
+    root: str | None = setting_field(None, "dataset folder for --data celeba|folder", name="data_root", kind=str,
                                 form="data root", metavar="PATH")
-    size: tuple[int, int] = _setting((64, 64), "image size HxW, e.g. 64 or 218x178", kind="size",
+    size: tuple[int, int] = setting_field((64, 64), "image size HxW, e.g. 64 or 218x178", kind="size",
                                      form="image size", metavar="HxW")
-    geometry: str = _setting("native", "native: resize the whole image; crop: CelebA-64 protocol (centre 148x148)",
+    geometry: str = setting_field("native", "native: resize the whole image; crop: CelebA-64 protocol (centre 148x148)",
                              choices=GEOMETRIES)
-    dataset_size: int | None = _setting(None, "training images per epoch, the first N (the seed: 30000)", kind=int,
+    dataset_size: int | None = setting_field(None, "training images per epoch, the first N (the seed: 30000)", kind=int,
                                         low=1, high=10**9, form="images per epoch")
-    seed: int = _setting(0, "seed of the synthetic faces", name="data_seed", low=0, high=2**31 - 1)
+    seed: int = setting_field(0, "seed of the synthetic faces", name="data_seed", low=0, high=2**31 - 1)
 
     def validate(self) -> None:
         _validate_fields(self, "data")
@@ -165,29 +74,29 @@ class DataConfig:
 class TrainConfig:
     """Optimisation and bookkeeping: β, warm-up, Adam, schedule, device, checkpoints."""
 
-    beta: float = _setting(0.3, "β, the weight of the KL term", low=0.0, high=1e4, form="β")
-    kl_warmup: int = _setting(0, "linear KL warm-up over this many steps (0: none)", low=0, high=10**9,
+    beta: float = setting_field(0.3, "β, the weight of the KL term", low=0.0, high=1e4, form="β")
+    kl_warmup: int = setting_field(0, "linear KL warm-up over this many steps (0: none)", low=0, high=10**9,
                               form="KL warm-up steps", metavar="STEPS")
-    lr: float = _setting(1e-4, "Adam's learning rate", low=1e-8, high=1.0, low_open=True, form="learning rate")
-    batch_size: int = _setting(64, "images per step (the global batch under torchrun)", low=1, high=65536,
+    lr: float = setting_field(1e-4, "Adam's learning rate", low=1e-8, high=1.0, low_open=True, form="learning rate")
+    batch_size: int = setting_field(64, "images per step (the global batch under torchrun)", low=1, high=65536,
                                form="batch size")
-    epochs: int = _setting(50, "epochs to train", low=1, high=100000, resume=True, form="epochs")
-    max_steps: int | None = _setting(None, "stop after this many steps in all", kind=int, low=1, high=10**12,
+    epochs: int = setting_field(50, "epochs to train", low=1, high=100000, resume=True, form="epochs")
+    max_steps: int | None = setting_field(None, "stop after this many steps in all", kind=int, low=1, high=10**12,
                                      resume=True)
-    seed: int = _setting(0, "seed of initialisation, data order and noise", low=0, high=2**31 - 1, form="seed")
-    device: str = _setting("auto", "where to train", choices=DEVICES, resume=True)
-    precision: str = _setting("fp32", "fp32, or bf16/fp16 autocast (fp16 on CUDA only)", choices=PRECISIONS,
+    seed: int = setting_field(0, "seed of initialisation, data order and noise", low=0, high=2**31 - 1, form="seed")
+    device: str = setting_field("auto", "where to train", choices=DEVICES, resume=True)
+    precision: str = setting_field("fp32", "fp32, or bf16/fp16 autocast (fp16 on CUDA only)", choices=PRECISIONS,
                               resume=True, form="precision")
-    threads: int | None = _setting(None, "torch threads (default: all cores)", kind=int, low=1, high=1024,
+    threads: int | None = setting_field(None, "torch threads (default: all cores)", kind=int, low=1, high=1024,
                                    resume=True, form="threads")
-    compile: bool = _setting(False, "torch.compile the model", resume=True)
-    image_every: int = _setting(200, "image snapshot every N steps", low=1, high=10**9, resume=True,
+    compile: bool = setting_field(False, "torch.compile the model", resume=True)
+    image_every: int = setting_field(200, "image snapshot every N steps", low=1, high=10**9, resume=True,
                                 metavar="STEPS")
-    log_every: int = _setting(10, "step event every N steps", low=1, high=10**9, resume=True, metavar="STEPS")
-    checkpoint_every: int = _setting(500, "ckpt-latest every N steps", low=1, high=10**9, resume=True,
+    log_every: int = setting_field(10, "step event every N steps", low=1, high=10**9, resume=True, metavar="STEPS")
+    checkpoint_every: int = setting_field(500, "ckpt-latest every N steps", low=1, high=10**9, resume=True,
                                      metavar="STEPS")
-    keep_last: int = _setting(3, "epoch checkpoints to keep", low=1, high=10**9, resume=True, metavar="K")
-    valid_size: int = _setting(512, "validation images evaluated each epoch", low=1, high=10**9)
+    keep_last: int = setting_field(3, "epoch checkpoints to keep", low=1, high=10**9, resume=True, metavar="K")
+    valid_size: int = setting_field(512, "validation images evaluated each epoch", low=1, high=10**9)
 
     def validate(self) -> None:
         _validate_fields(self, "train")
@@ -307,45 +216,6 @@ def _section_from_dict(name: str, value: Any) -> Any:
     if "size" in value:
         value["size"] = parse_size(value["size"])
     return SECTIONS[name](**value)
-
-
-def parse_size(value: Any) -> tuple[int, int]:
-    """'64', '218x178', [218, 178] or 64 -> (H, W)."""
-    if isinstance(value, (list, tuple)) and len(value) == 2:
-        h, w = value
-    elif isinstance(value, int) and not isinstance(value, bool):
-        h = w = value
-    elif isinstance(value, str):
-        parts = value.lower().replace(" ", "").split("x")
-        if len(parts) == 1:
-            parts = parts * 2
-        if len(parts) != 2 or not all(p.isdigit() for p in parts):
-            raise ConfigError("data.size", f"must be HxW like 218x178 or 64, got {value!r}")
-        h, w = int(parts[0]), int(parts[1])
-    else:
-        raise ConfigError("data.size", f"must be HxW like 218x178 or 64, got {value!r}")
-    if not (isinstance(h, int) and isinstance(w, int)) or isinstance(h, bool) or isinstance(w, bool):
-        raise ConfigError("data.size", f"must be two integers, got {value!r}")
-    return (h, w)
-
-
-def _check_int(name: str, value: Any, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(name, f"must be an integer in [{low}, {high}], got {value!r}")
-    if not low <= value <= high:
-        raise ConfigError(name, f"must be in [{low}, {high}], got {value}")
-
-
-def _check_float(name: str, value: Any, low: float, high: float, low_open: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(name, f"must be a number in [{low:g}, {high:g}], got {value!r}")
-    if not low <= value <= high or (low_open and value <= low):
-        raise ConfigError(name, f"must be in {'(' if low_open else '['}{low:g}, {high:g}], got {value:g}")
-
-
-def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(name, f"must be one of {', '.join(allowed)}; got {value!r}")
 
 
 # The assignment exactly: CelebA 218x178, hidden 32, latent 100, BCE-sum, beta 0.3,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -21,10 +20,11 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from vaetui import checkpoint, distributed
+from vaetui import build, checkpoint, distributed, observe
+from vaetui.build import epoch_order, resolve_device  # noqa: F401 (part of the engine's interface)
 from vaetui.config import RunConfig
-from vaetui.data import open_split
-from vaetui.errors import CheckpointError, DataError, VaeError
+from vaetui.control import Control
+from vaetui.errors import CheckpointError, VaeError
 from vaetui.events import (
     CheckpointEvent, EpochEvent, EvalEvent, Event, FailedEvent, FinishedEvent, ImagesEvent, StartedEvent,
     StateEvent, StepEvent, WarningEvent,
@@ -37,66 +37,6 @@ from vaetui.runs import Run
 MAX_NONFINITE_IN_A_ROW = 5
 MAX_ROLLBACKS = 4
 PREVIEW_IMAGES = 8
-SNAPSHOT_MAX_SIDE = 96
-
-
-@dataclass
-class Control:
-    """Flags another thread sets; the trainer reads them between steps."""
-
-    stop_requested: threading.Event = field(default_factory=threading.Event)
-    paused: threading.Event = field(default_factory=threading.Event)
-    checkpoint_requested: threading.Event = field(default_factory=threading.Event)
-    _wake: threading.Event = field(default_factory=threading.Event)
-
-    def stop(self) -> None:
-        """Ask the trainer to save a checkpoint and finish."""
-        self.stop_requested.set()
-        self._wake.set()
-
-    def pause(self) -> None:
-        self.paused.set()
-
-    def resume(self) -> None:
-        self.paused.clear()
-        self._wake.set()
-
-    def toggle_pause(self) -> bool:
-        """Pause if running, resume if paused; returns True when now paused."""
-        if self.paused.is_set():
-            self.resume()
-            return False
-        self.pause()
-        return True
-
-    def checkpoint(self) -> None:
-        """Ask for a checkpoint at the next step boundary (also while paused)."""
-        self.checkpoint_requested.set()
-        self._wake.set()
-
-    def wait(self, timeout: float) -> None:
-        self._wake.wait(timeout)
-        self._wake.clear()
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu; 'cuda' without a GPU is a clear error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise VaeError("--device cuda: no CUDA GPU is visible; use --device cpu (or auto)")
-    return torch.device(name)
-
-
-def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The shuffled order of training images for one epoch, a pure function of (seed, epoch)."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=g)
-
-
-def noise_seed(seed: int, rank: int, step: int = 0) -> int:
-    """The reparameterisation noise seed of a rank, re-derived at a step when a state cannot be carried over."""
-    return seed + 17 + 7919 * rank + step
 
 
 @dataclass
@@ -213,7 +153,7 @@ class Trainer:
         tc, spe = self.config.train, self.steps_per_epoch
         epoch, b = divmod(self.step, spe)
         if self.order_epoch != epoch:
-            self.order, self.order_epoch = epoch_order(len(self.train_split), tc.seed, epoch), epoch
+            self.order, self.order_epoch = build.epoch_order(len(self.train_split), tc.seed, epoch), epoch
         batch = self.order[b * tc.batch_size : (b + 1) * tc.batch_size]
         if self.world.distributed:  # this rank's share of the global batch
             lb = self.local_batch
@@ -363,69 +303,29 @@ class Trainer:
 
     def _setup_local(self) -> None:
         """Device, data and sizes: what each rank can check alone."""
-        cfg = self.config
-        tc = cfg.train
+        cfg, tc = self.config, self.config.train
         if tc.threads:
             torch.set_num_threads(tc.threads)  # per thread: this is the training thread
-        self.device = resolve_device(tc.device)
-        if self.world.distributed and self.device.type == "cuda":
-            self.device = torch.device("cuda", self.world.local_rank)
-        if tc.batch_size % self.world.size:
-            raise VaeError(f"--batch-size {tc.batch_size} does not split evenly over {self.world.size} processes: "
-                           f"use a multiple of {self.world.size}")
+        self.device = build.device_for(tc, self.world)
         self.local_batch = tc.batch_size // self.world.size
-        if tc.precision == "fp16" and self.device.type != "cuda":
-            raise VaeError("--precision fp16 needs CUDA; use --precision bf16 on the CPU")
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-        self.train_split = open_split(cfg.data, "train")
-        self.valid_split = open_split(cfg.data, "valid")
-        if len(self.train_split) < tc.batch_size:
-            raise DataError(f"the training split has {len(self.train_split)} images, fewer than one batch "
-                            f"({tc.batch_size}): lower --batch-size or add images")
-        if len(self.valid_split) == 0:
-            raise DataError("the validation split is empty: add images or use a dataset with a validation split")
-        self.steps_per_epoch = len(self.train_split) // tc.batch_size
-        self.total_steps = tc.epochs * self.steps_per_epoch
-        if tc.max_steps is not None:
-            self.total_steps = min(self.total_steps, tc.max_steps)
+        self.train_split, self.valid_split, self.steps_per_epoch, self.total_steps = build.open_data(cfg)
 
     def _build_model(self) -> None:
         """The network (DDP-wrapped under torchrun: a collective), the optimiser and the training state."""
         cfg, tc = self.config, self.config.train
         torch.manual_seed(tc.seed)
-        # channels_last: oneDNN's convolutions run ~1.4x faster on CPU in NHWC (measured on
-        # the seed network, fp32), and cuDNN's tensor-core kernels want it too.
-        self.model = ConvVAE.from_config(cfg).to(self.device, memory_format=torch.channels_last)
-        self.forward = self.model
-        if self.world.distributed:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            if self.device.type == "cuda":
-                # Statistics over the global batch, as one process would see it; on CPU (gloo) SyncBatchNorm
-                # is not available, so each rank normalises over its own share of the batch.
-                self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-                self.forward = DDP(self.model, device_ids=[self.device.index])
-            else:
-                self.forward = DDP(self.model)
-        if tc.compile:
-            self.forward = torch.compile(self.forward)
+        self.model, self.forward = build.network(cfg, self.device, self.world)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr)
         self.scaler = torch.amp.GradScaler("cuda", enabled=tc.precision == "fp16")
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(tc.precision)
-        self.noise = torch.Generator(device=self.device).manual_seed(noise_seed(tc.seed, self.world.rank))
+        self.noise = torch.Generator(device=self.device).manual_seed(build.noise_seed(tc.seed, self.world.rank))
         self.dims = 3 * cfg.data.size[0] * cfg.data.size[1]
-        n_preview = min(PREVIEW_IMAGES, len(self.valid_split))
-        self.preview = self.valid_split.images(np.arange(n_preview))
+        self.preview = self.valid_split.images(np.arange(min(PREVIEW_IMAGES, len(self.valid_split))))
         self.fixed_z = torch.randn(PREVIEW_IMAGES, cfg.model.latent, generator=torch.Generator().manual_seed(tc.seed + 1))
         self.valid_count = min(tc.valid_size, len(self.valid_split))
         # Training state (what a checkpoint restores).
-        self.step = 0
-        self.lr_scale = 1.0
-        self.best_valid = math.inf
-        self.nonfinite_total = 0
-        self.rollbacks = 0
-        self.epoch_sums = [0.0, 0.0, 0.0, 0]
+        self.step, self.lr_scale, self.best_valid = 0, 1.0, math.inf
+        self.nonfinite_total, self.rollbacks, self.epoch_sums = 0, 0, [0.0, 0.0, 0.0, 0]
 
     def _autocast(self):
         if self.autocast_dtype is None:
@@ -434,56 +334,27 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def _state(self) -> dict:
-        return {
-            "format": checkpoint.FORMAT,
-            "config": self.config.to_json(),
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "noise_rng": self.noise.get_state(),
-            "noise_device": self.device.type,
-            "step": self.step,
-            "epoch": self.step // self.steps_per_epoch,
-            "lr_scale": self.lr_scale,
-            "best_valid": self.best_valid,
-            "nonfinite_total": self.nonfinite_total,
-            "rollbacks": self.rollbacks,
-            "epoch_sums": list(self.epoch_sums),
-        }
+        return checkpoint.capture(
+            config=self.config, model=self.model, optimizer=self.optimizer, scaler=self.scaler, noise=self.noise,
+            device_type=self.device.type, step=self.step, epoch=self.step // self.steps_per_epoch,
+            lr_scale=self.lr_scale, best_valid=self.best_valid, nonfinite_total=self.nonfinite_total,
+            rollbacks=self.rollbacks, epoch_sums=self.epoch_sums,
+        )
 
     def _restore(self, state: dict) -> str | None:
         """Load a checkpoint's state; returns a note when the noise generator had to be reseeded."""
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        self.step = int(state["step"])
-        self.lr_scale = float(state.get("lr_scale", 1.0))
-        self.best_valid = float(state.get("best_valid", math.inf))
-        self.nonfinite_total = int(state.get("nonfinite_total", 0))
-        self.rollbacks = int(state.get("rollbacks", 0))
-        self.epoch_sums = list(state.get("epoch_sums", [0.0, 0.0, 0.0, 0]))
+        counters = checkpoint.restore(state, model=self.model, optimizer=self.optimizer, scaler=self.scaler)
+        self.step = counters["step"]
+        self.lr_scale, self.best_valid = counters["lr_scale"], counters["best_valid"]
+        self.nonfinite_total, self.rollbacks = counters["nonfinite_total"], counters["rollbacks"]
+        self.epoch_sums = counters["epoch_sums"]
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.train.lr * self.lr_scale
-        return self._restore_noise(state)
-
-    def _restore_noise(self, state: dict) -> str | None:
-        reseed = noise_seed(self.config.train.seed, self.world.rank, self.step)
+        reseed = build.noise_seed(self.config.train.seed, self.world.rank, self.step)
         if self.world.rank != 0:  # the checkpoint holds rank 0's noise; the others continue from (seed, rank, step)
             self.noise.manual_seed(reseed)
             return None
-        saved_on = state.get("noise_device")
-        if saved_on in (None, self.device.type):
-            try:
-                self.noise.set_state(state["noise_rng"].cpu())
-                return None
-            except (RuntimeError, KeyError, AttributeError):
-                saved_on = saved_on or "another device"
-        # A CPU generator's state is 5 KB of Mersenne twister, a CUDA one's 16 bytes of seed and offset:
-        # neither fits the other, so the noise is re-derived deterministically from (seed, step, rank).
-        self.noise.manual_seed(reseed)
-        return (f"resumed on {self.device.type} from a checkpoint whose noise generator was on {saved_on}: "
-                f"reseeded it from (seed, step, rank)")
+        return checkpoint.restore_noise(state, self.noise, self.device.type, reseed)
 
     def _load_resume_state(self) -> tuple[dict | None, str, list[str]]:
         """Rank 0 reads the newest good checkpoint and hands it to the other ranks (their disks may lack the run).
@@ -536,59 +407,13 @@ class Trainer:
                            f"to {where} and halved the learning rate to {self.optimizer.param_groups[0]['lr']:.3g}")
 
     # ------------------------------------------------------------------ evaluation and pictures
-    @torch.no_grad()
     def evaluate(self, count: int | None = None) -> dict[str, float]:
-        """Mean loss terms per image on the first `count` validation images (fixed noise).
-
-        'loss' is the objective at the run's final β, whatever the warm-up's β is now, so that
-        every epoch is compared under the same objective (this picks ckpt-best).
-        """
-        model, device = self.model, self.device
+        """Mean loss terms per image on the first `count` validation images (see observe.validate)."""
         tc = self.config.train
-        count = count or self.valid_count
-        gen = torch.Generator(device=device).manual_seed(tc.seed + 99)
-        sums = torch.zeros(2, device=device)
-        was_training = model.training
-        model.eval()
-        try:
-            for start in range(0, count, tc.batch_size):
-                x = to_float(self.valid_split.images(np.arange(start, min(start + tc.batch_size, count))), device)
-                with self._autocast():
-                    out = model(x, gen)
-                t = vae_loss(out.logits, x, out.mu, out.logvar, tc.beta, self.config.model.likelihood)
-                sums += torch.stack([t.recon_sum, t.kl_sum])
-        finally:
-            model.train(was_training)
-        recon, kl = (v / count for v in sums.tolist())
-        return {"loss": recon + tc.beta * kl, "recon": recon, "kl": kl, "count": count}
+        return observe.validate(self.model, self.valid_split, count or self.valid_count, tc.batch_size, tc.beta,
+                                self.config.model.likelihood, tc.seed + 99, self.device, self._autocast)
 
-    @torch.no_grad()
     def _images(self) -> ImagesEvent:
-        model, device = self.model, self.device
-        was_training = model.training
-        model.eval()
-        try:
-            x = to_float(self.preview, device)
-            with self._autocast():
-                mu, _ = model.encode(x)
-                recon = model.decode(mu)
-                samples = model.decode(self.fixed_z.to(device))
-        finally:
-            model.train(was_training)
-        originals = self.preview
-        recon, samples = recon.float().cpu(), samples.float().cpu()
-        path = self._write_snapshot(originals, recon, samples)
-        return ImagesEvent(step=self.step, path=path, originals=originals, reconstructions=recon, samples=samples)
-
-    def _write_snapshot(self, originals, recon, samples) -> str:
-        from vaetui.imaging import save_image, stack_rows, to_uint8
-
-        rows = [to_uint8(r) for r in (originals, recon, samples)]
-        h, w = rows[0].shape[-2:]
-        scale = min(1.0, SNAPSHOT_MAX_SIDE / max(h, w))
-        if scale < 1.0:
-            size = (max(1, round(h * scale)), max(1, round(w * scale)))
-            rows = [torch.nn.functional.interpolate(r.float(), size=size, mode="area").round().to(torch.uint8) for r in rows]
-        path = self.store.snapshots / f"step-{self.step:08d}.png"
-        save_image(stack_rows(rows), path)
-        return str(path.relative_to(self.store.path))
+        recon, samples = observe.preview(self.model, self.preview, self.fixed_z, self.device, self._autocast)
+        path = observe.write_snapshot(self.store, self.step, self.preview, recon, samples)
+        return ImagesEvent(step=self.step, path=path, originals=self.preview, reconstructions=recon, samples=samples)

@@ -1,8 +1,8 @@
 """What a training run says while it runs: typed events, each one JSON line in metrics.jsonl.
 
-The engine yields them; the run store appends them; the TUI and the CLI render them.
-Events that carry pictures (ImagesEvent) keep the tensors for live listeners and store
-only a reference to the PNG snapshot on disk.
+The engine yields them; the run store appends them; vaetui.history folds them; the TUI
+and the CLI render them. Events are immutable. An ImagesEvent carries its tensors beside
+its JSON fields (for listeners in this process); the log stores only the PNG's path.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 
-@dataclass
+@dataclass(frozen=True)
 class Event:
     """Base: every event knows its step and when it happened."""
 
@@ -32,7 +32,7 @@ class Event:
         return out
 
 
-@dataclass
+@dataclass(frozen=True)
 class StartedEvent(Event):
     """Training (re)started: run name, device, parameter count, where it resumes from."""
 
@@ -47,7 +47,7 @@ class StartedEvent(Event):
     precision: str = "fp32"
 
 
-@dataclass
+@dataclass(frozen=True)
 class StepEvent(Event):
     """Losses per image averaged since the last step event, and throughput."""
 
@@ -68,7 +68,7 @@ class StepEvent(Event):
     nonfinite: int = 0
 
 
-@dataclass
+@dataclass(frozen=True)
 class EvalEvent(Event):
     """Validation losses per image on the fixed validation subset; loss = recon + β·KL at the run's final β."""
 
@@ -84,7 +84,7 @@ class EvalEvent(Event):
     beta: float = math.nan
 
 
-@dataclass
+@dataclass(frozen=True)
 class EpochEvent(Event):
     """End of an epoch: mean train loss over it and the validation objective after it (at the run's final β)."""
 
@@ -97,7 +97,7 @@ class EpochEvent(Event):
     best: bool = False
 
 
-@dataclass
+@dataclass(frozen=True)
 class CheckpointEvent(Event):
     """A checkpoint file was written."""
 
@@ -106,7 +106,7 @@ class CheckpointEvent(Event):
     label: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class ImagesEvent(Event):
     """Reconstructions of the fixed validation batch and samples from fixed z."""
 
@@ -117,7 +117,7 @@ class ImagesEvent(Event):
     samples: Any = field(default=None, metadata={"transient": True}, repr=False)
 
 
-@dataclass
+@dataclass(frozen=True)
 class WarningEvent(Event):
     """Something the user should know; training goes on."""
 
@@ -125,7 +125,7 @@ class WarningEvent(Event):
     message: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class StateEvent(Event):
     """Paused or resumed by the controller."""
 
@@ -133,7 +133,7 @@ class StateEvent(Event):
     state: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class FinishedEvent(Event):
     """Training ended normally: 'completed', 'max_steps' or 'stopped'."""
 
@@ -142,7 +142,7 @@ class FinishedEvent(Event):
     reason: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class FailedEvent(Event):
     """Training ended with an error."""
 

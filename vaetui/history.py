@@ -19,121 +19,18 @@ import os
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from vaetui.events import (
     CheckpointEvent, EpochEvent, EvalEvent, Event, FailedEvent, FinishedEvent, ImagesEvent, StartedEvent, StateEvent,
     StepEvent, WarningEvent, event_from_json,
 )
+from vaetui.series import Series
 
-RECENT = 2048  # newest points of a series, kept exactly
-BUCKETS = 512  # older points: at most this many min/max buckets
 LOG_LINES = 500
 SERIES = ("loss", "recon", "kl", "valid")
 SERIES_LABELS = {"loss": "total loss", "recon": "reconstruction", "kl": "KL", "valid": "validation"}
 ENDED = ("finished", "stopped", "failed")
-
-
-class Series:
-    """x/y points of one curve, bounded: the newest exactly, older ones as min/max buckets (spikes survive)."""
-
-    __slots__ = ("recent", "buckets", "width", "_open", "count")
-
-    def __init__(self):
-        self.recent: deque[tuple[float, float]] = deque()
-        self.buckets: list[list[float]] = []  # [x_min_y, y_min, x_max_y, y_max, n]
-        self.width = 1  # points per closed bucket
-        self._open: list[float] | None = None
-        self.count = 0
-
-    def add(self, x: float, y: float) -> None:
-        if self.recent and x <= self.recent[-1][0]:
-            self.trim(x)  # a step seen again (after a roll-back): the new value replaces the old ones
-        self.recent.append((x, y))
-        self.count += 1
-        if len(self.recent) > RECENT:
-            self._to_buckets(*self.recent.popleft())
-
-    def _to_buckets(self, x: float, y: float) -> None:
-        b = self._open
-        if b is None:
-            self._open = b = [x, y, x, y, 0]
-        elif y < b[1]:
-            b[0], b[1] = x, y
-        elif y > b[3]:
-            b[2], b[3] = x, y
-        b[4] += 1
-        if b[4] >= self.width:
-            self.buckets.append(b)
-            self._open = None
-            if len(self.buckets) > BUCKETS:
-                self._merge()
-
-    def _merge(self) -> None:
-        merged = []
-        for i in range(0, len(self.buckets) - 1, 2):
-            a, b = self.buckets[i], self.buckets[i + 1]
-            lo = a if a[1] <= b[1] else b
-            hi = a if a[3] >= b[3] else b
-            merged.append([lo[0], lo[1], hi[2], hi[3], a[4] + b[4]])
-        if len(self.buckets) % 2:
-            merged.append(self.buckets[-1])
-        self.buckets = merged
-        self.width *= 2
-
-    def trim(self, x: float) -> None:
-        """Drop every point at x or later."""
-        while self.recent and self.recent[-1][0] >= x:
-            self.recent.pop()
-        if not self.recent:
-            self._open = None
-            self.buckets = [b for b in self.buckets if max(b[0], b[2]) < x]
-
-    def backfill(self, xs: Iterable[float], ys: Iterable[float]) -> None:
-        """Older points than any held (read later, from the start of a long log): they go into the buckets."""
-        recent = self.recent
-        self.recent, self.buckets, self._open, self.width = deque(), [], None, 1
-        first = recent[0][0] if recent else math.inf
-        for x, y in zip(xs, ys):
-            if x < first:
-                self._to_buckets(x, y)
-                self.count += 1
-        if self._open is not None:
-            self.buckets.append(self._open)
-            self._open = None
-        self.recent = recent
-
-    def points(self) -> tuple[list[float], list[float]]:
-        """All points to draw, oldest first (each old bucket as its min and max, in x order)."""
-        xs: list[float] = []
-        ys: list[float] = []
-        for b in self.buckets + ([self._open] if self._open else []):
-            for x, y in sorted(((b[0], b[1]), (b[2], b[3]))) if b[0] != b[2] else ((b[0], b[1]),):
-                xs.append(x)
-                ys.append(y)
-        for x, y in self.recent:
-            xs.append(x)
-            ys.append(y)
-        return xs, ys
-
-    def tail(self, n: int) -> list[float]:
-        """The newest n values."""
-        return [y for _, y in list(self.recent)[-n:]]
-
-    @property
-    def last(self) -> float | None:
-        return self.recent[-1][1] if self.recent else None
-
-    @property
-    def xs(self) -> list[float]:
-        return self.points()[0]
-
-    @property
-    def ys(self) -> list[float]:
-        return self.points()[1]
-
-    def __len__(self) -> int:
-        return len(self.recent) + len(self.buckets)
 
 
 @dataclass(frozen=True)
@@ -277,15 +174,21 @@ class History:
         self.log_count += 1
 
     # ------------------------------------------------------------------ raw bytes
-    def feed(self, data: bytes) -> None:
-        """Fold the complete lines of a chunk of metrics.jsonl."""
+    def feed(self, data: bytes, deferred: deque | None = None) -> None:
+        """Fold the complete lines of a chunk of metrics.jsonl.
+
+        deferred: step lines are only collected there (a bounded deque: the newest ones),
+        to be folded by feed_steps once the rest of a long log is in.
+        """
         lines = data.splitlines()
         last_step = None  # summaries: only the newest step line of a stretch is parsed
         pending = None  # series: the newest step line taken by the fast path, parsed whole at the end
         for i, line in enumerate(lines):
             kind = line_kind(line)
             if kind == "step":
-                if self.keep_steps != "all":
+                if deferred is not None:
+                    deferred.append(line)
+                elif self.keep_steps != "all":
                     last_step = i
                 elif self._fast_step(line):
                     pending = line
@@ -302,6 +205,27 @@ class History:
         if pending is not None:
             self._settle(pending)
 
+    def feed_steps(self, lines) -> None:
+        """Fold step lines collected by feed(deferred=...): their points, and the newest as the numbers' event.
+
+        The status is not touched: every change of it has its own event, already folded.
+        """
+        lines = list(lines)
+        for line in lines[:-1]:
+            if not self._fast_step(line, always=True):
+                self._json_step_point(line)
+        if lines:
+            status = self.status
+            self._json(lines[-1])
+            self.status = status
+
+    def _json_step_point(self, line: bytes) -> None:
+        try:
+            d = json.loads(line)
+            self.add_step_point(int(d["step"]), float(d["loss"]), float(d["recon"]), float(d["kl"]))
+        except (ValueError, KeyError, TypeError):
+            pass
+
     def _json(self, line: bytes) -> None:
         try:
             data = json.loads(line)
@@ -310,7 +234,7 @@ class History:
         if isinstance(data, dict):
             self.apply_json(data)
 
-    def _fast_step(self, line: bytes) -> bool:
+    def _fast_step(self, line: bytes, always: bool = False) -> bool:
         """Series points from a compact step line, 7x cheaper than json.loads; the full event every 64th."""
         parts = line.split(b",", 10)
         if len(parts) < 11 or not (parts[7].startswith(b'"loss":') and parts[9].startswith(b'"kl":')):
@@ -320,7 +244,7 @@ class History:
             point = (float(parts[7][7:]), float(parts[8][8:]), float(parts[9][5:]))
         except ValueError:
             return False
-        if self.last is None or step % 64 == 0 or step >= self.total_steps:
+        if not always and (self.last is None or step % 64 == 0 or step >= self.total_steps):
             return False  # json: the numbers panel wants the whole event now and then
         self.add_step_point(step, *point)
         return True
@@ -475,18 +399,29 @@ class RunHistory:
         self.run, self.epochs, self.steps = run, epochs, steps
         self.history = History(run, epochs, steps)
 
-    def refresh(self) -> tuple[bool, bool]:
-        """Fold what was appended: (changed, reset). A rewritten log is folded again from the start."""
+    def refresh(self, defer_steps: bool = False) -> tuple[bool, bool]:
+        """Fold what was appended: (changed, reset). A rewritten log is folded again from the start.
+
+        defer_steps: fold every other event first and only the newest RECENT step events (a
+        long log's first look: seconds faster; the older points can be folded later).
+        """
+        from vaetui.series import RECENT
+
         changed = reset_any = False
+        deferred: deque | None = deque(maxlen=RECENT) if defer_steps else None
         while True:
             data, reset = self.follower.read_bytes(CHUNK)
             if reset:
                 self.history = History(self.run, self.epochs, self.steps)
                 changed = reset_any = True
+                if deferred is not None:
+                    deferred.clear()
             if not data:
                 break
-            self.history.feed(data)
+            self.history.feed(data, deferred)
             changed = True
             if len(data) < CHUNK - (64 << 10):
                 break
+        if deferred:
+            self.history.feed_steps(deferred)
         return changed, reset_any

@@ -8,11 +8,14 @@ from pathlib import Path
 from textual.app import App
 from textual.binding import Binding
 
+from textual.worker import Worker, get_current_worker
+
 from vaetui.errors import VaeError
+from vaetui.history import History
 from vaetui.runs import Run, RunStore
-from vaetui.ui.messages import TrainingEnded, TrainingEvents
+from vaetui.ui.feeds import RunView, TailFeed, TrainingFeed
+from vaetui.ui.messages import FeedEnded, HistoryLoaded, RunAlive, RunEvents
 from vaetui.ui.screens.dialogs import MIN_HEIGHT, MIN_WIDTH, Confirm, Help, TooSmall
-from vaetui.ui.session import Session, TailSession, TrainingSession
 
 
 class VaeApp(App[int]):
@@ -45,7 +48,10 @@ class VaeApp(App[int]):
         self.image = image
         self.start_mode = start
         self.monitor_run = monitor
-        self.session: TrainingSession | None = None  # the run this app trains, if any
+        self.training: TrainingFeed | None = None  # the run this app trains, if any
+        self.views: dict[str, RunView] = {}  # runs on screen, by name
+        self._tails: dict[str, Worker] = {}  # workers following other processes' runs
+        self._quit_when_stopped = False
         self._too_small = False
         from vaetui.ui.screens.explore import ModelCache
 
@@ -101,29 +107,31 @@ class VaeApp(App[int]):
         self._replace_top(NewRunScreen())
 
     def action_train(self) -> None:
-        if self.session is not None:
-            self._show_monitor(self.session)
+        view = self.training_view
+        if view is not None:
+            self._show_monitor(view)
         else:
             self.action_new_run()
 
     def explore_run(self) -> str | None:
         """The run the explore screens show: the one highlighted in the runs list if it has a checkpoint,
-        else the newest run with one (the packaged demo last)."""
+        else the newest run with one (the packaged demo last). Uses the runs list's summaries: no folding here."""
         from vaetui.ui.screens.runs import RunsScreen
 
         base = self.screen_stack[0]
         candidates = []
         if isinstance(base, RunsScreen) and base.selected_name():
             candidates.append(base.selected_name())
-        infos = sorted(self.store.infos(), key=lambda i: (not i.read_only, i.updated), reverse=True)
-        candidates += [i.name for i in infos]
+        infos = list(base.infos or []) if isinstance(base, RunsScreen) else []
+        candidates += [i.name for i in sorted(infos, key=lambda i: (not i.read_only, i.updated), reverse=True)]
+        if not infos:
+            candidates += self.store.names()[::-1]
         for name in candidates:
             try:
-                run = self.store.open(name)
+                if self.store.open(name).has_checkpoint():
+                    return name
             except VaeError:
                 continue
-            if run.checkpoint_candidates():
-                return name
         return None
 
     def action_explore(self, what: str) -> None:
@@ -142,80 +150,121 @@ class VaeApp(App[int]):
         if not isinstance(self.screen, (Help, TooSmall)):
             self.push_screen(Help())
 
+    # ------------------------------------------------------------------ runs on screen: one flow
     def open_run(self, name: str) -> None:
-        """Monitor a run: the live one if this app trains it, else by tailing its metrics."""
-        if self.session is not None and self.session.run.name == name:
-            self._show_monitor(self.session)
-            return
-        run = self.store.open(name)
-        tail = TailSession(run, run.config())
-        tail.poll()
-        self._show_monitor(tail)
+        """Monitor a run: the one trained in this window, or any other by following its log."""
+        view = self.views.get(name)
+        if view is None:
+            run = self.store.open(name)
+            view = self.views[name] = RunView(name, History(name, run.config().train.epochs))
+            feed = TailFeed(run, run.config())
 
-    def _show_monitor(self, session: Session) -> None:
+            def follow() -> None:
+                worker = get_current_worker()
+                feed.work(self.post_message, lambda: worker.is_cancelled)
+
+            self._tails[name] = self.run_worker(follow, thread=True, group=f"tail {name}", exit_on_error=False,
+                                                name=f"follow {name}")
+        self._show_monitor(view)
+
+    def monitor_closed(self, name: str) -> None:
+        """A monitor went away: stop following its run (a run trained here keeps its view)."""
+        if any(getattr(s, "view", None) is self.views.get(name) for s in self.screen_stack[:-1]):
+            return
+        worker = self._tails.pop(name, None)
+        if worker is not None:
+            worker.cancel()
+            self.views.pop(name, None)
+
+    def _show_monitor(self, view: RunView) -> None:
         from vaetui.ui.screens.monitor import MonitorScreen
 
-        self._replace_top(MonitorScreen(session, image=self.image))
+        self._replace_top(MonitorScreen(view, image=self.image))
+
+    def _changed(self, run: str, urgent: bool) -> None:
+        screen = self.screen
+        if getattr(screen, "view", None) is self.views.get(run) and hasattr(screen, "view_changed"):
+            screen.view_changed(urgent)
+
+    def on_history_loaded(self, message: HistoryLoaded) -> None:
+        view = self.views.get(message.run)
+        if view is not None:
+            view.history = message.history
+            view.picture = message.picture or view.picture
+            self._changed(message.run, urgent=True)
+
+    def on_run_events(self, message: RunEvents) -> None:
+        view = self.views.get(message.run)
+        if view is None:
+            return
+        view.fold(message.events)
+        if message.picture is not None:
+            view.picture = message.picture
+        urgent = any(e.kind in ("state", "finished", "failed", "started") for e in message.events)
+        self._changed(message.run, urgent)
+
+    def on_run_alive(self, message: RunAlive) -> None:
+        view = self.views.get(message.run)
+        if view is not None:
+            view.alive, view.where = message.alive, message.where
+            view.stats = message.stats or (view.stats if message.alive else None)
+            self._changed(message.run, urgent=False)
+
+    def on_feed_ended(self, message: FeedEnded) -> None:
+        view = self.views.get(message.run)
+        if view is None:
+            return
+        view.ended = True
+        self._changed(message.run, urgent=True)
+        if self.training is not None and self.training.run.name == message.run:
+            h = view.history
+            if h.status == "failed":
+                self.notify(f"training failed: {h.error}", severity="error", timeout=10)
+            elif h.status in ("finished", "stopped"):
+                self.notify(f"run {message.run} {h.status} at step {h.step}")
+            if self._quit_when_stopped:
+                self.exit(0)
 
     # ------------------------------------------------------------------ training
+    @property
+    def training_view(self) -> RunView | None:
+        return self.views.get(self.training.run.name) if self.training is not None else None
+
     def start_training(self, run: Run, resume: bool) -> None:
         """Train run in a worker thread and show its monitor."""
-        if self.session is not None and not self.session.finished:
-            raise VaeError(f"run {self.session.run.name} is training in this window: stop it first (s)")
+        view = self.training_view
+        if view is not None and not view.ended:
+            raise VaeError(f"run {view.run} is training in this window: stop it first (s)")
         config = run.config()
         if self.device != "auto" and config.train.device != self.device:
             from dataclasses import replace
 
             config = replace(config, train=replace(config.train, device=self.device))
-        session = TrainingSession(run, config, resume=resume, threads=self.threads)
-        self.session = session
-        self.run_worker(lambda: self._train(session), thread=True, exclusive=True, group="training",
+        if view is not None:
+            self.views.pop(view.run, None)
+        feed = TrainingFeed(run, config, resume=resume, threads=self.threads)
+        self.training = feed
+        self.views[run.name] = view = RunView(run.name, History(run.name, config.train.epochs), control=feed.control)
+        view.alive, view.where = True, "here"
+        self.run_worker(lambda: feed.work(self.post_message), thread=True, exclusive=True, group="training",
                         exit_on_error=False, name=f"train {run.name}")
-        self._show_monitor(session)
-
-    def _train(self, session: TrainingSession) -> None:
-        try:
-            session.work(lambda events, picture: self.post_message(TrainingEvents(session, events, picture)))
-        finally:
-            self.post_message(TrainingEnded(session))
-
-    def on_training_events(self, message: TrainingEvents) -> None:
-        session = message.session
-        for event in message.events:
-            session.state.apply(event)
-        if message.picture is not None:
-            session.picture = message.picture
-        screen = self.screen
-        if getattr(screen, "session", None) is session and hasattr(screen, "update_view"):
-            if any(e.kind in ("state", "finished", "failed", "started") for e in message.events):
-                screen.update_view()
-            else:
-                screen.mark_dirty()
-
-    def on_training_ended(self, message: TrainingEnded) -> None:
-        state = message.session.state
-        if state.status == "failed":
-            self.notify(f"training failed: {state.error}", severity="error", timeout=10)
-        elif state.status in ("finished", "stopped"):
-            self.notify(f"run {state.run} {state.status} at step {state.step}")
-        if getattr(self, "_quit_when_stopped", False):
-            self.exit(0)
+        self._show_monitor(view)
 
     # ------------------------------------------------------------------ quitting
     def action_quit_app(self) -> None:
-        live = self.session
-        if live is None or live.finished:
+        view = self.training_view
+        if view is None or view.ended:
             self.exit(0)
             return
 
         def answer(yes: bool | None) -> None:
             if yes:
                 self._quit_when_stopped = True
-                live.control.stop()
-                live.state.status = "stopping"
+                view.control.stop()
+                view.pending.append("stop")
                 self.notify("saving a checkpoint, then quitting…")
 
-        self.push_screen(Confirm(f"Run {live.run.name} is training. Stop it, save a checkpoint and quit?"), answer)
+        self.push_screen(Confirm(f"Run {view.run} is training. Stop it, save a checkpoint and quit?"), answer)
 
 
 def make_app(runs_dir: str | Path | None = None, threads: int | None = None, device: str = "auto",

@@ -1,25 +1,49 @@
-"""Messages the training worker and the tailer send to the app (posted, never call_from_thread)."""
+"""What the feeds (vaetui.ui.feeds) post to the app: the same typed messages for a run trained in this
+window and for one followed from its metrics.jsonl."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
+from PIL.Image import Image
 from textual.message import Message
 
-
-class TrainingEvents(Message):
-    """A batch of engine events (at most a few per second), with the newest composed picture if any."""
-
-    def __init__(self, session: Any, events: list, picture: Any = None) -> None:
-        super().__init__()
-        self.session = session
-        self.events = events
-        self.picture = picture
+from vaetui.events import Event
+from vaetui.history import History
+from vaetui.sysstats import Stats
 
 
-class TrainingEnded(Message):
-    """The training worker's thread has finished (normally, stopped or failed)."""
+@dataclass
+class HistoryLoaded(Message):
+    """The run's history so far, folded by the feed's worker: the receiver takes it over (and drops any
+    earlier one). Sent first, and again when a log was rewritten (a resume) or a long log finished loading."""
 
-    def __init__(self, session: Any) -> None:
-        super().__init__()
-        self.session = session
+    run: str
+    history: History
+    picture: Image | None = None
+
+
+@dataclass
+class RunEvents(Message):
+    """Events that followed (a few per second at most), with the newest picture, already composed."""
+
+    run: str
+    events: tuple[Event, ...]
+    picture: Image | None = None
+
+
+@dataclass
+class RunAlive(Message):
+    """Whether a process trains the run right now, what it costs, and since when its log is quiet."""
+
+    run: str
+    alive: bool
+    stats: Stats | None = None
+    where: str = ""  # "here", "elsewhere", or the host it runs on
+
+
+@dataclass
+class FeedEnded(Message):
+    """The feed's worker stopped: training ended (trained here), or the monitor closed."""
+
+    run: str

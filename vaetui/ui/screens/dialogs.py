@@ -8,7 +8,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Input, Static
 
-from vaetui.ui.state import SERIES, SERIES_LABELS, MonitorState
+from vaetui.history import SERIES, SERIES_LABELS, History
 from vaetui.ui.widgets.chart import Chart
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
@@ -101,7 +101,7 @@ class ChartScreen(ModalScreen[None]):
         Binding("v", "overlay", "train vs valid"),
     ]
 
-    def __init__(self, state: MonitorState, which: int = 0):
+    def __init__(self, state: History, which: int = 0):
         super().__init__()
         self.state = state
         self.which = which
@@ -120,13 +120,13 @@ class ChartScreen(ModalScreen[None]):
         chart = self.query_one(Chart)
         s = self.state
         if self.overlay:
-            lines = [("train (per epoch)", s.train_epoch.xs, s.train_epoch.ys, "cyan"),
-                     ("validation", s.series["valid"].xs, s.series["valid"].ys, "magenta")]
+            lines = [("train (per epoch)", *s.train_epoch.points(), "cyan"),
+                     ("validation", *s.series["valid"].points(), "magenta")]
             title = "train vs validation loss per epoch"
         else:
             key = SERIES[self.which]
             series = s.series[key]
-            lines = [(SERIES_LABELS[key], series.xs, series.ys, "cyan")]
+            lines = [(SERIES_LABELS[key], *series.points(), "cyan")]
             title = f"{SERIES_LABELS[key]} per image"
         self.query_one("#charttitle", Static).update(
             f"[b]{title}[/]  [dim]1-4 series · v train vs valid · l log y · esc close[/]")

@@ -17,7 +17,7 @@ from textual.widgets import Footer, Header
 from textual.worker import get_current_worker
 
 from vaetui.errors import VaeError
-from vaetui.ui.screens.monitor import Quiet
+from vaetui.ui.widgets.text import Quiet
 from vaetui.ui.widgets.picture import fit_picture, picture_class
 
 

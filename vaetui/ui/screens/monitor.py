@@ -1,106 +1,62 @@
-"""The live training monitor: progress, sparklines, numbers, reconstructions, system, events."""
+"""The live training monitor: progress, sparklines, numbers, reconstructions, system, events.
+
+It draws a RunView (vaetui.ui.feeds) and nothing else: the same screen for a run trained
+in this window and one followed from another process. It has no polling timer: the app
+tells it when the view changed, and it redraws at most once a second (a state change at
+once). Intents (pause, stop, checkpoint) go through the run's Control; what the run does
+comes back as events.
+"""
 
 from __future__ import annotations
 
-import os
 import time
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from rich.text import Text
-from textual.widget import Widget
-from textual.widgets import Footer, Header, RichLog, Sparkline, Static
+from textual.widgets import Footer, Header, Sparkline, Static
+from textual.worker import get_current_worker
 
 from vaetui.console import format_duration
+from vaetui.history import SERIES, SERIES_LABELS
+from vaetui.ui.feeds import RunView, load_picture
 from vaetui.ui.screens.dialogs import ChartScreen, Confirm
-from vaetui.ui.session import Session, TailSession, TrainingSession
-from vaetui.ui.state import QUIET_AFTER_S, SERIES, SERIES_LABELS
 from vaetui.ui.widgets.picture import fit_picture, picture_class
+from vaetui.ui.widgets.text import EventLog, Quiet, TextBar
 
 SPARK_POINTS = 120
 REDRAW_EVERY_S = 1.0  # what a person reads at a glance; each redraw costs bytes over SSH
 PICTURE_EVERY_S = 12.0  # a new picture is the most expensive redraw: at most this often while following
+QUIET_AFTER_S = 60.0  # a followed run that wrote nothing for this long is marked quiet
 SHORT_LABELS = {"loss": "total", "recon": "recon", "kl": "KL", "valid": "valid"}
 PREVIEW_COLUMNS = 8  # the engine's preview batch: images per row of a snapshot
-STATUS_STYLE = {"running": "green", "paused": "yellow", "stopping": "yellow", "finished": "cyan",
-                "stopped": "yellow", "failed": "red", "interrupted": "yellow", "waiting": "dim"}
+STATUS_STYLE = {"running": "green", "paused": "yellow", "finished": "cyan", "stopped": "yellow", "failed": "red",
+                "interrupted": "yellow", "new": "dim"}
 
 
-def _tail(values: list[float], n: int = SPARK_POINTS) -> list[float]:
-    return list(values[-n:])
-
-
-def bar_text(done: int, total: int, width: int) -> str:
-    """A progress bar as text: '━━━━╺────  45%'. Static text: it is redrawn only when it changes."""
-    total = max(total, 1)
-    frac = min(max(done / total, 0.0), 1.0)
-    cells = max(width - 5, 1)
-    full = int(frac * cells)
-    head = "╺" if full < cells and frac > 0 else ""
-    rest = cells - full - len(head)
-    return f"[$primary]{'━' * full}{head}[/][dim]{'─' * rest}[/] {frac * 100:3.0f}%"
-
-
-
-class Quiet(Static):
-    """A Static that redraws only when its text really changes: every repaint costs bytes over SSH."""
-
-    _last: str | None = None
-
-    def set(self, text: str) -> None:
-        if text != self._last:
-            self._last = text
-            self.update(text, layout=False)  # fixed-size in the CSS: no relayout, only this region is resent
-
-
-class TextBar(Widget):
-    """A progress bar drawn as text at its own width; repainted only when its value changes."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self._value = (0, 1)
-
-    def set(self, done: int, total: int) -> None:
-        if (done, total) != self._value:
-            self._value = (done, total)
-            self.refresh()
-
-    def render(self) -> Text:
-        return Text.from_markup(bar_text(*self._value, self.size.width).replace("$primary", "dodger_blue2"))
-
-
-class EventLog(RichLog, can_focus=False):
-    """The event log; never focused, so home/end/arrows stay with the image scrubber."""
-
-
-class ProcessStats:
-    """CPU % and memory of this process from /proc, without extra dependencies."""
-
-    def __init__(self):
-        self._last = (time.monotonic(), self._cpu_seconds())
-
-    @staticmethod
-    def _cpu_seconds() -> float:
-        t = os.times()
-        return t.user + t.system
-
-    def sample(self) -> tuple[float, float]:
-        now, cpu = time.monotonic(), self._cpu_seconds()
-        t0, c0 = self._last
-        self._last = (now, cpu)
-        pct = 100.0 * (cpu - c0) / max(now - t0, 1e-6)
-        try:
-            with open("/proc/self/statm") as fh:
-                rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-        except (OSError, ValueError, IndexError):
-            rss = float("nan")
-        return pct, rss
+def shown_status(view: RunView) -> str:
+    """The status word and where the run trains, from the events and the feed's liveness."""
+    h = view.history
+    status = h.status
+    if status in ("running", "paused", "new") and view.alive is False and (view.control is None or view.ended):
+        status = "interrupted" if status != "new" else "new"
+    if view.alive and view.where not in ("", "here") and status in ("running", "paused", "new"):
+        where = "elsewhere" if view.where == "elsewhere" else f"on {view.where}"
+        status = f"{'running' if status == 'new' else status} {where}"
+        quiet = time.time() - h.updated if h.updated else 0
+        if quiet > QUIET_AFTER_S:
+            status += f", quiet for {int(quiet // 60)}m"
+    if "stop" in view.pending:
+        status += " · stopping…"
+    elif "pause" in view.pending:
+        status += " · pausing…"
+    return status
 
 
 class MonitorScreen(Screen[None]):
-    """Watches one session: trained here (live) or tailed from another process."""
+    """Watches one run's view."""
 
     BINDINGS = [
         Binding("p", "pause", "pause/resume"),
@@ -113,17 +69,17 @@ class MonitorScreen(Screen[None]):
         Binding("end", "scrub_to(-1)", "latest", show=False),
     ]
 
-    def __init__(self, session: Session, image: str = "halfcell"):
+    def __init__(self, view: RunView, image: str = "halfcell"):
         super().__init__()
-        self.session = session
+        self.view = view
         self.renderer = image
         self.snapshot_index: int | None = None  # None: follow the newest
-        self.stats = ProcessStats()
+        self._history_seen = None
+        self._logged = 0
         self._shown_picture = None
-        self._dirty = False
         self._picture_at = 0.0
-        self._system_drawn = False
-        self._state_seen = None
+        self._drawn_at = 0.0
+        self._timer = None
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -149,84 +105,78 @@ class MonitorScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.title = "vaetui"
-        self.sub_title = f"monitor · {self.session.run.name}"
-        self._logged = 0
+        self.sub_title = f"monitor · {self.view.run}"
         self.update_view()
-        if isinstance(self.session, TailSession):
-            self.set_interval(1.0, self._poll)
-        self.set_interval(REDRAW_EVERY_S, self._flush)
-        self.set_interval(3.0, self._update_system)
-        self._update_system()
 
-    def _poll(self) -> None:
-        if self.session.poll():
-            self.update_view()
-        elif self.session.state.status == "running" and self.session.state.quiet_for() > QUIET_AFTER_S:
-            self._update_status()  # "quiet for ..." ticks along
-
-    def mark_dirty(self) -> None:
-        """New events arrived: redraw at the next tick (status changes redraw at once)."""
-        self._dirty = True
-
-    def _flush(self) -> None:
-        if self._dirty:
-            self._dirty = False
-            self.update_view()
+    def on_unmount(self) -> None:
+        self.app.monitor_closed(self.view.run)
 
     # ------------------------------------------------------------------ drawing
+    def view_changed(self, urgent: bool = False) -> None:
+        """The app folded something into the view: redraw now (urgent) or within REDRAW_EVERY_S."""
+        wait = REDRAW_EVERY_S - (time.monotonic() - self._drawn_at)
+        if urgent or wait <= 0:
+            if self._timer is not None:
+                self._timer.stop()
+                self._timer = None
+            self.update_view()
+        elif self._timer is None:
+            self._timer = self.set_timer(wait, self._deferred)
+
+    def _deferred(self) -> None:
+        self._timer = None
+        self.update_view()
+
     def update_view(self) -> None:
-        """Redraw from the session's state (called at most a few times a second)."""
-        s = self.session.state
+        """Redraw from the view (at most about once a second)."""
+        self._drawn_at = time.monotonic()
+        h = self.view.history
         self._update_status()
-        last = s.last
-        spe = max(s.steps_per_epoch, 1)
-        self.query_one("#epochbar", TextBar).set(last.epoch_step if last else 0, spe)
-        self.query_one("#runbar", TextBar).set(last.step if last else 0, s.total_steps)
+        last = h.last
+        self.query_one("#epochbar", TextBar).set(last.epoch_step if last else 0, max(h.steps_per_epoch, 1))
+        self.query_one("#runbar", TextBar).set(last.step if last else 0, h.total_steps)
         for key in SERIES:
             spark = self.query_one(f"#spark-{key}", Sparkline)
-            data = _tail(s.series[key].ys)
+            data = h.series[key].tail(SPARK_POINTS)
             if data != spark.data:
                 spark.data = data
-            ys = s.series[key].ys
-            value = f"{ys[-1]:.1f}" if ys else "-"
-            self.query_one(f"#label-{key}", Quiet).set(f"{SHORT_LABELS[key]:<6}[b]{value:>9}[/]")
+            value = h.series[key].last
+            shown = "-" if value is None else f"{value:.1f}"
+            self.query_one(f"#label-{key}", Quiet).set(f"{SHORT_LABELS[key]:<6}[b]{shown:>9}[/]")
         self._update_numbers()
+        self._update_system()
         self._update_picture()
-        log = self.query_one(RichLog)
-        if s is not self._state_seen:  # the run's log was rewritten (a resume): its history is read afresh
-            self._state_seen = s
+        log = self.query_one(EventLog)
+        if h is not self._history_seen:  # a new history (the log was rewritten, or fully loaded): shown afresh
+            self._history_seen = h
             log.clear()
-            self._logged = 0
-        for line in s.log[self._logged:]:
-            log.write(line)
-        self._logged = len(s.log)
+            self._logged = max(0, h.log_count - len(h.log))
+        self._logged = log.show(h.log, h.log_count, self._logged)
 
     def _update_status(self) -> None:
-        s = self.session.state
-        style = STATUS_STYLE.get(s.status, "")
-        status = s.status
-        if isinstance(self.session, TailSession) and s.status == "running":
-            quiet = s.quiet_for()
-            status = "running elsewhere" + (f", quiet for {format_duration(quiet)}" if quiet > QUIET_AFTER_S else "")
-        parts = [f"[b]{s.run}[/]", f"[{style}]● {status}[/]"]
-        last = s.last
+        h, view = self.view.history, self.view
+        status = shown_status(view)
+        style = STATUS_STYLE.get(status.split()[0], "")
+        parts = [f"[b]{view.run}[/]", f"[{style}]● {status}[/]"]
+        last = h.last
         if last:
-            parts += [f"epoch {last.epoch}/{s.epochs}", f"step {last.step}/{s.total_steps}",
+            parts += [f"epoch {last.epoch}/{h.epochs_planned}", f"step {last.step}/{h.total_steps}",
                       f"{last.images_per_s:.0f} img/s", f"elapsed {format_duration(last.elapsed)}"]
-            eta = s.eta_seconds()
-            if eta is not None:
+            eta = h.eta_seconds()
+            if eta is not None and view.alive:
                 parts.append(f"ETA {format_duration(eta)}")
-        if s.error:
-            parts.append(f"[red]{s.error}[/]")
+        if h.error:
+            parts.append(f"[red]{h.error}[/]")
         self.query_one("#status", Quiet).set("  ".join(parts))
 
     def _update_numbers(self) -> None:
-        s, last = self.session.state, self.session.state.last
+        h = self.view.history
+        last = h.last
         if last is None:
             self.query_one("#numbers", Quiet).set("[dim]waiting for the first steps…[/]")
             return
-        v = s.series["valid"].ys
-        valid = f"{v[-1]:.2f}" if v else "-"
+        v = h.series["valid"].last
+        valid = "-" if v is None else f"{v:.2f}"
         self.query_one("#numbers", Quiet).set(
             f"loss/img [b]{last.loss:.2f}[/]  valid {valid}\n"
             f"nats/dim {last.nats_per_dim:.4f}  bits/dim {last.bits_per_dim:.4f}\n"
@@ -235,36 +185,30 @@ class MonitorScreen(Screen[None]):
         )
 
     def _update_system(self) -> None:
-        if self.session.state.status not in ("running", "waiting") and self._system_drawn:
-            return  # idle: send nothing
-        self._system_drawn = True
-        cpu, rss = self.stats.sample()
-        line = f"[dim]cpu {cpu:.0f}%  mem {rss:.0f} MB"
-        if self.session.state.device.startswith("cuda"):
-            line += "  " + _gpu_line()
-        self.query_one("#system", Quiet).set(line + "[/]")
+        stats = self.view.stats
+        if stats is not None:
+            self.query_one("#system", Quiet).set(f"[dim]{stats.line()}[/]")
+        elif self.view.alive and self.view.where not in ("here", "elsewhere"):
+            self.query_one("#system", Quiet).set(f"[dim]trained on {self.view.where}[/]")
 
     def _update_picture(self) -> None:
-        snaps = self.session.state.snapshots
+        snaps = self.view.history.snapshots
         label = self.query_one("#snaplabel", Quiet)
-        if self.snapshot_index is None:
-            following = self.session.state.status == "running" and self._shown_picture is not None
-            if following and time.monotonic() - self._picture_at < PICTURE_EVERY_S:
-                return
-            picture = self.session.picture
-            if picture is None and snaps:
-                picture = self.session.snapshot_picture(len(snaps) - 1)
-                self.session.picture = picture
-            where = f"step {snaps[-1][0]} (latest)" if snaps else "no images yet"
-        else:
-            picture = self.session.snapshot_picture(self.snapshot_index)
-            step = snaps[self.snapshot_index][0] if snaps else 0
-            where = f"step {step} ({self.snapshot_index + 1}/{len(snaps)})"
+        if self.snapshot_index is not None:
+            return  # a scrubbed snapshot stays until the person moves on
+        following = bool(self.view.alive) and self._shown_picture is not None
+        if following and time.monotonic() - self._picture_at < PICTURE_EVERY_S:
+            return
+        where = f"step {snaps[-1][0]} (latest)" if snaps else "no images yet"
         label.set(f"{where} [dim]· originals, reconstructions, samples · ←/→[/]")
+        picture = self.view.picture
         if picture is not None and picture is not self._shown_picture:
-            self._shown_picture = picture
-            self._picture_at = time.monotonic()
-            self._fit_picture()
+            self._show_picture(picture)
+
+    def _show_picture(self, picture) -> None:
+        self._shown_picture = picture
+        self._picture_at = time.monotonic()
+        self._fit_picture()
 
     def on_resize(self) -> None:
         if self._shown_picture is not None:
@@ -277,72 +221,65 @@ class MonitorScreen(Screen[None]):
         cols_avail, rows_avail = box.size.width - 2, box.size.height - 1
         if cols_avail < 4 or rows_avail < 2:
             return
-        n = PREVIEW_COLUMNS
-        tile = (picture.width - 2) / n
-        keep = max(2, min(n, int(cols_avail // 14)))  # at least ~12 cells per face
+        tile = (picture.width - 2) / PREVIEW_COLUMNS
+        keep = max(2, min(PREVIEW_COLUMNS, int(cols_avail // 14)))  # at least ~12 cells per face
         picture = picture.crop((0, 0, round(2 + keep * tile), picture.height))
         fit_picture(self.query_one("#picture"), picture, cols_avail, rows_avail)
 
-    # ------------------------------------------------------------------ actions
-    def _live(self) -> TrainingSession | None:
-        if isinstance(self.session, TrainingSession) and not self.session.finished:
-            return self.session
+    # ------------------------------------------------------------------ scrubbing (pictures load in a worker)
+    def action_scrub(self, delta: int) -> None:
+        n = len(self.view.history.snapshots)
+        if n:
+            current = n - 1 if self.snapshot_index is None else self.snapshot_index
+            self._scrub(max(0, min(n - 1, current + delta)))
+
+    def action_scrub_to(self, where: int) -> None:
+        n = len(self.view.history.snapshots)
+        if n:
+            self._scrub(n - 1 if where == -1 else 0)
+
+    def _scrub(self, index: int) -> None:
+        snaps = self.view.history.snapshots
+        latest = index == len(snaps) - 1
+        self.snapshot_index = None if latest else index
+        step = snaps[index][0]
+        where = f"step {step} (latest)" if latest else f"step {step} ({index + 1}/{len(snaps)})"
+        self.query_one("#snaplabel", Quiet).set(f"{where} [dim]· originals, reconstructions, samples · ←/→[/]")
+        self._load_snapshot(snaps[index][1])
+
+    @work(thread=True, exclusive=True, group="snapshot", exit_on_error=False)
+    def _load_snapshot(self, relpath: str) -> None:
+        picture = load_picture(self.app.store.open(self.view.run), relpath)
+        if picture is not None and not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._show_picture, picture)
+
+    # ------------------------------------------------------------------ intents
+    def _control(self):
+        if self.view.control is not None and not self.view.ended:
+            return self.view.control
         self.notify("this run is not being trained by this window", severity="warning")
         return None
 
     def action_pause(self) -> None:
-        if live := self._live():
-            paused = live.control.toggle_pause()
-            live.state.status = "paused" if paused else "running"
+        if control := self._control():
+            control.toggle_pause()
+            self.view.pending.append("pause")
             self._update_status()
 
     def action_stop(self) -> None:
-        if live := self._live():
+        if control := self._control():
             def answer(yes: bool | None) -> None:
                 if yes:
-                    live.control.stop()
-                    live.state.status = "stopping"
+                    control.stop()
+                    self.view.pending.append("stop")
                     self._update_status()
             self.app.push_screen(Confirm("Stop training? A checkpoint is saved; resume it later from the runs list."),
                                  answer)
 
     def action_checkpoint(self) -> None:
-        if live := self._live():
-            live.control.checkpoint()
+        if control := self._control():
+            control.checkpoint()
             self.notify("checkpoint requested")
 
     def action_chart(self) -> None:
-        self.app.push_screen(ChartScreen(self.session.state))
-
-    def action_scrub(self, delta: int) -> None:
-        n = len(self.session.state.snapshots)
-        if not n:
-            return
-        current = n - 1 if self.snapshot_index is None else self.snapshot_index
-        new = max(0, min(n - 1, current + delta))
-        self.snapshot_index = None if new == n - 1 else new
-        self._shown_picture, self._picture_at = None, 0.0
-        self._update_picture()
-
-    def action_scrub_to(self, where: int) -> None:
-        n = len(self.session.state.snapshots)
-        if n:
-            self.snapshot_index = None if where == -1 or n == 1 else 0
-            self._shown_picture, self._picture_at = None, 0.0
-            self._update_picture()
-
-
-def _gpu_line() -> str:
-    try:
-        import torch
-
-        used = torch.cuda.memory_allocated() / 2**20
-        total = torch.cuda.get_device_properties(0).total_memory / 2**20
-        util = ""
-        try:
-            util = f" util {torch.cuda.utilization()}%"
-        except Exception:  # needs pynvml; memory alone is still useful
-            pass
-        return f"gpu mem {used:.0f}/{total:.0f} MB{util}"
-    except Exception:
-        return "gpu ?"
+        self.app.push_screen(ChartScreen(self.view.history))

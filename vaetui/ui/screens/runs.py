@@ -4,18 +4,32 @@ from __future__ import annotations
 
 import time
 
+from dataclasses import dataclass
+
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Header
+from textual.worker import get_current_worker
 
 from vaetui.errors import VaeError
-from vaetui.runs import RunInfo
+from vaetui.summaries import RunInfo
 from vaetui.ui.screens.dialogs import Ask, Confirm
+from vaetui.ui.widgets.text import Quiet
 
 SORTS = ("name", "updated", "best valid", "latent", "status")
 
 COLUMNS = ("run", "preset", "data", "size", "latent", "β", "epochs", "best valid", "status", "updated")
+
+
+@dataclass
+class RunsListed(Message):
+    """Summaries from the runs worker (complete=False: the first of a cold start's batches)."""
+
+    infos: tuple[RunInfo, ...]
+    complete: bool = True
 
 
 class RunsScreen(Screen[None]):
@@ -34,17 +48,19 @@ class RunsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("", id="runs-hint")
+        yield Quiet("", id="runs-hint")
         yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
         self.title, self.sub_title = "vaetui", "runs"
         table = self.query_one(DataTable)
-        table.add_columns(*COLUMNS)
+        for col in COLUMNS:
+            table.add_column(col, key=col)
         self.infos: list[RunInfo] | None = None
         self.sort_by = "name"
         self.marked: set[str] = set()
+        self._rows: dict[str, tuple] = {}
         self.refresh_runs()
         self._timer = self.set_interval(3.0, self.refresh_runs)
         table.focus()
@@ -57,32 +73,63 @@ class RunsScreen(Screen[None]):
         self._timer.resume()
 
     def refresh_runs(self) -> None:
-        """Reload the list (cheap: config and metrics of each run)."""
-        table = self.query_one(DataTable)
-        infos = self.app.store.infos()
-        if self.infos is not None and [i.to_json() for i in infos] == [i.to_json() for i in self.infos]:
-            return
-        row = table.cursor_row
+        """Ask the worker for fresh summaries (they are folded there, from the appended bytes only)."""
+        self._list_runs()
+
+    @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
+    def _list_runs(self) -> None:
+        worker = get_current_worker()
+        store = self.app.store
+        names = store.names()
+        infos, posted = [], time.monotonic()
+        for name in names:
+            if worker.is_cancelled:
+                return
+            try:
+                infos.append(store.open(name).info(store.summaries))
+            except VaeError:
+                continue
+            if self.infos is None and time.monotonic() - posted > 0.2:  # a cold start fills in as it goes
+                self.post_message(RunsListed(tuple(infos), complete=False))
+                posted = time.monotonic()
+        self.post_message(RunsListed(tuple(infos), complete=True))
+
+    def on_runs_listed(self, message: RunsListed) -> None:
+        self.show_runs(list(message.infos))
+
+    def show_runs(self, infos: list[RunInfo]) -> None:
+        """Put summaries in the table: only the cells that changed are redrawn."""
         key = {"updated": lambda i: -i.updated, "name": lambda i: i.name,
                "best valid": lambda i: (i.best_valid is None, i.best_valid or 0.0), "latent": lambda i: i.latent,
                "status": lambda i: i.status}[self.sort_by]
         infos = sorted(infos, key=key)
-        self.infos = infos
-        table.clear()
-        for i in infos:
-            mark = "● " if i.name in self.marked else ""
-            table.add_row(
-                mark + i.name + (" (demo)" if i.read_only else ""), i.preset, i.data, i.size, str(i.latent), f"{i.beta:g}",
-                f"{i.epochs_done}/{i.epochs}", "-" if i.best_valid is None else f"{i.best_valid:.2f}", i.status,
-                time.strftime("%m-%d %H:%M", time.localtime(i.updated)), key=i.name,
-            )
-        if infos:
-            table.move_cursor(row=min(row, len(infos) - 1))
+        table = self.query_one(DataTable)
+        rows = {i.name: self._cells(i) for i in infos}
+        if [i.name for i in infos] == [i.name for i in self.infos or []]:
+            for name, cells in rows.items():
+                old = self._rows.get(name)
+                for col, value, before in zip(COLUMNS, cells, old or ()):
+                    if value != before:
+                        table.update_cell(name, col, value)
+        else:
+            row = table.cursor_row
+            table.clear()
+            for name, cells in rows.items():
+                table.add_row(*cells, key=name)
+            if infos:
+                table.move_cursor(row=min(row, len(infos) - 1))
+        self._rows, self.infos = rows, infos
         hint = (f"{len(infos)} run{'s' if len(infos) != 1 else ''} in {self.app.store.root}, by {self.sort_by}" if infos
                 else f"no runs yet in {self.app.store.root}: press n to start one")
         marked = f" · {len(self.marked)} marked: v compares" if self.marked else ""
-        self.query_one("#runs-hint", Static).update(
-            f"[dim]{hint}{marked} · enter open · c continue · space mark · g/i/r/z explore · n new[/]", layout=False)
+        self.query_one("#runs-hint", Quiet).set(
+            f"[dim]{hint}{marked} · enter open · c continue · space mark · g/i/r/z explore · n new[/]")
+
+    def _cells(self, i: RunInfo) -> tuple:
+        mark = "● " if i.name in self.marked else ""
+        return (mark + i.name + (" (demo)" if i.read_only else ""), i.preset, i.data, i.size, str(i.latent),
+                f"{i.beta:g}", f"{i.epochs_done}/{i.epochs}", "-" if i.best_valid is None else f"{i.best_valid:.2f}",
+                i.status, time.strftime("%m-%d %H:%M", time.localtime(i.updated)))
 
     def selected_name(self) -> str | None:
         info = self._selected()
@@ -118,7 +165,8 @@ class RunsScreen(Screen[None]):
             self.notify(str(exc), severity="error")
 
     def action_refresh(self) -> None:
-        self.infos = None
+        if self.infos is not None:
+            self.show_runs(list(self.infos))  # re-sorted and re-marked at once
         self.refresh_runs()
 
     def action_sort(self) -> None:
@@ -129,13 +177,13 @@ class RunsScreen(Screen[None]):
         info = self._selected()
         if info:
             self.marked.symmetric_difference_update({info.name})
-            self.action_refresh()
+            self.show_runs(list(self.infos))
             table = self.query_one(DataTable)
             table.move_cursor(row=min(table.cursor_row + 1, len(self.infos) - 1))
 
     def action_compare(self) -> None:
         names = [i.name for i in self.infos or [] if i.name in self.marked]
-        usable = [n for n in names if self.app.store.open(n).checkpoint_candidates()]
+        usable = [n for n in names if self.app.store.open(n).has_checkpoint()]
         if len(usable) < 2:
             self.notify("mark two or more runs with checkpoints (space), then v", severity="warning")
             return

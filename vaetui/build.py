@@ -1,0 +1,85 @@
+"""What a Trainer is built from: the device, the data splits and their sizes, the network (DDP-wrapped under torchrun).
+
+Each function checks what a person could have got wrong and says so in one line.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from vaetui.config import RunConfig, TrainConfig
+from vaetui.data import open_split
+from vaetui.errors import DataError, VaeError
+from vaetui.model import ConvVAE
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; 'cuda' without a GPU is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise VaeError("--device cuda: no CUDA GPU is visible; use --device cpu (or auto)")
+    return torch.device(name)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The shuffled order of training images for one epoch, a pure function of (seed, epoch)."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g)
+
+
+def noise_seed(seed: int, rank: int, step: int = 0) -> int:
+    """The reparameterisation noise seed of a rank, re-derived at a step when a state cannot be carried over."""
+    return seed + 17 + 7919 * rank + step
+
+
+def device_for(tc: TrainConfig, world) -> torch.device:
+    """The device this rank trains on, checked against the settings."""
+    device = resolve_device(tc.device)
+    if world.distributed and device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
+    if tc.batch_size % world.size:
+        raise VaeError(f"--batch-size {tc.batch_size} does not split evenly over {world.size} processes: "
+                       f"use a multiple of {world.size}")
+    if tc.precision == "fp16" and device.type != "cuda":
+        raise VaeError("--precision fp16 needs CUDA; use --precision bf16 on the CPU")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return device
+
+
+def open_data(cfg: RunConfig):
+    """(train split, valid split, steps per epoch, total steps)."""
+    tc = cfg.train
+    train, valid = open_split(cfg.data, "train"), open_split(cfg.data, "valid")
+    if len(train) < tc.batch_size:
+        raise DataError(f"the training split has {len(train)} images, fewer than one batch "
+                        f"({tc.batch_size}): lower --batch-size or add images")
+    if len(valid) == 0:
+        raise DataError("the validation split is empty: add images or use a dataset with a validation split")
+    steps_per_epoch = len(train) // tc.batch_size
+    total = tc.epochs * steps_per_epoch
+    if tc.max_steps is not None:
+        total = min(total, tc.max_steps)
+    return train, valid, steps_per_epoch, total
+
+
+def network(cfg: RunConfig, device: torch.device, world) -> tuple[ConvVAE, torch.nn.Module]:
+    """(the plain model, what the training step calls: the model, or its DDP / compiled wrapper)."""
+    # channels_last: oneDNN's convolutions run ~1.4x faster on CPU in NHWC (measured on
+    # the seed network, fp32), and cuDNN's tensor-core kernels want it too.
+    model = ConvVAE.from_config(cfg).to(device, memory_format=torch.channels_last)
+    forward = model
+    if world.distributed:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        if device.type == "cuda":
+            # Statistics over the global batch, as one process would see it; on CPU (gloo) SyncBatchNorm
+            # is not available, so each rank normalises over its own share of the batch.
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            forward = DDP(model, device_ids=[device.index])
+        else:
+            forward = DDP(model)
+    if cfg.train.compile:
+        forward = torch.compile(forward)
+    return model, forward

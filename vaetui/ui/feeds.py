@@ -1,0 +1,185 @@
+"""How a run reaches the screen: one flow, two feeds.
+
+A feed is the body of a worker thread. `TrainingFeed` trains the run in this window;
+`TailFeed` follows the metrics.jsonl of a run that another process trains (`vaetui
+train`, torchrun, a study's worker). Both post the same messages (vaetui.ui.messages):
+first the history so far (folded in the worker, off the UI thread), then the events as
+they come, at most a few times a second, with pictures already composed; and now and
+then whether the run is alive and what its process costs. The app folds what it
+receives into a `RunView`; the monitor draws a RunView and never asks who feeds it.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from PIL import Image as PILImage
+
+from vaetui.config import RunConfig
+from vaetui.control import Control
+from vaetui.events import Event, FailedEvent, FinishedEvent, ImagesEvent, StartedEvent, StateEvent, event_from_json
+from vaetui.history import History, RunHistory, parse_lines
+from vaetui.runs import Run
+from vaetui.sysstats import ProcessStats, Stats
+from vaetui.ui.messages import FeedEnded, HistoryLoaded, RunAlive, RunEvents
+
+POST_EVERY_S = 0.25  # the UI hears from a feed at most ~4 times a second
+ALIVE_EVERY_S = 3.0  # liveness and process stats
+FOLLOW_EVERY_S = 0.5  # a followed log is read this often
+QUICK_BYTES = 16 << 20  # a longer log is first shown from its non-step events and newest steps
+
+Post = Callable[[object], None]
+Cancelled = Callable[[], bool]
+
+
+@dataclass
+class RunView:
+    """What the app knows of one run on screen, folded from a feed's messages (UI thread only)."""
+
+    run: str
+    history: History
+    control: Control | None = None  # only for a run trained in this window
+    picture: PILImage.Image | None = None
+    alive: bool | None = None  # None: not known yet (nothing is claimed about it)
+    where: str = ""
+    stats: Stats | None = None
+    ended: bool = False
+    pending: list[str] = field(default_factory=list)  # intents sent, not yet answered by an event ("stop")
+
+    def fold(self, events) -> None:
+        for event in events:
+            self.history.apply(event)
+            if isinstance(event, (StateEvent, StartedEvent)) and "pause" in self.pending:
+                self.pending.remove("pause")
+            if isinstance(event, (FinishedEvent, FailedEvent)):
+                self.pending.clear()
+
+
+def load_picture(run: Run, relpath: str) -> PILImage.Image | None:
+    """A stored snapshot PNG as RGB (None when it is gone or unreadable)."""
+    try:
+        with PILImage.open(run.path / relpath) as im:
+            return im.convert("RGB")
+    except OSError:
+        return None
+
+
+def newest_picture(run: Run, history: History) -> PILImage.Image | None:
+    return load_picture(run, history.snapshots[-1][1]) if history.snapshots else None
+
+
+class TrainingFeed:
+    """Trains a run in a worker thread of this app and posts its events."""
+
+    def __init__(self, run: Run, config: RunConfig, resume: bool, threads: int | None):
+        self.run, self.config, self.resume, self.threads = run, config, resume, threads
+        self.control = Control()
+
+    def work(self, post: Post) -> None:
+        import torch
+
+        from vaetui.engine import Trainer
+        from vaetui.imaging import stack_rows
+
+        if self.threads:
+            torch.set_num_threads(self.threads)  # per thread: this is the training thread
+        name = self.run.name
+        try:
+            history = self.run.history() if self.resume else History(name, self.config.train.epochs)
+            post(HistoryLoaded(name, history, newest_picture(self.run, history)))
+            stats, gpu = ProcessStats(), self.config.train.device == "cuda"
+            pending: list[Event] = []
+            picture = None
+            last_post = last_alive = 0.0
+            frozen = False
+            for event in Trainer(self.config, self.run, resume=self.resume).run(self.control):
+                if not frozen:
+                    # torch and the trainer are loaded now: move their objects out of the GC's reach, or every
+                    # full collection walks them all and stalls the UI thread for ~200 ms.
+                    gc.freeze()
+                    frozen = True
+                if isinstance(event, ImagesEvent) and event.reconstructions is not None:
+                    picture = stack_rows([event.originals, event.reconstructions, event.samples])  # off the UI thread
+                pending.append(event)
+                now = time.monotonic()
+                if isinstance(event, (StateEvent, FinishedEvent, FailedEvent)) or now - last_post >= POST_EVERY_S:
+                    post(RunEvents(name, tuple(pending), picture))
+                    pending, picture, last_post = [], None, now
+                if now - last_alive >= ALIVE_EVERY_S:
+                    last_alive = now
+                    post(RunAlive(name, True, stats.sample(gpu=gpu or str(getattr(event, "device", "")).startswith("cuda")),
+                                  "here"))
+            if pending or picture is not None:
+                post(RunEvents(name, tuple(pending), picture))
+        finally:
+            post(RunAlive(name, False, None, "here"))
+            post(FeedEnded(name))
+
+
+class TailFeed:
+    """Follows the log of a run trained by another process; posts what a TrainingFeed would."""
+
+    def __init__(self, run: Run, config: RunConfig):
+        self.run, self.config = run, config
+
+    def _history(self) -> tuple[RunHistory, bool]:
+        """The log folded from the start: (its RunHistory, True when only the newest step points are in yet)."""
+        rh = RunHistory(self.run.metrics_path, self.run.name, self.config.train.epochs)
+        quick = rh.follower.size() > QUICK_BYTES
+        rh.refresh(defer_steps=quick)
+        return rh, quick
+
+    def work(self, post: Post, cancelled: Cancelled) -> None:
+        name = self.run.name
+        alive = self._alive_poster(post)
+        try:
+            alive(force=True)  # first: the first frame already knows whether the run is live
+            rh, quick = self._history()
+            post(HistoryLoaded(name, rh.history, newest_picture(self.run, rh.history)))
+            if quick and not cancelled():  # now every old step too, for the full chart (seconds on a long log)
+                rh = RunHistory(self.run.metrics_path, name, self.config.train.epochs)
+                rh.refresh()
+                post(HistoryLoaded(name, rh.history, newest_picture(self.run, rh.history)))
+            follower = rh.follower  # from here on this worker only reads and parses; the UI folds
+            while not cancelled():
+                time.sleep(FOLLOW_EVERY_S)
+                data, reset = follower.read_bytes()
+                if reset:  # the log was rewritten (a resume): fold it again from the start
+                    rh, _ = self._history()
+                    follower = rh.follower
+                    post(HistoryLoaded(name, rh.history, newest_picture(self.run, rh.history)))
+                elif data:
+                    events = tuple(e for e in (event_from_json(d) for d in parse_lines(data)) if e is not None)
+                    images = [e for e in events if isinstance(e, ImagesEvent) and e.path]
+                    picture = load_picture(self.run, images[-1].path) if images else None
+                    post(RunEvents(name, events, picture))
+                alive()
+        finally:
+            post(FeedEnded(name))
+
+    def _alive_poster(self, post: Post):
+        state = {"at": 0.0, "last": None, "stats": None, "pid": None}
+
+        def alive(force: bool = False) -> None:
+            now = time.monotonic()
+            if not force and now - state["at"] < ALIVE_EVERY_S:
+                return
+            state["at"] = now
+            holder = self.run.lock_holder()
+            live = bool(holder and holder["alive"])
+            import socket
+
+            here = live and holder["host"] == socket.gethostname()
+            if here and state["pid"] != holder["pid"]:
+                state["pid"], state["stats"] = holder["pid"], ProcessStats(holder["pid"])
+            stats = state["stats"].sample() if here and state["stats"] else None
+            where = "elsewhere" if here else (holder["host"] if live else "")
+            message = (live, where, stats)
+            if force or message != state["last"] or stats is not None:
+                state["last"] = message
+                post(RunAlive(self.run.name, live, stats, where))
+
+        return alive
