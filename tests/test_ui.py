@@ -35,7 +35,7 @@ def test_form_accepts_a_preset_and_names_each_bad_field(tmp_path):
     assert errors == {} and cfg.preset == "tiny" and name is None
     cfg, _, errors = parse_form(form_values(latent="abc", beta="-1", lr="0", size="8x8", name="../x"))
     assert cfg is None
-    assert errors["latent"] == "not an integer"
+    assert errors["latent"] == "must be an integer, got 'abc'"
     assert "must be in [0, 10000]" in errors["beta"]
     assert "must be in (1e-08, 1]" in errors["lr"]
     assert "must be in [16, 1024]" in errors["size"]
@@ -66,7 +66,7 @@ def test_train_pause_resume_stop_from_the_keyboard(tmp_path):
             form.query_one("#f-latent").value = "zero"
             await pilot.pause()
             assert form.query_one("#start").disabled
-            assert "not an integer" in str(form.query_one("#e-latent").render())
+            assert "must be an integer" in str(form.query_one("#e-latent").render())
             form.query_one("#f-latent").value = "4"
             form.query_one("#f-name").value = "kb"
             await pilot.pause()

@@ -8,6 +8,7 @@ from typing import Sequence
 import torch
 
 from vaetui.errors import ConfigError
+from vaetui.imaging import to_float
 
 
 def alpha_range(start: float = 0.0, stop: float = 1.0, step: float = 0.2) -> list[float]:
@@ -21,9 +22,7 @@ def alpha_range(start: float = 0.0, stop: float = 1.0, step: float = 0.2) -> lis
 
 def blend(x1: torch.Tensor, x2: torch.Tensor, alphas: Sequence[float]) -> torch.Tensor:
     """Image-space interpolation α·x1 + (1−α)·x2 per α (the seed's), clipped to valid pixels; (len(alphas), 3, H, W)."""
-    x1, x2 = x1.float(), x2.float()
-    if x1.max() > 1.0 or x2.max() > 1.0:  # uint8 input
-        x1, x2 = x1 / 255.0, x2 / 255.0
+    x1, x2 = to_float(x1, channels_last=False), to_float(x2, channels_last=False)
     a = torch.tensor(list(alphas), dtype=torch.float32)[:, None, None, None]
     return (a * x1[None] + (1 - a) * x2[None]).clamp(0.0, 1.0)
 
@@ -75,18 +74,13 @@ def load_model(run, which: str | None = None, device: str = "cpu"):
     return model.to(device).eval(), config, path, warnings
 
 
-def _as_float(x: torch.Tensor, device) -> torch.Tensor:
-    x = x.to(device)
-    return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-
-
 @torch.no_grad()
 def reconstruct(model, images: torch.Tensor, likelihood: str = "bernoulli") -> tuple[torch.Tensor, torch.Tensor]:
     """Reconstructions from the posterior mean, and each image's -ELBO-free reconstruction loss (nats)."""
     from vaetui.losses import reconstruction_nll
 
     device = next(model.parameters()).device
-    x = _as_float(images, device)
+    x = to_float(images, device, channels_last=False)
     mu, _ = model.encode(x)
     logits = model.decode_logits(mu)
     return torch.sigmoid(logits.float()).cpu(), reconstruction_nll(logits, x, likelihood).cpu()
@@ -117,7 +111,7 @@ def random_endpoints(latent: int, seed: int, pairs: int = 1) -> list[tuple[torch
 def image_endpoints(model, split, i: int, j: int) -> tuple[torch.Tensor, torch.Tensor]:
     """μ of two dataset images: interpolate between real faces."""
     device = next(model.parameters()).device
-    mu, _ = model.encode(_as_float(split.images([i, j]), device))
+    mu, _ = model.encode(to_float(split.images([i, j]), device, channels_last=False))
     return mu[0].cpu(), mu[1].cpu()
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 from vaetui import explore
 from vaetui.data import open_split
 from vaetui.errors import VaeError
-from vaetui.imaging import frame, grid, stack_rows
+from vaetui.imaging import frame, grid, stack_rows, to_float
 
 
 @dataclass
@@ -101,13 +101,30 @@ def interpolation(model, config, steps: int = 11, mode: str = "lerp", seed: int 
                   frames=[frame(img) for img in rows[0]])
 
 
+@dataclass(frozen=True)
+class LoadedModel:
+    """A run's network from one checkpoint, in eval mode, with what was skipped to get it."""
+
+    run: object
+    model: torch.nn.Module
+    config: object
+    path: object  # the checkpoint file used
+    warnings: tuple[str, ...] = ()
+
+
 def model_for(run, checkpoint: str | None = None, device: str = "cpu"):
-    """Load a run's model for exploring; raise a clear error when the run has no checkpoint."""
+    """Load a run's model for exploring: (model, config, checkpoint path, warnings); a clear error without one."""
     torch.set_grad_enabled(False)
     try:
         return explore.load_model(run, checkpoint, device)
     finally:
         torch.set_grad_enabled(True)
+
+
+def load(run, checkpoint: str | None = None, device: str = "cpu") -> LoadedModel:
+    """model_for as a named object."""
+    model, config, path, warnings = model_for(run, checkpoint, device)
+    return LoadedModel(run, model, config, path, tuple(warnings))
 
 
 # ---------------------------------------------------------------------------- latent space
@@ -119,7 +136,7 @@ def encode_split(model, config, split: str = "valid", count: int = 512):
     device = next(model.parameters()).device
     mus, logvars = [], []
     for start in range(0, count, 128):
-        x = data.images(np.arange(start, min(start + 128, count))).to(device).float() / 255.0
+        x = to_float(data.images(np.arange(start, min(start + 128, count))), device, channels_last=False)
         mu, logvar = model.encode(x)
         mus.append(mu.cpu())
         logvars.append(logvar.cpu())
@@ -189,3 +206,50 @@ def scatter(mu: torch.Tensor, names: list[str], attrs: np.ndarray, attribute: st
             colour = (255, 170, 40) if hit else (90, 150, 255)
             draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill=colour)
     return Figure(img, {"dims": dims, "attribute": attribute, "count": int(len(mu)), "on": int(on.sum())})
+
+
+# ---------------------------------------------------------------------------- what the screens add around a figure
+def interpolation_view(fig: Figure, frame_index: int) -> Image.Image:
+    """The interpolate screen's picture: one frame large above the whole strip."""
+    frames, strip = fig.frames, fig.image
+    big = frames[max(0, min(frame_index, len(frames) - 1))]
+    scale = max(1, strip.height * 3 // big.height)
+    big = big.resize((big.width * scale, big.height * scale), Image.Resampling.NEAREST)
+    out = Image.new("RGB", (max(strip.width, big.width), big.height + 4 + strip.height), (24, 24, 24))
+    out.paste(big, ((out.width - big.width) // 2, 0))
+    out.paste(strip, (0, big.height + 4))
+    return out
+
+
+def data_view(grid_fig: Figure, blend_fig: Figure | None, selected: int, picked: list[int], cols: int) -> Image.Image:
+    """The data screen's picture: the grid with the selected (yellow) and picked (blue) images framed, the blend below."""
+    from PIL import ImageDraw
+
+    img = grid_fig.image.copy()
+    n = len(grid_fig.info["indices"])
+    tile = (img.width - 2) / cols
+    draw = ImageDraw.Draw(img)
+    for k, colour in [(p, (80, 160, 255)) for p in picked] + [(selected, (255, 200, 0))]:
+        if k < n:
+            r, c = divmod(k, cols)
+            x0, y0 = round(c * tile), round(r * tile)
+            draw.rectangle([x0, y0, x0 + round(tile) + 1, y0 + round(tile) + 1], outline=colour, width=2)
+    if blend_fig is None:
+        return img
+    strip = blend_fig.image
+    strip = strip.resize((img.width, max(1, round(strip.height * img.width / strip.width))), Image.Resampling.BILINEAR)
+    out = Image.new("RGB", (img.width, img.height + 4 + strip.height), (24, 24, 24))
+    out.paste(img, (0, 0))
+    out.paste(strip, (0, img.height + 4))
+    return out
+
+
+def stack_pictures(parts: list[Image.Image], gap: int = 4) -> Image.Image:
+    """Pictures one above the other, centred."""
+    width = max(p.width for p in parts)
+    out = Image.new("RGB", (width, sum(p.height for p in parts) + gap * (len(parts) - 1)), (24, 24, 24))
+    y = 0
+    for p in parts:
+        out.paste(p, ((width - p.width) // 2, y))
+        y += p.height + gap
+    return out

@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from vaetui.imaging import to_float
 from vaetui.losses import LN2, discretized_gaussian_nll, kl_per_dim, reconstruction_nll
 
 PSNR_CAP = 100.0  # identical images: infinite PSNR, reported as this
@@ -17,8 +18,7 @@ ACTIVE_THRESHOLD = 0.01  # Burda et al.: a unit is active when Cov_x(E[z_j|x]) >
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     """Peak signal-to-noise ratio in dB between images in [0, 1] (or uint8), over the whole batch."""
-    a = a.float() / 255.0 if a.dtype == torch.uint8 else a.float()
-    b = b.float() / 255.0 if b.dtype == torch.uint8 else b.float()
+    a, b = to_float(a, channels_last=False), to_float(b, channels_last=False)
     mse = float((a - b).pow(2).mean())
     return PSNR_CAP if mse == 0 else min(PSNR_CAP, 10 * math.log10(1.0 / mse))
 
@@ -82,7 +82,7 @@ def evaluate(model, config, split, count: int = 1024, k: int = 64, seed: int = 0
     mus = []
     for start in range(0, count, batch_size):
         idx = np.arange(start, min(start + batch_size, count))
-        x = split.images(idx).to(device).float() / 255.0
+        x = to_float(split.images(idx), device, channels_last=False)
         mu, logvar = model.encode(x)
         z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=gen, device=device)
         logits_z = model.decode_logits(z)

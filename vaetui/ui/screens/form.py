@@ -10,42 +10,30 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
-from vaetui.config import PRESETS, RunConfig, preset, with_overrides
+from vaetui.config import FORM_FIELDS, PRESETS, SETTINGS_BY_KEY, RunConfig, preset, setting, with_overrides
 from vaetui.errors import ConfigError, VaeError
 
-# (key, label, kind) in form order; keys are the CLI's override names.
-FIELDS = [
-    ("data_root", "data root", str),
-    ("size", "image size", str),
-    ("latent", "latent size", int),
-    ("beta", "β", float),
-    ("kl_warmup", "KL warm-up steps", int),
-    ("lr", "learning rate", float),
-    ("batch_size", "batch size", int),
-    ("epochs", "epochs", int),
-    ("dataset_size", "images per epoch", int),
-    ("seed", "seed", int),
-    ("threads", "threads", int),
-    ("name", "run name", str),
-]
-SELECTS = [
-    ("preset", "preset", list(PRESETS)),
-    ("data", "data", ["synthetic", "celeba", "folder"]),
-    ("precision", "precision", ["fp32", "bf16", "fp16"]),
-]
+# The form's fields come from the one list of settings (vaetui.config): label, type, choices.
+SELECTS = [("preset", "preset", list(PRESETS))] + [
+    (n, setting(n).form, list(setting(n).choices)) for n in FORM_FIELDS if setting(n).choices]
+FIELDS = [(n, setting(n).form, setting(n)) for n in FORM_FIELDS if not setting(n).choices] + [("name", "run name", None)]
+
+
+def _shown(s, value) -> str:
+    if value is None:
+        return ""
+    if s.kind == "size":
+        return f"{value[0]}x{value[1]}"
+    if s.kind is float:
+        return f"{value:g}"
+    return str(value)
 
 
 def field_values(cfg: RunConfig) -> dict[str, str]:
     """What the form shows for a config."""
-    h, w = cfg.data.size
-    return {
-        "data_root": cfg.data.root or "", "size": f"{h}x{w}", "latent": str(cfg.model.latent),
-        "beta": f"{cfg.train.beta:g}", "kl_warmup": str(cfg.train.kl_warmup), "lr": f"{cfg.train.lr:g}",
-        "batch_size": str(cfg.train.batch_size), "epochs": str(cfg.train.epochs),
-        "dataset_size": "" if cfg.data.dataset_size is None else str(cfg.data.dataset_size),
-        "seed": str(cfg.train.seed), "threads": "" if cfg.train.threads is None else str(cfg.train.threads),
-        "name": "", "data": cfg.data.source, "precision": cfg.train.precision,
-    }
+    values = {n: _shown(setting(n), cfg.get(n)) for n in FORM_FIELDS}
+    values["name"] = ""
+    return values
 
 
 def parse_form(values: dict[str, str], runs_root: Path | None = None, threads_default: int | None = None
@@ -56,41 +44,34 @@ def parse_form(values: dict[str, str], runs_root: Path | None = None, threads_de
         base = preset(values.get("preset") or "faces64")
     except ConfigError as exc:
         return None, None, {"preset": str(exc)}
-    overrides: dict[str, object] = {"data": values.get("data") or base.data.source,
-                                    "precision": values.get("precision") or base.train.precision}
-    kinds = {k: kind for k, _, kind in FIELDS}
-    for key, kind in kinds.items():
+    overrides: dict[str, object] = {}
+    for key, _, _ in SELECTS[1:]:
+        overrides[key] = values.get(key) or base.get(key)
+    for key, _, s in FIELDS:
+        if s is None:
+            continue
         text = (values.get(key) or "").strip()
-        if key == "name":
-            continue
-        if text == "":
-            if key in ("dataset_size", "threads", "data_root"):
-                overrides[key] = None if key != "threads" else threads_default
+        if key == "data_root" and overrides.get("data") == "synthetic":
+            continue  # not used: whatever is typed there
+        try:
+            value = s.parse(text)
+            if value is None and not s.optional:
+                errors[key] = "required"
                 continue
-            errors[key] = "required"
-            continue
-        try:
-            overrides[key] = kind(text)
-        except ValueError:
-            errors[key] = f"not {'an integer' if kind is int else 'a number'}"
-    clean = {k: v for k, v in overrides.items() if k not in errors}
-    # Validate each field alone so each gets its own message.
-    for key, value in clean.items():
-        if value is None or key in ("data", "precision"):
-            continue
-        try:
-            with_overrides(base, {key: value}).validate() if key != "data_root" else None
+            if value is None and key == "threads":
+                value = threads_default
+            s.check(value)
+            overrides[key] = value
         except ConfigError as exc:
-            if exc.field != "data.root":
-                errors[key] = str(exc).split(": ", 1)[-1]
+            errors[key] = str(exc).split(": ", 1)[-1]
     cfg = None
     if not errors:
         try:
-            cfg = with_overrides(base, {k: v for k, v in clean.items() if v is not None}).validate()
+            cfg = with_overrides(base, overrides).validate()
         except ConfigError as exc:
-            field = {"data.root": "data_root", "data.dataset_size": "dataset_size", "data.size": "size"}.get(
-                exc.field, exc.field.split(".")[-1])
-            errors[field if field in kinds else "data"] = str(exc).split(": ", 1)[-1]
+            known = SETTINGS_BY_KEY.get(exc.field)
+            field = known.name if known is not None and known.name in FORM_FIELDS else "data"
+            errors[field] = str(exc).split(": ", 1)[-1]
     if cfg is not None and cfg.data.source != "synthetic":
         try:
             from vaetui.data.sources import file_index
@@ -151,7 +132,7 @@ class NewRunScreen(Screen[None]):
         self._preset = cfg.preset
         values = field_values(cfg)
         self.query_one("#f-preset", Select).value = cfg.preset
-        for key in ("data", "precision"):
+        for key, _, _ in SELECTS[1:]:
             self.query_one(f"#f-{key}", Select).value = values[key]
         for key, _, _ in FIELDS:
             self.query_one(f"#f-{key}", Input).value = values[key]
@@ -198,6 +179,9 @@ class NewRunScreen(Screen[None]):
             self.notify("fix the marked settings first", severity="error")
             return
         try:
+            from vaetui.memory import preflight
+
+            preflight(cfg)  # a device, precision or batch this machine cannot take: said before a run exists
             run = self.app.store.create(cfg, name)
         except VaeError as exc:
             self.notify(str(exc), severity="error")

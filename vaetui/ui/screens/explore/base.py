@@ -1,0 +1,141 @@
+"""The explore screens' base: a title line, one large picture, an info line.
+
+A screen's `compute(model, config)` (the figure) and `view(figure)` (what is drawn around
+it) both run in a worker thread, and a new request cancels the one in flight; the UI
+thread only shows the finished picture. Any failure is shown, and "computing…" cleared.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header
+from textual.worker import get_current_worker
+
+from vaetui.errors import VaeError
+from vaetui.figures import LoadedModel
+from vaetui.ui.widgets.picture import fit_picture, picture_class
+from vaetui.ui.widgets.text import Quiet
+
+
+class ModelCache:
+    """Loaded models by (run, checkpoint), so switching screens does not reload."""
+
+    def __init__(self):
+        self._models: dict[tuple[str, str | None], LoadedModel] = {}
+
+    def get(self, store, run_name: str, checkpoint: str | None) -> LoadedModel:
+        key = (run_name, checkpoint)
+        if key not in self._models:
+            import gc
+
+            from vaetui.figures import load
+
+            self._models[key] = load(store.open(run_name), checkpoint)
+            gc.freeze()  # torch is loaded now: keep full collections from walking its objects
+        return self._models[key]
+
+
+class ExploreScreen(Screen[None]):
+    """Base of the explore screens; subclasses give compute() and, when they draw around it, view()."""
+
+    BINDINGS = [Binding("s", "save", "save PNG")]
+    name_ = "explore"
+    needs_model = True
+
+    def __init__(self, run_name: str, checkpoint: str | None = None):
+        super().__init__()
+        self.run_name = run_name
+        self.checkpoint = checkpoint
+        self.figure = None
+        self.shown = None  # the picture on screen (figure plus what view() adds)
+        self.checkpoint_path: Path | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Quiet("", id="ex-title")
+        with Vertical(id="ex-body"):
+            yield picture_class(self.app.image)(None, id="ex-picture")
+        yield Quiet("", id="ex-info")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title, self.sub_title = "vaetui", f"{self.name_} · {self.run_name}"
+        self.request()
+
+    def on_resize(self) -> None:
+        self._show()
+
+    def title_text(self) -> str:
+        return ""
+
+    def info_text(self) -> str:
+        return ""
+
+    def compute(self, model, config):
+        raise NotImplementedError  # every screen defines it
+
+    def view(self, figure):
+        """The picture drawn for a figure (in the worker); by default the figure itself."""
+        return figure.image
+
+    def request(self) -> None:
+        """Recompute the figure for the current settings (cancels a computation in flight)."""
+        self.query_one("#ex-title", Quiet).set(self.title_text() + "  [dim]computing…[/]")
+        self._compute(full=True)
+
+    def redraw(self) -> None:
+        """Recompose the picture around the current figure (a frame, a selection): no model work."""
+        if self.figure is not None:
+            self._compute(full=False)
+
+    @work(thread=True, exclusive=True, group="explore", exit_on_error=False)
+    def _compute(self, full: bool) -> None:
+        try:
+            if not full:
+                figure, path = self.figure, self.checkpoint_path
+            elif self.needs_model:
+                loaded = self.app.models.get(self.app.store, self.run_name, self.checkpoint)
+                figure, path = self.compute(loaded.model, loaded.config), loaded.path
+            else:
+                run = self.app.store.open(self.run_name)
+                figure, path = self.compute(None, run.config()), run.config_path
+            picture = self.view(figure)
+        except Exception as exc:  # any failure is shown, and "computing…" cleared: the screen never hangs
+            message = str(exc) if isinstance(exc, VaeError) else f"{type(exc).__name__}: {exc}"
+            if not get_current_worker().is_cancelled:
+                self.app.call_from_thread(self._failed, message.splitlines()[0] if message else type(exc).__name__)
+            return
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._done, figure, picture, path)
+
+    def _failed(self, message: str) -> None:
+        self.query_one("#ex-title", Quiet).set(self.title_text() + f"  [red]{message}[/]")
+        self.notify(message, severity="error")
+
+    def _done(self, figure, picture, path) -> None:
+        self.figure, self.shown, self.checkpoint_path = figure, picture, path
+        source = f"  [dim]{path.name}[/]" if self.needs_model and path is not None else ""
+        self.query_one("#ex-title", Quiet).set(self.title_text() + source)
+        self.query_one("#ex-info", Quiet).set(self.info_text())
+        self._show()
+
+    def _show(self) -> None:
+        body = self.query_one("#ex-body")
+        fit_picture(self.query_one("#ex-picture"), self.shown, body.size.width, body.size.height)
+
+    def default_filename(self) -> str:
+        return f"{self.name_}-{self.run_name}.png"
+
+    def action_save(self) -> None:
+        if self.figure is None:
+            return
+        from vaetui.imaging import save_image
+
+        path = save_image(self.figure.image, Path.cwd() / self.default_filename())
+        self.notify(f"saved {path}")

@@ -1,0 +1,115 @@
+"""Compare: two or more runs, their curves overlaid, their numbers side by side, their reconstructions."""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import Footer, Header
+from textual.worker import get_current_worker
+
+from vaetui.ui.screens.explore.base import ExploreScreen
+from vaetui.ui.widgets.chart import Chart
+from vaetui.ui.widgets.picture import picture_class
+from vaetui.ui.widgets.text import Quiet
+
+COLOURS = ("cyan", "magenta", "yellow", "green", "red", "blue")
+EVAL_PROTOCOL = {"split": "test"}  # the numbers compared: each run's newest eval on the test split
+
+
+def curves_and_numbers(store, names: list[str], per_step: bool) -> tuple[list, list[str]]:
+    """The chart's lines and the table's rows for these runs, from their histories and newest evals."""
+    lines, cells = [], []
+    for k, name in enumerate(names):
+        run = store.open(name)
+        h = run.history(steps="all" if per_step else "none")
+        colour = COLOURS[k % len(COLOURS)]
+        if per_step:
+            lines.append((f"{name} train/step", *h.series["loss"].points(), colour))
+        else:
+            steps = [e.step for e in h.epochs]
+            lines.append((f"{name} valid", steps, [e.valid_loss for e in h.epochs], colour))
+            lines.append((f"{name} train", steps, [e.train_loss for e in h.epochs], f"dim {colour}"))
+        info = run.info(store.summaries)
+        evals = run.evals(**EVAL_PROTOCOL)
+        extra = ""
+        if evals:
+            r, p = evals[0], evals[0]["protocol"]
+            extra = (f"  PSNR {r['psnr']:.1f}  IWAE {r['per_image']['iwae_nll']:.1f}  "
+                     f"active {r['active_units']}/{r['latent']}  [dim]({p['checkpoint']}, n{p['count']}, k{p['k']})[/]")
+        best = "-" if info.best_valid is None else f"{info.best_valid:.1f}"
+        cells.append(f"[{colour}]■[/] [b]{name}[/]  latent {info.latent}  β {info.beta:g}  "
+                     f"epochs {info.epochs_done}/{info.epochs}  best valid {best}{extra}")
+    return lines, cells
+
+
+class CompareScreen(ExploreScreen):
+    """Two or more runs: learning curves overlaid, numbers side by side, reconstructions of the same images."""
+
+    name_ = "compare"
+    BINDINGS = [Binding("left", "page(-1)", "page-"), Binding("right", "page(1)", "page+"),
+                Binding("l", "log", "log y"), Binding("e", "per_step", "per epoch/step")]
+
+    def __init__(self, run_names: list[str]):
+        super().__init__(run_names[0])
+        self.run_names = run_names
+        self.start = 0
+        self.per_step = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Quiet("", id="ex-title")
+        yield Chart(id="cmp-chart")
+        yield Quiet("", id="cmp-table")
+        with Vertical(id="ex-body"):
+            yield picture_class(self.app.image)(None, id="ex-picture")
+        yield Quiet("", id="ex-info")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.sub_title = "compare · " + " vs ".join(self.run_names)
+        self._curves()
+
+    def title_text(self) -> str:
+        what = "training loss per step" if self.per_step else "train (dim) and validation loss per epoch"
+        return f"[b]{what}, numbers, test reconstructions[/]  [dim]e per epoch/step · rows: originals, " + \
+            ", ".join(self.run_names) + "[/]"
+
+    @work(thread=True, exclusive=True, group="compare-curves", exit_on_error=False)
+    def _curves(self) -> None:
+        lines, cells = curves_and_numbers(self.app.store, self.run_names, self.per_step)
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._show_curves, lines, cells)
+
+    def _show_curves(self, lines, cells) -> None:
+        self.query_one("#cmp-chart", Chart).set_series(lines)
+        self.query_one("#cmp-table", Quiet).set("\n".join(cells))
+
+    def compute(self, model, config):
+        from vaetui.figures import reconstructions
+
+        others = []
+        for name in self.run_names[1:]:
+            loaded = self.app.models.get(self.app.store, name, None)
+            others.append((loaded.model, loaded.config))
+        return reconstructions(model, config, "test", 8, self.start, others)
+
+    def info_text(self) -> str:
+        if self.figure is None:
+            return ""
+        means = [sum(v) / len(v) for v in [self.figure.info["losses"], *self.figure.info.get("compare_losses_all", [])]]
+        return "mean reconstruction loss on these images: " + ", ".join(
+            f"{n} {m:.1f}" for n, m in zip(self.run_names, means))
+
+    def action_page(self, delta: int) -> None:
+        self.start = max(0, self.start + 8 * delta)
+        self.request()
+
+    def action_per_step(self) -> None:
+        self.per_step = not self.per_step
+        self._curves()
+
+    def action_log(self) -> None:
+        self.query_one("#cmp-chart", Chart).action_toggle_log()

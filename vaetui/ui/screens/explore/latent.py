@@ -1,0 +1,87 @@
+"""Latent: dimensions ranked by KL, traversals, attribute vectors, a scatter of μ."""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+
+from vaetui.errors import VaeError
+from vaetui.ui.screens.explore.base import ExploreScreen
+
+
+class LatentScreen(ExploreScreen):
+    """What the code holds: dimensions by KL (↑/↓), traversal ±3σ, attribute vectors (a, - +), scatter (p)."""
+
+    name_ = "latent"
+    BINDINGS = [
+        Binding("up", "dim(-1)", "dim-"), Binding("down", "dim(1)", "dim+"),
+        Binding("left_square_bracket", "image(-1)", "image-"), Binding("right_square_bracket", "image(1)", "image+"),
+        Binding("a", "attribute", "attribute"),
+        Binding("minus", "amount(-0.5)", "less"), Binding("plus,equals_sign", "amount(0.5)", "more"),
+        Binding("p", "scatter", "scatter"),
+    ]
+
+    def __init__(self, run_name: str, checkpoint: str | None = None):
+        super().__init__(run_name, checkpoint)
+        self.rank, self.image, self.attr_index, self.amount, self.show_scatter = 0, 0, 0, 1.0, False
+        self.encoded = None
+
+    def title_text(self) -> str:
+        return "[b]latent space[/]  [dim]↑/↓ dimension · [ ] image · a attribute · - + amount · p scatter[/]"
+
+    def compute(self, model, config):
+        from vaetui import figures
+
+        if self.encoded is None:
+            mu, logvar, names, attrs = figures.encode_split(model, config, "valid", 512)
+            self.encoded = (mu, logvar, names, attrs, figures.latent_ranking(mu, logvar))
+        mu, logvar, names, attrs, ranking = self.encoded
+        self.rank = max(0, min(self.rank, len(ranking) - 1))
+        self.image = max(0, min(self.image, len(mu) - 1))
+        row = ranking[self.rank]
+        base = mu[self.image]
+        parts = [figures.traversal(model, config, base, row["dim"], spread=max(row["mu_std"], 1e-3)).image]
+        self.attribute = names[self.attr_index % len(names)] if names else None
+        self.attr_error = ""
+        if self.show_scatter:
+            parts.append(figures.scatter(mu, names, attrs, self.attribute).image)
+        elif self.attribute:
+            try:
+                vec = figures.attribute_vector(mu, names, attrs, self.attribute)
+                amounts = [round(self.amount * k, 2) for k in (-2, -1, 0, 1, 2)]
+                parts.append(figures.attribute_strip(model, base, vec, amounts).image)
+            except VaeError as exc:
+                self.attr_error = str(exc)
+        return figures.Figure(figures.stack_pictures(parts), {"ranking": ranking, "row": row})
+
+    def info_text(self) -> str:
+        if self.figure is None:
+            return ""
+        ranking, row = self.figure.info["ranking"], self.figure.info["row"]
+        active = sum(r["active"] for r in ranking)
+        top = " ".join(f"{'*' if r['active'] else ''}z{r['dim']}:{r['kl']:.1f}" for r in ranking[:10])
+        lower = f"[b]{self.attribute}[/] ×{self.amount:g} (−2…+2)" if self.attribute and not self.show_scatter else ""
+        if self.show_scatter:
+            lower = f"scatter of μ coloured by [b]{self.attribute}[/] (orange: has it)"
+        return (f"z{row['dim']} (rank {self.rank + 1}) KL {row['kl']:.2f} σ(μ) {row['mu_std']:.2f} "
+                f"{'active' if row['active'] else 'inactive'} · image {self.image} · {lower} {self.attr_error}\n"
+                f"[dim]active {active}/{len(ranking)} · by KL: {top}[/]")
+
+    def action_dim(self, delta: int) -> None:
+        self.rank += delta
+        self.request()
+
+    def action_image(self, delta: int) -> None:
+        self.image = max(0, self.image + delta)
+        self.request()
+
+    def action_attribute(self) -> None:
+        self.attr_index += 1
+        self.request()
+
+    def action_amount(self, delta: float) -> None:
+        self.amount = max(0.5, min(4.0, self.amount + delta))
+        self.request()
+
+    def action_scatter(self) -> None:
+        self.show_scatter = not self.show_scatter
+        self.request()
