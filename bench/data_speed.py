@@ -9,6 +9,7 @@ the memory-mapped cache, converted to float in [0, 1] (what the training loop do
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +22,9 @@ from torchvision import transforms
 
 from vaetui.config import DataConfig
 from vaetui.data import open_split
-from vaetui.data.fakes import make_fake_celeba
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the fake datasets live there
+from fakes import make_fake_celeba  # noqa: E402
 
 
 class SeedCelebA(Dataset):

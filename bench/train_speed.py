@@ -173,7 +173,8 @@ def main() -> None:
         print(json.dumps(out))
         return
 
-    from vaetui.data.fakes import make_fake_celeba
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the fake datasets live there
+    from fakes import make_fake_celeba
 
     tmp = tempfile.mkdtemp(prefix="vaetui-bench-")
     print(f"generating {args.n} fake CelebA JPEGs in {tmp} ...", flush=True)

@@ -14,69 +14,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pty
-import select
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
-import termios
 import time
-import fcntl
 from pathlib import Path
+
+from term import Term
 
 from vaetui.config import preset, with_overrides
 from vaetui.runs import RunStore
 
 COLS, ROWS = 120, 40
-
-
-class Term:
-    """A child process on a pty; reads everything it writes, counting bytes."""
-
-    def __init__(self, argv, env):
-        self.pid, self.fd = pty.fork()
-        if self.pid == 0:
-            os.execvpe(argv[0], argv, env)
-        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
-        self.buf = b""
-        self.total = 0
-
-    def read(self, timeout: float) -> bytes:
-        out = b""
-        end = time.monotonic() + timeout
-        while True:
-            left = end - time.monotonic()
-            if left <= 0:
-                break
-            r, _, _ = select.select([self.fd], [], [], left)
-            if not r:
-                break
-            try:
-                chunk = os.read(self.fd, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-            self.total += len(chunk)
-            # Answer the terminal queries Textual sends, as a terminal would (else it waits for them).
-            if b"\x1b[c" in chunk:
-                os.write(self.fd, b"\x1b[?62;c")
-        self.buf = (self.buf + out)[-200_000:]
-        return out
-
-    def wait_for(self, needle: bytes, timeout: float = 30.0) -> float:
-        t0 = time.monotonic()
-        while needle not in self.buf:
-            if time.monotonic() - t0 > timeout:
-                raise SystemExit(f"never saw {needle!r}")
-            self.read(0.05)
-        return time.monotonic() - t0
-
-    def send(self, data: bytes) -> None:
-        os.write(self.fd, data)
 
 
 def main() -> None:
@@ -92,7 +42,7 @@ def main() -> None:
     vaetui = str(Path(sys.executable).with_name("vaetui"))
 
     t_start = time.monotonic()
-    term = Term([vaetui, "--runs-dir", str(tmp / "runs"), "--threads", str(args.threads)], env)
+    term = Term([vaetui, "--runs-dir", str(tmp / "runs"), "--threads", str(args.threads)], env, COLS, ROWS)
     term.wait_for(b"enter open")
     first_frame = time.monotonic() - t_start
 

@@ -32,9 +32,9 @@ def make_finished_run(root: Path, name: str = "faces-demo", steps: int = 60, spe
                        "loss": loss, "recon": loss - 40, "kl": 40.0, "beta": 1.0, "lr": 1e-3,
                        "nats_per_dim": loss / 12288, "bits_per_dim": loss / 12288 / 0.6931, "images_per_s": 250.0,
                        "elapsed": step * 0.25, "nonfinite": 0})
-        if step % 20 == 0:
-            blur = torch.nn.functional.avg_pool2d(faces.float(), 9 - step // 10, stride=1,
-                                                  padding=(9 - step // 10) // 2)[..., :64, :64]
+        if step % 20 == 0 and step <= 200:
+            k = max(1, 9 - step // 10)
+            blur = torch.nn.functional.avg_pool2d(faces.float(), k, stride=1, padding=k // 2)[..., :64, :64]
             rel = f"snapshots/step-{step:08d}.png"
             save_image(stack_rows([faces, blur.round().to(torch.uint8), faces.flip(0)]), path / rel)
             events.append({"type": "images", "step": step, "time": FIXED_TIME + step, "path": rel})

@@ -13,7 +13,7 @@ from vaetui.config import DataConfig
 from vaetui.data import open_split
 from vaetui.data.cache import cache_dir
 from vaetui.data.decode import UnreadableImage, load_rgb
-from vaetui.data.fakes import make_fake_celeba, make_messy_folder, truncated_png
+from fakes import make_fake_celeba, make_messy_folder, truncated_png
 from vaetui.errors import DataError
 
 

@@ -98,7 +98,7 @@ def test_ranks_need_no_shared_filesystem(tmp_path):
 
 def test_a_rank_that_cannot_read_the_data_stops_every_rank_with_its_reason(tmp_path):
     """Data missing on one node: every rank stops, and the message names the rank and the requirement."""
-    from vaetui.data.fakes import make_messy_folder
+    from fakes import make_messy_folder
 
     script = tmp_path / "node.py"
     script.write_text(NODE)

@@ -236,7 +236,7 @@ def test_a_lock_on_another_host_is_judged_by_its_heartbeat(tmp_path):
 # ---------------------------------------------------------------------------- 9. file modes
 def test_every_file_follows_the_umask(tmp_path):
     """9. Files written through temp files follow the user's umask like the others (were -rw-------)."""
-    from vaetui.data.fakes import make_messy_folder
+    from fakes import make_messy_folder
 
     folder = make_messy_folder(tmp_path / "faces", n=24)
     env = {**os.environ, "VAETUI_CACHE_DIR": str(tmp_path / "cache")}

@@ -55,20 +55,26 @@ def fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes | memoryview) -> Path:
-    """Write data to path atomically; returns the path."""
+def atomic_write_bytes(path: str | Path, data: bytes | memoryview, durable: bool = True) -> Path:
+    """Write data to path atomically; returns the path.
+
+    durable=False skips the fsyncs: still never half-written, but a power cut may lose it
+    (for caches that are rebuilt when missing).
+    """
     path = Path(path)
     fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
     return path
 
 

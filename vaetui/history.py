@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from vaetui.events import (
     CheckpointEvent, EpochEvent, EvalEvent, Event, FailedEvent, FinishedEvent, ImagesEvent, StartedEvent, StateEvent,
     StepEvent, WarningEvent, event_from_json,
 )
+from vaetui.logfile import LogFollower, line_kind, parse_lines, scan_lines  # noqa: F401 (re-exported for readers)
 from vaetui.series import Series
 
 LOG_LINES = 500
@@ -120,22 +120,13 @@ class History:
             self.series["loss"].add(e.step, e.loss)
             self.series["recon"].add(e.step, e.recon)
             self.series["kl"].add(e.step, e.kl)
-        if self.status in ("new", "paused"):
-            self.status = "running"
-
-    def add_step_point(self, step: int, loss: float, recon: float, kl: float) -> None:
-        """A step's losses without the rest of its event (the fast path for long logs)."""
-        self.events += 1
-        self.step = max(self.step, step)
-        self.series["loss"].add(step, loss)
-        self.series["recon"].add(step, recon)
-        self.series["kl"].add(step, kl)
 
     def _evaluated(self, e: EvalEvent) -> None:
         self.last_eval = e
 
     def _epoch(self, e: EpochEvent) -> None:
-        self.epochs = [r for r in self.epochs if r.epoch < e.epoch]
+        if self.epochs and self.epochs[-1].epoch >= e.epoch:  # an epoch seen again (a resume): replace it
+            self.epochs = [r for r in self.epochs if r.epoch < e.epoch]
         ev = self.last_eval if self.last_eval is not None and self.last_eval.epoch == e.epoch else None
         self.epochs.append(EpochRecord(e.epoch, e.step, e.train_loss, e.valid_loss, e.train_recon, e.train_kl, e.best,
                                        ev.recon if ev else math.nan, ev.kl if ev else math.nan))
@@ -147,7 +138,9 @@ class History:
 
     def _images(self, e: ImagesEvent) -> None:
         if e.path:
-            self.snapshots = [s for s in self.snapshots if s[0] < e.step] + [(e.step, e.path)]
+            if self.snapshots and self.snapshots[-1][0] >= e.step:  # seen again (a resume): replace from there
+                self.snapshots = [s for s in self.snapshots if s[0] < e.step]
+            self.snapshots.append((e.step, e.path))
 
     def _checkpoint(self, e: CheckpointEvent) -> None:
         self.checkpoints[e.label] = e.step
@@ -177,54 +170,54 @@ class History:
     def feed(self, data: bytes, deferred: deque | None = None) -> None:
         """Fold the complete lines of a chunk of metrics.jsonl.
 
-        deferred: step lines are only collected there (a bounded deque: the newest ones),
-        to be folded by feed_steps once the rest of a long log is in.
+        Long logs are nearly all step lines: they are found without a Python loop
+        (logfile.scan_lines), the other events are folded in order, then the step points in
+        bulk (steps="all"), and the newest step line is parsed whole for the numbers it shows.
+        deferred: step lines are only collected there (a bounded deque: the newest ones), to
+        be folded by feed_steps once the rest of a long log is in.
+
+        The status is not touched by step points: every change of it has its own event.
         """
-        lines = data.splitlines()
-        last_step = None  # summaries: only the newest step line of a stretch is parsed
-        pending = None  # series: the newest step line taken by the fast path, parsed whole at the end
-        for i, line in enumerate(lines):
-            kind = line_kind(line)
-            if kind == "step":
-                if deferred is not None:
-                    deferred.append(line)
-                elif self.keep_steps != "all":
-                    last_step = i
-                elif self._fast_step(line):
-                    pending = line
-                else:
-                    self._json(line)
-                    pending = None
-                continue
-            if last_step is not None and kind in ("started", "finished", "failed", "epoch"):
-                self._json(lines[last_step])  # keep the order of what the summary reads
-                last_step = None
-            self._json(line)
-        if last_step is not None:
-            self._json(lines[last_step])
-        if pending is not None:
-            self._settle(pending)
+        starts, ends, is_step = scan_lines(data)
+        for i in (~is_step).nonzero()[0].tolist():
+            self._json(data[starts[i]:ends[i]])
+        steps = is_step.nonzero()[0]
+        if not len(steps):
+            return
+        lines = [data[s:e] for s, e in zip(starts[steps].tolist(), ends[steps].tolist())] \
+            if deferred is not None or self.keep_steps == "all" else [data[starts[steps[-1]]:ends[steps[-1]]]]
+        if deferred is not None:
+            deferred.extend(lines)
+            return
+        if self.keep_steps == "all":
+            self.feed_steps(lines)
+        else:  # a summary: the newest step event is all it reads of them
+            self.events += len(steps) - 1
+            self._newest_step(lines[-1])
 
     def feed_steps(self, lines) -> None:
-        """Fold step lines collected by feed(deferred=...): their points, and the newest as the numbers' event.
-
-        The status is not touched: every change of it has its own event, already folded.
-        """
+        """Fold step lines: their points in bulk, and the newest as the event the numbers panel shows."""
         lines = list(lines)
+        xs, loss, recon, kl = [], [], [], []
         for line in lines[:-1]:
-            if not self._fast_step(line, always=True):
-                self._json_step_point(line)
+            point = _step_point(line)
+            if point is not None:
+                xs.append(point[0])
+                loss.append(point[1])
+                recon.append(point[2])
+                kl.append(point[3])
+        if xs:
+            self.events += len(xs)
+            self.step = max(self.step, int(xs[-1]))
+            for key, ys in (("loss", loss), ("recon", recon), ("kl", kl)):
+                self.series[key].extend(xs, ys)
         if lines:
-            status = self.status
-            self._json(lines[-1])
-            self.status = status
+            self._newest_step(lines[-1])
 
-    def _json_step_point(self, line: bytes) -> None:
-        try:
-            d = json.loads(line)
-            self.add_step_point(int(d["step"]), float(d["loss"]), float(d["recon"]), float(d["kl"]))
-        except (ValueError, KeyError, TypeError):
-            pass
+    def _newest_step(self, line: bytes) -> None:
+        status = self.status
+        self._json(line)
+        self.status = status
 
     def _json(self, line: bytes) -> None:
         try:
@@ -233,30 +226,6 @@ class History:
             return  # a torn or foreign line
         if isinstance(data, dict):
             self.apply_json(data)
-
-    def _fast_step(self, line: bytes, always: bool = False) -> bool:
-        """Series points from a compact step line, 7x cheaper than json.loads; the full event every 64th."""
-        parts = line.split(b",", 10)
-        if len(parts) < 11 or not (parts[7].startswith(b'"loss":') and parts[9].startswith(b'"kl":')):
-            return False
-        try:
-            step = int(parts[1][7:])
-            point = (float(parts[7][7:]), float(parts[8][8:]), float(parts[9][5:]))
-        except ValueError:
-            return False
-        if not always and (self.last is None or step % 64 == 0 or step >= self.total_steps):
-            return False  # json: the numbers panel wants the whole event now and then
-        self.add_step_point(step, *point)
-        return True
-
-    def _settle(self, line: bytes) -> None:
-        """The newest step line becomes `last` (the fast path took only its losses)."""
-        keep, self.keep_steps = self.keep_steps, "none"
-        self.events -= 1  # counted once already, by the fast path
-        try:
-            self._json(line)
-        finally:
-            self.keep_steps = keep
 
     # ------------------------------------------------------------------ reading
     @property
@@ -302,6 +271,22 @@ class History:
                 "epochs": [[r.epoch, r.step, r.valid_loss, r.valid_recon, r.valid_kl] for r in self.epochs]}
 
 
+def _step_point(line: bytes) -> tuple[int, float, float, float] | None:
+    """(step, loss, recon, kl) of a step line: split for the compact lines vaetui writes (7x cheaper than
+    json.loads), json for any other."""
+    parts = line.split(b",", 10)
+    if len(parts) == 11 and parts[7].startswith(b'"loss":') and parts[9].startswith(b'"kl":'):
+        try:
+            return int(parts[1][7:]), float(parts[7][7:]), float(parts[8][8:]), float(parts[9][5:])
+        except ValueError:
+            pass
+    try:
+        d = json.loads(line)
+        return int(d["step"]), float(d["loss"]), float(d["recon"]), float(d["kl"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def _finite(v: float | None) -> bool:
     return v is not None and math.isfinite(v)
 
@@ -318,74 +303,6 @@ _HANDLERS = {
     WarningEvent: History._warning, StateEvent: History._state, FinishedEvent: History._finished,
     FailedEvent: History._failed,
 }
-
-
-def line_kind(line: bytes) -> str | None:
-    """The event type of a metrics line without parsing it: '{"type":"step",...' -> 'step'."""
-    if line.startswith(b'{"type":"'):
-        start = 9
-    elif line.startswith(b'{"type": "'):
-        start = 10
-    else:
-        return None
-    end = line.find(b'"', start)
-    return line[start:end].decode("ascii", "replace") if end > 0 else None
-
-
-class LogFollower:
-    """Incremental reader of a JSON-lines file that may be appended to, replaced or truncated."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.identity: tuple[int, int] | None = None
-        self.offset = 0
-
-    def read_bytes(self, limit: int | None = None) -> tuple[bytes, bool]:
-        """(complete lines appended since the last read, reset); reset means they start at the file's beginning."""
-        try:
-            fh = open(self.path, "rb")
-        except FileNotFoundError:
-            reset = self.identity is not None
-            self.identity, self.offset = None, 0
-            return b"", reset
-        with fh:
-            st = os.fstat(fh.fileno())
-            identity = (st.st_dev, st.st_ino)
-            reset = self.identity is not None and (identity != self.identity or st.st_size < self.offset)
-            if reset or self.identity is None:
-                self.offset = 0
-            self.identity = identity
-            if st.st_size == self.offset:
-                return b"", reset
-            fh.seek(self.offset)
-            data = fh.read(limit) if limit else fh.read()
-        end = data.rfind(b"\n") + 1  # a half-written last line waits for the next read
-        self.offset += end
-        return data[:end], reset
-
-    def read(self) -> tuple[list[dict[str, Any]], bool]:
-        """(events appended since the last read, reset), parsed."""
-        data, reset = self.read_bytes()
-        return parse_lines(data), reset
-
-    def size(self) -> int:
-        try:
-            return self.path.stat().st_size
-        except FileNotFoundError:
-            return 0
-
-
-def parse_lines(data: bytes) -> list[dict[str, Any]]:
-    """JSON objects of complete lines; a torn or foreign line is skipped."""
-    out = []
-    for line in data.splitlines():
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            out.append(value)
-    return out
 
 
 CHUNK = 8 << 20  # bytes folded at a time: memory stays bounded on any log

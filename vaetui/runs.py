@@ -18,6 +18,7 @@ from vaetui import checkpoint, locks
 from vaetui.config import RunConfig
 from vaetui.errors import CheckpointError, RunError, VaeError
 from vaetui.files import atomic_write_bytes
+from vaetui.logfile import EventLog
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 DEFAULT_ROOT = Path("checkpoints")
@@ -40,7 +41,7 @@ class Run:
         self.name = self.path.name
         self.read_only = read_only
         self._lock: locks.RunLock | None = None
-        self._log_checked = False
+        self.log = EventLog(self.metrics_path)
 
     # ---- files -------------------------------------------------------------------
     @property
@@ -73,93 +74,21 @@ class Run:
 
     # ---- metrics -----------------------------------------------------------------
     def append_event(self, event: dict[str, Any]) -> None:
-        """Append one JSON line, written whole with one write() call.
-
-        Before this process's first append, a torn last line (a kill mid-write) is trimmed,
-        so it cannot swallow the next event.
-        """
-        if not self._log_checked:
-            self.repair_events()
-        line = (json.dumps(event, separators=(",", ":"), allow_nan=True) + "\n").encode()
-        fd = os.open(self.metrics_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-        try:
-            os.write(fd, line)
-        finally:
-            os.close(fd)
-
-    def repair_events(self) -> bool:
-        """Trim metrics.jsonl to its last complete line; True when something was cut."""
-        self._log_checked = True
-        try:
-            fh = open(self.metrics_path, "rb+")
-        except FileNotFoundError:
-            return False
-        with fh:
-            size = fh.seek(0, os.SEEK_END)
-            end = size
-            while end > 0:  # find the last newline, reading backwards in blocks
-                start = max(0, end - 65536)
-                fh.seek(start)
-                block = fh.read(end - start)
-                nl = block.rfind(b"\n")
-                if nl >= 0:
-                    end = start + nl + 1
-                    break
-                end = start
-            if end == size:
-                return False
-            fh.truncate(end)
-            fh.flush()
-            os.fsync(fh.fileno())
-        return True
+        """Append one event to metrics.jsonl (vaetui.logfile.EventLog)."""
+        self.log.append(event)
 
     def sync_events(self) -> None:
-        """fsync metrics.jsonl (done with every checkpoint: the log is as durable as the weights)."""
-        try:
-            fd = os.open(self.metrics_path, os.O_RDONLY)
-        except FileNotFoundError:
-            return
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        self.log.sync()
 
-    def read_events(self, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
-        """Events from byte offset on, and the offset after the last complete line (for tailing)."""
-        try:
-            with open(self.metrics_path, "rb") as fh:
-                fh.seek(offset)
-                data = fh.read()
-        except FileNotFoundError:
-            return [], offset
-        events = []
-        end = data.rfind(b"\n") + 1  # a half-written last line waits for the next read
-        for line in data[:end].splitlines():
-            try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a torn line from a crash mid-write is skipped
-        return events, offset + end
+    def repair_events(self) -> bool:
+        return self.log.repair()
 
     def truncate_events_after(self, step: int) -> None:
-        """Drop events past step (never checkpointed, or undone by a roll-back): the log has each step once."""
-        try:
-            lines = self.metrics_path.read_bytes().splitlines(keepends=True)
-        except FileNotFoundError:
-            return
-        keep = []
-        for line in lines:
-            if not line.endswith(b"\n"):
-                continue  # a torn last line
-            try:
-                e = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if e.get("step", 0) <= step or e.get("type") == "started":
-                keep.append(line)
-        if len(keep) == len(lines):
-            return
-        atomic_write_bytes(self.metrics_path, b"".join(keep))
+        self.log.truncate_after(step)
+
+    def read_events(self, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """Events from byte offset on, and the offset after the last complete line."""
+        return self.log.read(offset)
 
     # ---- checkpoints -------------------------------------------------------------
     def checkpoint_path(self, label: str) -> Path:

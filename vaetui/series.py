@@ -34,6 +34,44 @@ class Series:
         if len(self.recent) > RECENT:
             self._to_buckets(*self.recent.popleft())
 
+    def extend(self, xs, ys) -> None:
+        """Many points, in bulk (a long log's first read): the older ones are bucketed with numpy."""
+        import numpy as np
+
+        n = len(xs)
+        if n < 256 or (self.recent and xs[0] <= self.recent[-1][0]) or any(b <= a for a, b in zip(xs, xs[1:])):
+            for x, y in zip(xs, ys):
+                self.add(x, y)
+            return
+        self.count += n
+        keep = list(self.recent) + list(zip(xs, ys))
+        older, self.recent = keep[:-RECENT], deque(keep[-RECENT:])
+        if not older:
+            return
+        ox = np.fromiter((p[0] for p in older), float, len(older))
+        oy = np.fromiter((p[1] for p in older), float, len(older))
+        i = 0
+        while self._open is not None and i < len(ox):  # fill the bucket left open first
+            self._to_buckets(float(ox[i]), float(oy[i]))
+            i += 1
+        ox, oy = ox[i:], oy[i:]
+        while len(ox):
+            # grow the width first if these points alone would exceed the bucket budget
+            while len(self.buckets) + len(ox) // self.width > BUCKETS:
+                self._merge()
+            full = len(ox) // self.width * self.width
+            if full:
+                bx, by = ox[:full].reshape(-1, self.width), oy[:full].reshape(-1, self.width)
+                lo, hi = by.argmin(1), by.argmax(1)
+                rows = np.arange(len(by))
+                self.buckets.extend([float(a), float(b), float(c), float(d), self.width] for a, b, c, d in
+                                    zip(bx[rows, lo], by[rows, lo], bx[rows, hi], by[rows, hi]))
+            for x, y in zip(ox[full:].tolist(), oy[full:].tolist()):
+                self._to_buckets(x, y)
+            ox = ox[:0]
+            while len(self.buckets) > BUCKETS:
+                self._merge()
+
     def _to_buckets(self, x: float, y: float) -> None:
         b = self._open
         if b is None:

@@ -9,6 +9,7 @@ a small read, not a fold of the whole log.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,11 +70,14 @@ class Summaries:
     fold of the whole log.
     """
 
+    PERSIST_EVERY_S = 10.0  # a long-lived process writes a run's cached summary at most this often
+
     def __init__(self, folder: Path | None = None):
         from vaetui.files import cache_dir
 
         self.folder = folder if folder is not None else cache_dir() / "summaries"
         self._live: dict[Path, Any] = {}
+        self._persisted: dict[Path, float] = {}
 
     def _file(self, run) -> Path:
         import hashlib
@@ -95,7 +99,10 @@ class Summaries:
         before = (rh.follower.identity, rh.follower.offset)
         rh.refresh()
         if (rh.follower.identity, rh.follower.offset) != before:
-            self._persist(run, rh)
+            now = time.monotonic()
+            if now - self._persisted.get(key, -1e9) >= self.PERSIST_EVERY_S:
+                self._persisted[key] = now
+                self._persist(run, rh)
         return rh.history
 
     def _restore(self, run, rh, history_cls) -> None:
@@ -120,6 +127,6 @@ class Summaries:
         data = {"path": str(run.path.resolve()), "identity": list(rh.follower.identity),
                 "offset": rh.follower.offset, "state": rh.history.state()}
         try:
-            atomic_write_bytes(self._file(run), json.dumps(data, allow_nan=True).encode())
+            atomic_write_bytes(self._file(run), json.dumps(data, allow_nan=True).encode(), durable=False)
         except OSError:
             pass  # a read-only cache folder: summaries are simply not kept

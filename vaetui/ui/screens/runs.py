@@ -20,6 +20,7 @@ from vaetui.ui.screens.dialogs import Ask, Confirm
 from vaetui.ui.widgets.text import Quiet
 
 SORTS = ("name", "updated", "best valid", "latent", "status")
+REFRESH_EVERY_S = 3.0
 
 COLUMNS = ("run", "preset", "data", "size", "latent", "β", "epochs", "best valid", "status", "updated")
 
@@ -61,19 +62,22 @@ class RunsScreen(Screen[None]):
         self.sort_by = "name"
         self.marked: set[str] = set()
         self._rows: dict[str, tuple] = {}
+        self._listed_at = 0.0
         self.refresh_runs()
-        self._timer = self.set_interval(3.0, self.refresh_runs)
+        self._timer = self.set_interval(REFRESH_EVERY_S, self.refresh_runs)
         table.focus()
 
     def on_screen_suspend(self) -> None:
         self._timer.pause()  # hidden under another screen: no reads, no repaints
 
     def on_screen_resume(self) -> None:
-        self.refresh_runs()
+        if time.monotonic() - self._listed_at > REFRESH_EVERY_S:  # back from a glance at help: no refresh
+            self.refresh_runs()
         self._timer.resume()
 
     def refresh_runs(self) -> None:
         """Ask the worker for fresh summaries (they are folded there, from the appended bytes only)."""
+        self._listed_at = time.monotonic()
         self._list_runs()
 
     @work(thread=True, exclusive=True, group="runs", exit_on_error=False)

@@ -8,6 +8,7 @@ thread only shows the finished picture. Any failure is shown, and "computing…"
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import ComposeResult
@@ -18,9 +19,11 @@ from textual.widgets import Footer, Header
 from textual.worker import get_current_worker
 
 from vaetui.errors import VaeError
-from vaetui.figures import LoadedModel
 from vaetui.ui.widgets.picture import fit_picture, picture_class
 from vaetui.ui.widgets.text import Quiet
+
+if TYPE_CHECKING:  # torch stays unimported until a model is needed: the first frame does not wait for it
+    from vaetui.figures import LoadedModel
 
 
 class ModelCache:

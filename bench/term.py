@@ -1,0 +1,80 @@
+"""A child process on a pseudo-terminal, read back as a terminal would: what a person pays over SSH."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import select
+import struct
+import termios
+import time
+
+
+class Term:
+    """Runs argv on a pty of cols x rows; counts every byte it writes, per second too."""
+
+    def __init__(self, argv, env, cols: int = 120, rows: int = 40):
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            os.execvpe(argv[0], argv, env)
+        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        self.buf = b""
+        self.total = 0
+        self.per_second: dict[int, int] = {}
+        self.t0 = time.monotonic()
+
+    def read(self, timeout: float) -> bytes:
+        out = b""
+        end = time.monotonic() + timeout
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            r, _, _ = select.select([self.fd], [], [], left)
+            if not r:
+                break
+            try:
+                chunk = os.read(self.fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+            self.total += len(chunk)
+            second = int(time.monotonic() - self.t0)
+            self.per_second[second] = self.per_second.get(second, 0) + len(chunk)
+            # Answer the terminal queries Textual sends, as a terminal would (else it waits for them).
+            if b"\x1b[c" in chunk:
+                os.write(self.fd, b"\x1b[?62;c")
+        self.buf = (self.buf + out)[-400_000:]
+        return out
+
+    def wait_for(self, needle: bytes, timeout: float = 30.0) -> float:
+        t0 = time.monotonic()
+        while needle not in self.buf:
+            if time.monotonic() - t0 > timeout:
+                raise SystemExit(f"never saw {needle!r}")
+            self.read(0.02)
+        return time.monotonic() - t0
+
+    def send(self, data: bytes) -> None:
+        os.write(self.fd, data)
+
+    def rss_peak_mb(self) -> float:
+        """The child's peak resident memory (VmHWM)."""
+        try:
+            with open(f"/proc/{self.pid}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return float("nan")
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, 9)
+            os.waitpid(self.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
