@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -135,16 +136,20 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20000)
     ap.add_argument("--big", type=int, default=1_000_000)
     ap.add_argument("--presses", type=int, default=100)
+    ap.add_argument("--reuse", metavar="DIR", help="a folder a previous run of this benchmark generated")
     ap.add_argument("--grow", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.grow:
         grow(Path(args.grow[0]), args.grow[1:], threading.Event())
         return
-    tmp = Path(tempfile.mkdtemp(prefix="vaetui-scale-"))
+    tmp = Path(args.reuse) if args.reuse else Path(tempfile.mkdtemp(prefix="vaetui-scale-"))
     root = tmp / "runs"
     t = time.perf_counter()
-    for i in range(args.runs):
-        write_run(root, f"run-{i:03d}", args.steps, finished=i % 4 != 0)
+    if not args.reuse:
+        for i in range(args.runs):
+            write_run(root, f"run-{i:03d}", args.steps, finished=i % 4 != 0)
+    for cache in ("cache", "c2", "cold-tui"):
+        shutil.rmtree(tmp / cache, ignore_errors=True)
     size = sum(p.stat().st_size for p in root.rglob("metrics.jsonl"))
     print(f"{args.runs} runs x {args.steps:,} step events ({size / 2**20:.0f} MB of logs), written in "
           f"{time.perf_counter() - t:.0f} s")
@@ -202,7 +207,7 @@ def main() -> None:
           f"   (target <= 20 ms)")
 
     t = time.perf_counter()
-    big = write_run(tmp / "big", "big", args.big, finished=False)
+    big = tmp / "big" / "big" if args.reuse else write_run(tmp / "big", "big", args.big, finished=False)
     print(f"one run of {args.big:,} step events ({(big / 'metrics.jsonl').stat().st_size / 2**20:.0f} MB), written in "
           f"{time.perf_counter() - t:.0f} s")
     t0 = time.monotonic()

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import io
 import math
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +90,8 @@ def save(path: Path, payload: dict[str, Any] | bytes) -> Path:
 
 def load(path: Path, map_location: str = "cpu") -> dict[str, Any]:
     """Verify a checkpoint's zip CRCs, then torch.load it with weights_only=True."""
+    import zipfile
+
     import torch
 
     path = Path(path)
@@ -117,40 +117,44 @@ def load(path: Path, map_location: str = "cpu") -> dict[str, Any]:
     return payload
 
 
-class _Opaque:
-    """Stands in for every class and tensor while peeking: nothing is constructed, no code runs."""
+def _peeker():
+    """An Unpickler that builds nothing: every class and tensor is an opaque stand-in (no code runs)."""
+    import pickle
 
-    def __init__(self, *args, **kwargs):
-        pass
+    class _Opaque:
+        """Stands in for every class and tensor while peeking: nothing is constructed, no code runs."""
 
-    def __setstate__(self, state):
-        pass
+        def __init__(self, *args, **kwargs):
+            pass
 
-    def __setitem__(self, key, value):
-        pass
+        def __setstate__(self, state):
+            pass
 
-    def append(self, value):
-        pass
+        def __setitem__(self, key, value):
+            pass
 
-    def extend(self, values):
-        pass
+        def append(self, value):
+            pass
 
+        def extend(self, values):
+            pass
 
-class _Dict(dict):
-    """OrderedDict stand-in: a state_dict's metadata arrives through __setstate__ and is dropped."""
+    class _Dict(dict):
+        """OrderedDict stand-in: a state_dict's metadata arrives through __setstate__ and is dropped."""
 
-    def __setstate__(self, state):
-        pass
+        def __setstate__(self, state):
+            pass
 
+    class Peeker(pickle.Unpickler):
+        def find_class(self, module: str, name: str):
+            if (module, name) in (("collections", "OrderedDict"), ("builtins", "dict")):
+                return _Dict
+            return _Opaque
 
-class _Peeker(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
-        if (module, name) in (("collections", "OrderedDict"), ("builtins", "dict")):
-            return _Dict
-        return _Opaque
+        def persistent_load(self, pid):
+            return None
 
-    def persistent_load(self, pid):
-        return None
+    return Peeker
 
 
 def peek(path: Path) -> dict[str, Any] | None:
@@ -159,13 +163,15 @@ def peek(path: Path) -> dict[str, Any] | None:
     Reads only the zip's small pickle (its CRC is checked by zipfile): milliseconds even for
     a large model, so the newest of several checkpoints can be found cheaply.
     """
+    import zipfile
+
     try:
         with zipfile.ZipFile(path) as zf:
             name = next((n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
             if name is None:
                 return None
             raw = zf.read(name)
-        top = _Peeker(io.BytesIO(raw)).load()
+        top = _peeker()(io.BytesIO(raw)).load()
     except Exception:  # damaged in any way: the caller skips it
         return None
     if not isinstance(top, dict):

@@ -184,15 +184,19 @@ class History:
         steps = is_step.nonzero()[0]
         if not len(steps):
             return
-        lines = [data[s:e] for s, e in zip(starts[steps].tolist(), ends[steps].tolist())] \
-            if deferred is not None or self.keep_steps == "all" else [data[starts[steps[-1]]:ends[steps[-1]]]]
+        n_steps = len(steps)
+        if deferred is not None:  # a long log's first look keeps only the newest step lines
+            steps = steps[-deferred.maxlen:]
+        elif self.keep_steps != "all":
+            steps = steps[-1:]
+        lines = [data[s:e] for s, e in zip(starts[steps].tolist(), ends[steps].tolist())]
         if deferred is not None:
             deferred.extend(lines)
             return
         if self.keep_steps == "all":
             self.feed_steps(lines)
         else:  # a summary: the newest step event is all it reads of them
-            self.events += len(steps) - 1
+            self.events += n_steps - 1
             self._newest_step(lines[-1])
 
     def feed_steps(self, lines) -> None:

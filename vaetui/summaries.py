@@ -39,8 +39,34 @@ class RunInfo:
         return dict(self.__dict__)
 
 
+def _signature(run) -> tuple:
+    """What changes when a run changes: its config, its log (identity and size) and its lock file."""
+    out = []
+    for p in (run.config_path, run.metrics_path, run.lock_path):
+        try:
+            st = p.stat()
+            out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        except FileNotFoundError:
+            out.append(None)
+    return tuple(out)
+
+
 def run_info(run, summaries: "Summaries") -> RunInfo:
-    """The runs-list line: config, the history's summary (cached), and whether a live process holds the lock."""
+    """The runs-list line: config, the history's summary (cached), and whether a live process holds the lock.
+
+    A run whose files did not change since the last look (and that nobody holds) costs three stats.
+    """
+    signature = _signature(run)
+    key = run.path.resolve()
+    cached = summaries.lines.get(key)
+    if cached is not None and cached[0] == signature and signature[2] is None:
+        return cached[1]
+    info = _run_info(run, summaries)
+    summaries.lines[key] = (signature, info)
+    return info
+
+
+def _run_info(run, summaries: "Summaries") -> RunInfo:
     cfg = run.config()
     h = summaries.history(run, cfg)
     holder = run.lock_holder()
@@ -78,6 +104,7 @@ class Summaries:
         self.folder = folder if folder is not None else cache_dir() / "summaries"
         self._live: dict[Path, Any] = {}
         self._persisted: dict[Path, float] = {}
+        self.lines: dict[Path, tuple] = {}  # run -> (file signature, its RunInfo)
 
     def _file(self, run) -> Path:
         import hashlib

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import gc
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.app import App
 from textual.binding import Binding
-
 from textual.worker import Worker, get_current_worker
 
 from vaetui.errors import VaeError
-from vaetui.history import History
 from vaetui.runs import Run, RunStore
-from vaetui.ui.feeds import RunView, TailFeed, TrainingFeed
-from vaetui.ui.messages import FeedEnded, HistoryLoaded, RunAlive, RunEvents
 from vaetui.ui.screens.dialogs import MIN_HEIGHT, MIN_WIDTH, Confirm, Help, TooSmall
+
+if TYPE_CHECKING:  # the feeds (and PIL) load with the first monitor, not before the first frame
+    from vaetui.ui.feeds import RunView, TrainingFeed
+    from vaetui.ui.messages import FeedEnded, HistoryLoaded, RunAlive, RunEvents
 
 
 class VaeApp(App[int]):
@@ -64,6 +66,9 @@ class VaeApp(App[int]):
         return RunsScreen()  # the base of the stack: every other screen sits on top of it
 
     def on_mount(self) -> None:
+        # Worker threads fold logs and load models in Python: let the UI thread take the GIL back within 1 ms
+        # (the default 5 ms, several times per key press, made presses take 50-300 ms beside a busy worker).
+        sys.setswitchinterval(0.001)
         if self.monitor_run:
             try:
                 self.open_run(self.monitor_run)
@@ -153,6 +158,9 @@ class VaeApp(App[int]):
     # ------------------------------------------------------------------ runs on screen: one flow
     def open_run(self, name: str) -> None:
         """Monitor a run: the one trained in this window, or any other by following its log."""
+        from vaetui.history import History
+        from vaetui.ui.feeds import RunView, TailFeed
+
         view = self.views.get(name)
         if view is None:
             run = self.store.open(name)
@@ -242,6 +250,9 @@ class VaeApp(App[int]):
             config = replace(config, train=replace(config.train, device=self.device))
         if view is not None:
             self.views.pop(view.run, None)
+        from vaetui.history import History
+        from vaetui.ui.feeds import RunView, TrainingFeed
+
         feed = TrainingFeed(run, config, resume=resume, threads=self.threads)
         self.training = feed
         self.views[run.name] = view = RunView(run.name, History(run.name, config.train.epochs), control=feed.control)

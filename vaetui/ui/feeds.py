@@ -30,6 +30,7 @@ POST_EVERY_S = 0.25  # the UI hears from a feed at most ~4 times a second
 ALIVE_EVERY_S = 3.0  # liveness and process stats
 FOLLOW_EVERY_S = 0.5  # a followed log is read this often
 QUICK_BYTES = 16 << 20  # a longer log is first shown from its non-step events and newest steps
+FIRST_FRAME_S = 0.5  # the quiet pause between a long log's first look and its full fold
 
 Post = Callable[[object], None]
 Cancelled = Callable[[], bool]
@@ -140,6 +141,7 @@ class TailFeed:
             rh, quick = self._history()
             post(HistoryLoaded(name, rh.history, newest_picture(self.run, rh.history)))
             if quick and not cancelled():  # now every old step too, for the full chart (seconds on a long log)
+                time.sleep(FIRST_FRAME_S)  # but first let the UI thread draw what it has, without competing
                 rh = RunHistory(self.run.metrics_path, name, self.config.train.epochs)
                 rh.refresh()
                 post(HistoryLoaded(name, rh.history, newest_picture(self.run, rh.history)))

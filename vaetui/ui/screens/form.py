@@ -8,10 +8,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
+from textual.widgets import Button, Header, Input, Label, Select, Static
 
 from vaetui.config import FORM_FIELDS, PRESETS, SETTINGS_BY_KEY, RunConfig, preset, setting, with_overrides
 from vaetui.errors import ConfigError, VaeError
+from vaetui.ui.widgets.keybar import KeyBar
 
 # The form's fields come from the one list of settings (vaetui.config): label, type, choices.
 SELECTS = [("preset", "preset", list(PRESETS))] + [
@@ -119,7 +120,7 @@ class NewRunScreen(Screen[None]):
             with Horizontal(id="buttons"):
                 yield Button("Start", id="start", variant="success")
                 yield Static("", id="form-status")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.title, self.sub_title = "vaetui", "new run"

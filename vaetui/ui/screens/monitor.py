@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Sparkline, Static
+from textual.widgets import Header, Sparkline, Static
 from textual.worker import get_current_worker
 
 from vaetui.console import format_duration
@@ -25,6 +25,7 @@ from vaetui.ui.feeds import RunView, load_picture
 from vaetui.ui.screens.dialogs import ChartScreen, Confirm
 from vaetui.ui.widgets.picture import fit_picture, picture_class
 from vaetui.ui.widgets.text import EventLog, Quiet, TextBar
+from vaetui.ui.widgets.keybar import KeyBar
 
 SPARK_POINTS = 120
 REDRAW_EVERY_S = 1.0  # what a person reads at a glance; each redraw costs bytes over SSH
@@ -101,7 +102,7 @@ class MonitorScreen(Screen[None]):
                 yield Quiet("", id="snaplabel")
                 yield picture_class(self.renderer)(None, id="picture")
         yield EventLog(id="log", max_lines=500, wrap=False, markup=False)
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.title = "vaetui"

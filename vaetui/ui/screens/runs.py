@@ -11,13 +11,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header
+from textual.widgets import DataTable, Header
 from textual.worker import get_current_worker
 
 from vaetui.errors import VaeError
 from vaetui.summaries import RunInfo
 from vaetui.ui.screens.dialogs import Ask, Confirm
 from vaetui.ui.widgets.text import Quiet
+from vaetui.ui.widgets.keybar import KeyBar
 
 SORTS = ("name", "updated", "best valid", "latent", "status")
 REFRESH_EVERY_S = 3.0
@@ -51,7 +52,7 @@ class RunsScreen(Screen[None]):
         yield Header()
         yield Quiet("", id="runs-hint")
         yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.title, self.sub_title = "vaetui", "runs"
@@ -63,7 +64,7 @@ class RunsScreen(Screen[None]):
         self.marked: set[str] = set()
         self._rows: dict[str, tuple] = {}
         self._listed_at = 0.0
-        self.refresh_runs()
+        self.call_after_refresh(self.refresh_runs)  # after the first frame is painted, not competing with it
         self._timer = self.set_interval(REFRESH_EVERY_S, self.refresh_runs)
         table.focus()
 

@@ -15,12 +15,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header
+from textual.widgets import Header
 from textual.worker import get_current_worker
 
 from vaetui.errors import VaeError
 from vaetui.ui.widgets.picture import fit_picture, picture_class
 from vaetui.ui.widgets.text import Quiet
+from vaetui.ui.widgets.keybar import KeyBar
 
 if TYPE_CHECKING:  # torch stays unimported until a model is needed: the first frame does not wait for it
     from vaetui.figures import LoadedModel
@@ -65,7 +66,7 @@ class ExploreScreen(Screen[None]):
         with Vertical(id="ex-body"):
             yield picture_class(self.app.image)(None, id="ex-picture")
         yield Quiet("", id="ex-info")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.title, self.sub_title = "vaetui", f"{self.name_} · {self.run_name}"

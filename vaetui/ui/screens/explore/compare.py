@@ -6,13 +6,14 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import Footer, Header
+from textual.widgets import Header
 from textual.worker import get_current_worker
 
 from vaetui.ui.screens.explore.base import ExploreScreen
 from vaetui.ui.widgets.chart import Chart
 from vaetui.ui.widgets.picture import picture_class
 from vaetui.ui.widgets.text import Quiet
+from vaetui.ui.widgets.keybar import KeyBar
 
 COLOURS = ("cyan", "magenta", "yellow", "green", "red", "blue")
 EVAL_PROTOCOL = {"split": "test"}  # the numbers compared: each run's newest eval on the test split
@@ -65,7 +66,7 @@ class CompareScreen(ExploreScreen):
         with Vertical(id="ex-body"):
             yield picture_class(self.app.image)(None, id="ex-picture")
         yield Quiet("", id="ex-info")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         super().on_mount()
