@@ -118,3 +118,23 @@ def test_summary_state_round_trip(long_run):
     again = History.from_state(json.loads(json.dumps(rh.history.state())))
     assert json.dumps(again.summary()) == json.dumps(rh.history.summary())  # (NaN never equals NaN)
     assert math.isclose(again.last.loss, rh.history.last.loss)
+
+
+def test_a_later_process_reads_nothing_of_an_unchanged_run(tmp_path, monkeypatch):
+    """Summaries on disk: an unchanged run is answered from its cached line; a grown one folds only the new bytes."""
+    from vaetui.runs import Run
+    from vaetui.summaries import Summaries
+
+    path = make_finished_run(tmp_path / "runs", steps=300, spe=100)
+    first = Summaries(tmp_path / "cache").line(Run(path))
+    folded = []
+    real = RunHistory.refresh
+    monkeypatch.setattr(RunHistory, "refresh", lambda self, **k: folded.append(self.follower.offset) or real(self, **k))
+    again = Summaries(tmp_path / "cache").line(Run(path))  # a new process: a new Summaries
+    assert again == first and folded == []
+    size = (path / "metrics.jsonl").stat().st_size
+    with open(path / "metrics.jsonl", "a") as fh:
+        fh.write(json.dumps({"type": "warning", "step": 300, "time": 2e9, "message": "appended"}) + "\n")
+    grown = Summaries(tmp_path / "cache").line(Run(path))
+    assert folded == [size]  # it continued from the cached offset, not from the start
+    assert grown.updated >= first.updated and grown.step == first.step

@@ -54,16 +54,10 @@ def _signature(run) -> tuple:
 def run_info(run, summaries: "Summaries") -> RunInfo:
     """The runs-list line: config, the history's summary (cached), and whether a live process holds the lock.
 
-    A run whose files did not change since the last look (and that nobody holds) costs three stats.
+    A run whose files did not change since its line was made (and that nobody holds)
+    costs three stats: the line itself is cached, in memory and on disk.
     """
-    signature = _signature(run)
-    key = run.path.resolve()
-    cached = summaries.lines.get(key)
-    if cached is not None and cached[0] == signature and signature[2] is None:
-        return cached[1]
-    info = _run_info(run, summaries)
-    summaries.lines[key] = (signature, info)
-    return info
+    return summaries.line(run)
 
 
 def _run_info(run, summaries: "Summaries") -> RunInfo:
@@ -89,58 +83,76 @@ def _run_info(run, summaries: "Summaries") -> RunInfo:
 
 
 class Summaries:
-    """Per-run summary histories, refreshed from the appended bytes of each log.
+    """Per-run summaries, refreshed from the appended bytes of each log.
 
     In memory for a long-lived process (the TUI), and on disk under the cache folder for
-    the next process (`vaetui runs`): a warm summary costs a stat and a small read, not a
-    fold of the whole log.
+    the next process (`vaetui runs`): one small file per run holds its summary History
+    (to continue the fold from the log's offset) and its finished line with the file
+    signature it was made from (config, log, lock), so an unchanged run is not read at all.
     """
 
-    PERSIST_EVERY_S = 10.0  # a long-lived process writes a run's cached summary at most this often
+    PERSIST_EVERY_S = 10.0  # a long-lived process writes a run's record at most this often
 
     def __init__(self, folder: Path | None = None):
         from vaetui.files import cache_dir
 
         self.folder = folder if folder is not None else cache_dir() / "summaries"
-        self._live: dict[Path, Any] = {}
-        self._persisted: dict[Path, float] = {}
-        self.lines: dict[Path, tuple] = {}  # run -> (file signature, its RunInfo)
+        self._live: dict[str, Any] = {}  # run path -> RunHistory
+        self._saved: dict[str, dict] = {}  # run path -> the record on disk (as loaded or last written)
+        self._written: dict[str, float] = {}
 
-    def _file(self, run) -> Path:
+    @staticmethod
+    def _key(run) -> str:
+        return str(run.path.absolute())
+
+    def _file(self, key: str) -> Path:
         import hashlib
 
-        key = hashlib.sha1(str(run.path.resolve()).encode()).hexdigest()[:20]
-        return self.folder / f"{key}.json"
+        return self.folder / f"{hashlib.sha1(key.encode()).hexdigest()[:20]}.json"
+
+    def _record(self, key: str) -> dict:
+        if key not in self._saved:
+            try:
+                saved = json.loads(self._file(key).read_text())
+                self._saved[key] = saved if saved.get("path") == key else {}
+            except (OSError, ValueError, AttributeError):
+                self._saved[key] = {}
+        return self._saved[key]
+
+    def line(self, run) -> RunInfo:
+        """The run's RunInfo, current."""
+        key = self._key(run)
+        signature = _signature(run)
+        record = self._record(key)
+        cached = record.get("line")
+        if cached and cached.get("signature") == _jsonable(signature) and signature[2] is None:
+            return RunInfo(**cached["info"])
+        info = _run_info(run, self)
+        record["line"] = {"signature": _jsonable(signature), "info": info.to_json()}
+        self._persist(key, force=cached is None)
+        return info
 
     def history(self, run, cfg=None):
         """The run's summary History (steps='none'), current."""
         from vaetui.history import History, RunHistory
 
-        key = run.path.resolve()
+        key = self._key(run)
         rh = self._live.get(key)
         if rh is None:
             epochs = (cfg or run.config()).train.epochs
             rh = RunHistory(run.metrics_path, run.name, epochs, steps="none")
-            self._restore(run, rh, History)
+            self._restore(run, rh, History, self._record(key))
             self._live[key] = rh
-        before = (rh.follower.identity, rh.follower.offset)
         rh.refresh()
-        if (rh.follower.identity, rh.follower.offset) != before:
-            now = time.monotonic()
-            if now - self._persisted.get(key, -1e9) >= self.PERSIST_EVERY_S:
-                self._persisted[key] = now
-                self._persist(run, rh)
         return rh.history
 
-    def _restore(self, run, rh, history_cls) -> None:
+    @staticmethod
+    def _restore(run, rh, history_cls, saved: dict) -> None:
         try:
-            saved = json.loads(self._file(run).read_text())
             st = run.metrics_path.stat()
-        except (OSError, ValueError):
+        except OSError:
             return
-        if saved.get("path") != str(run.path.resolve()) or saved.get("identity") != [st.st_dev, st.st_ino]:
-            return
-        if st.st_size < int(saved.get("offset", 0)):
+        if saved.get("identity") != [st.st_dev, st.st_ino] or st.st_size < int(saved.get("offset", 0)):
             return
         try:
             rh.history = history_cls.from_state(saved["state"])
@@ -148,12 +160,21 @@ class Summaries:
             return
         rh.follower.identity, rh.follower.offset = (st.st_dev, st.st_ino), int(saved["offset"])
 
-    def _persist(self, run, rh) -> None:
-        if rh.follower.identity is None:
+    def _persist(self, key: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._written.get(key, -1e9) < self.PERSIST_EVERY_S:
             return
-        data = {"path": str(run.path.resolve()), "identity": list(rh.follower.identity),
-                "offset": rh.follower.offset, "state": rh.history.state()}
+        self._written[key] = now
+        record = self._record(key)
+        rh = self._live.get(key)
+        if rh is not None and rh.follower.identity is not None:
+            record.update(identity=list(rh.follower.identity), offset=rh.follower.offset, state=rh.history.state())
+        record["path"] = key
         try:
-            atomic_write_bytes(self._file(run), json.dumps(data, allow_nan=True).encode(), durable=False)
+            atomic_write_bytes(self._file(key), json.dumps(record, allow_nan=True).encode(), durable=False)
         except OSError:
             pass  # a read-only cache folder: summaries are simply not kept
+
+
+def _jsonable(signature: tuple) -> list:
+    return [list(s) if s is not None else None for s in signature]
