@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import gc
 from dataclasses import dataclass
 
 from textual import work
@@ -64,6 +65,7 @@ class RunsScreen(Screen[None]):
         self.marked: set[str] = set()
         self._rows: dict[str, tuple] = {}
         self._listed_at = 0.0
+        self._frozen = False
         self.call_after_refresh(self.refresh_runs)  # after the first frame is painted, not competing with it
         self._timer = self.set_interval(REFRESH_EVERY_S, self.refresh_runs)
         table.focus()
@@ -100,7 +102,13 @@ class RunsScreen(Screen[None]):
         self.post_message(RunsListed(tuple(infos), complete=True))
 
     def on_runs_listed(self, message: RunsListed) -> None:
+        first = self.infos is None or not self._frozen
         self.show_runs(list(message.infos))
+        if message.complete and first:
+            # The summaries are loaded now: keep full collections from walking them (and Textual) again and
+            # again, each a pause the next key press would wait for.
+            self._frozen = True
+            gc.freeze()
 
     def show_runs(self, infos: list[RunInfo]) -> None:
         """Put summaries in the table: only the cells that changed are redrawn."""
