@@ -27,7 +27,7 @@ GEOMETRIES = ("native", "crop")  # native: resize whole image; crop: CelebA-64 p
 LIKELIHOODS = ("bernoulli", "gaussian")
 INITS = ("kaiming", "default")
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def _validate_fields(obj: Any, section: str) -> None:
@@ -85,7 +85,8 @@ class TrainConfig:
                                      resume=True)
     seed: int = setting_field(0, "seed of initialisation, data order and noise", low=0, high=2**31 - 1, form="seed")
     device: str = setting_field("auto", "where to train", choices=DEVICES, resume=True)
-    precision: str = setting_field("fp32", "fp32, or bf16/fp16 autocast (fp16 on CUDA only)", choices=PRECISIONS,
+    precision: str = setting_field("auto", "auto: bf16 autocast where the device has native bf16, else fp32; or "
+                                   "fp32, bf16, fp16 (CUDA only)", choices=PRECISIONS,
                               resume=True, form="precision")
     threads: int | None = setting_field(None, "torch threads (default: all cores)", kind=int, low=1, high=1024,
                                    resume=True, form="threads")

@@ -23,6 +23,12 @@ def format_duration(seconds: float) -> str:
     return f"{s}s"
 
 
+def describe(event: StartedEvent) -> str:
+    """'2 threads, bf16 autocast, compiled': how the run computes."""
+    numbers = "fp32" if event.precision == "fp32" else f"{event.precision} autocast"
+    return f"{event.threads} threads, {numbers}" + (", compiled" if event.compiled else "")
+
+
 def epoch_line(e: EpochEvent, total_epochs: int) -> str:
     """The seed's per-epoch print, per image."""
     return (f"epoch {e.epoch}/{total_epochs}  train loss {e.train_loss:.2f}  valid loss {e.valid_loss:.2f}"
@@ -62,7 +68,7 @@ def print_progress(events: Iterable[Event], total_epochs: int, out: TextIO = sys
                 what = "resumed" if event.resumed else "started"
                 run, start_step = event.run, event.step
                 console.print(f"{what} run {event.run} at step {event.step}/{event.total_steps} on {event.device} "
-                              f"({event.parameters:,} parameters, {event.threads} threads, {event.precision})")
+                              f"({event.parameters:,} parameters, {describe(event)})")
                 task = progress.add_task("train", total=event.total_steps, completed=event.step,
                                          epoch="-", loss="-", recon="-", kl="-", speed="-", eta="-")
             elif isinstance(event, StepEvent) and task is not None:

@@ -29,7 +29,6 @@ from vaetui.events import (
     CheckpointEvent, EpochEvent, EvalEvent, Event, FailedEvent, FinishedEvent, ImagesEvent, StartedEvent,
     StateEvent, StepEvent, WarningEvent,
 )
-from vaetui.imaging import to_float
 from vaetui.losses import beta_at, bits_per_dim, nats_per_dim, vae_loss
 from vaetui.model import ConvVAE, parameter_count
 from vaetui.runs import Run
@@ -120,7 +119,7 @@ class Trainer:
         yield StartedEvent(
             step=self.step, run=self.store.name, device=str(self.device), parameters=parameter_count(self.model),
             total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch, resumed=resumed,
-            threads=torch.get_num_threads(), precision=tc.precision,
+            threads=torch.get_num_threads(), precision=self.precision, compiled=tc.compile,
         )
         for split in (self.train_split, self.valid_split):
             skipped = getattr(split, "skipped", None)
@@ -158,8 +157,7 @@ class Trainer:
         if self.world.distributed:  # this rank's share of the global batch
             lb = self.local_batch
             batch = batch[self.world.rank * lb : (self.world.rank + 1) * lb]
-        idx = np.sort(batch.numpy())  # sorted reads are faster; the batch is a set
-        return to_float(self.train_split.images(idx), self.device, self.device.type == "cuda")
+        return self.feeder(np.sort(batch.numpy()))  # sorted reads are faster; the batch is a set
 
     def _train_step(self) -> Iterator[Event]:
         """One optimiser step, or a skipped one (non-finite loss); returns True after a roll-back."""
@@ -307,8 +305,10 @@ class Trainer:
         if tc.threads:
             torch.set_num_threads(tc.threads)  # per thread: this is the training thread
         self.device = build.device_for(tc, self.world)
+        self.precision = build.resolve_precision(tc.precision, self.device)
         self.local_batch = tc.batch_size // self.world.size
         self.train_split, self.valid_split, self.steps_per_epoch, self.total_steps = build.open_data(cfg)
+        self.feeder = build.Feeder(self.train_split, self.device)
 
     def _build_model(self) -> None:
         """The network (DDP-wrapped under torchrun: a collective), the optimiser and the training state."""
@@ -316,8 +316,8 @@ class Trainer:
         torch.manual_seed(tc.seed)
         self.model, self.forward = build.network(cfg, self.device, self.world)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=tc.precision == "fp16")
-        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(tc.precision)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
+        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         self.noise = torch.Generator(device=self.device).manual_seed(build.noise_seed(tc.seed, self.world.rank))
         self.dims = 3 * cfg.data.size[0] * cfg.data.size[1]
         self.preview = self.valid_split.images(np.arange(min(PREVIEW_IMAGES, len(self.valid_split))))

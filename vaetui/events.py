@@ -44,7 +44,8 @@ class StartedEvent(Event):
     steps_per_epoch: int
     resumed: bool = False
     threads: int = 1
-    precision: str = "fp32"
+    precision: str = "fp32"  # as resolved: fp32, bf16 or fp16
+    compiled: bool = False
 
 
 @dataclass(frozen=True)

@@ -105,8 +105,9 @@ class History:
         self.status, self.reason, self.error = "running", "", ""
         if self.last is not None:
             self.base_elapsed = self.last.elapsed
-        self._log(f"{'resumed' if e.resumed else 'started'} at step {e.step} on {e.device}, {e.threads} threads, "
-                  f"{e.precision}")
+        from vaetui.console import describe
+
+        self._log(f"{'resumed' if e.resumed else 'started'} at step {e.step} on {e.device}, {describe(e)}")
         for s in list(self.series.values()) + [self.train_epoch]:
             s.trim(e.step + 1)  # a resumed run repeats steps after its checkpoint
 
