@@ -87,26 +87,26 @@ def test_interpolation_endpoints_are_the_reconstructions(runs):
 
 def test_screens_show_the_twins_pixels(runs, tmp_path, monkeypatch):
     monkeypatch.setattr(ProcessStats, "sample", lambda self, gpu=False: Stats(1.0, 1.0))
-    for args, screen_cls, kwargs in [
-        (["sample", "--seed", "4", "--temperature", "0.7"], GenerateScreen, {"seed": 4, "temperature": 0.7}),
-        (["reconstruct", "--split", "test"], ReconstructScreen, {}),
+    for screen_cls, kwargs, size in [
+        (GenerateScreen, {"seed": 4, "temperature": 0.7}, (100, 30)),
+        (ReconstructScreen, {}, (100, 30)),
+        (ReconstructScreen, {}, (200, 60)),  # a larger window: more bands, the same twin
     ]:
-        out_file = tmp_path / f"{screen_cls.__name__}.png"
-        cmd = [args[0], "tiny", *args[1:], "--runs-dir", str(runs), "--out", str(out_file)]
-        assert cli(*cmd).returncode == 0
-
         async def scenario():
             app = make_app(runs_dir=runs, include_demo=False)
-            async with app.run_test(size=(100, 30)) as pilot:
+            async with app.run_test(size=size) as pilot:
                 screen = screen_cls("tiny", **kwargs)
                 app.push_screen(screen)
                 deadline = time.monotonic() + 60
                 while screen.figure is None and time.monotonic() < deadline:
                     await pilot.pause(0.05)
-                return screen.figure.image
+                return screen.figure.image, screen.headless()
 
-        shown = asyncio.run(scenario())
-        assert np.array_equal(np.asarray(shown.convert("RGB")), pixels(out_file)), screen_cls.__name__
+        shown, twin = asyncio.run(scenario())
+        out_file = tmp_path / f"{screen_cls.__name__}-{size[0]}.png"
+        twin = twin[: twin.index("--out")] + ["--out", str(out_file), "--runs-dir", str(runs)]
+        assert cli(*twin).returncode == 0
+        assert np.array_equal(np.asarray(shown.convert("RGB")), pixels(out_file)), (screen_cls.__name__, twin)
 
 
 def test_explore_screens_by_keyboard(runs, monkeypatch):
@@ -126,7 +126,7 @@ def test_explore_screens_by_keyboard(runs, monkeypatch):
             assert isinstance(gen, GenerateScreen)
             await settle(gen)
             before = np.asarray(gen.figure.image)
-            await pilot.press("r")
+            await pilot.press("space")
             await pilot.pause(0.1)
             await settle(gen)
             assert gen.seed == 1 and not np.array_equal(before, np.asarray(gen.figure.image))
@@ -147,7 +147,7 @@ def test_explore_screens_by_keyboard(runs, monkeypatch):
             await pilot.press("right")
             await pilot.pause(0.1)
             await settle(rec)
-            assert rec.start == 8 and rec.figure.info["indices"][0] == 8
+            assert rec.start == rec.n and rec.figure.info["indices"][0] == rec.n  # one page on: as many as the screen shows
             await pilot.press("c")
             await pilot.pause(0.1)
             await settle(rec)

@@ -208,12 +208,17 @@ def test_snapshot_too_small(snap_compare, snap_runs):
     assert snap_compare(make_app(runs_dir=snap_runs, include_demo=False), terminal_size=(60, 16))
 
 
-def _explore_ready(key: str):
+def _explore_ready(key: str, *then: str):
     async def run_before(pilot) -> None:
         await pilot.press(key)
         deadline = time.monotonic() + 60
         while getattr(pilot.app.screen, "figure", None) is None and time.monotonic() < deadline:
             await pilot.pause(0.05)
+        for k in then:  # keys that recompose the picture (zoom, a selection): wait for the new one
+            shown = pilot.app.screen.shown
+            await pilot.press(k)
+            while pilot.app.screen.shown is shown and time.monotonic() < deadline:
+                await pilot.pause(0.05)
         await pilot.pause(0.2)
 
     return run_before
@@ -223,6 +228,29 @@ def _explore_ready(key: str):
 def test_snapshot_explore_screens_on_the_demo(snap_compare, snap_runs, key):
     app = make_app(runs_dir=snap_runs, include_demo=True)
     assert snap_compare(app, terminal_size=(100, 30), run_before=_explore_ready(key))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+@pytest.mark.parametrize("key", ["g", "i", "r", "d", "z"])
+def test_snapshot_explore_screens_fill_the_window(snap_compare, snap_runs, key, size):
+    app = make_app(runs_dir=snap_runs, include_demo=True)
+    assert snap_compare(app, terminal_size=size, run_before=_explore_ready(key))
+
+
+@pytest.mark.parametrize("key, then", [("g", ["right", "enter"]), ("r", ["down", "enter"])])
+def test_snapshot_zoomed_picture(snap_compare, snap_runs, key, then):
+    app = make_app(runs_dir=snap_runs, include_demo=True)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_explore_ready(key, *then))
+
+
+def test_snapshot_monitor_200x60(snap_compare, snap_runs):
+    app = make_app(runs_dir=snap_runs, include_demo=False, monitor="faces-demo")
+    assert snap_compare(app, terminal_size=(200, 60), press=["_"])
+
+
+def test_snapshot_monitor_zoomed(snap_compare, snap_runs):
+    app = make_app(runs_dir=snap_runs, include_demo=False, monitor="faces-demo")
+    assert snap_compare(app, terminal_size=(80, 24), press=["_", "enter"])
 
 
 def test_runs_list_sort_mark_compare_rename_delete(tmp_path, monkeypatch):

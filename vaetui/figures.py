@@ -11,7 +11,7 @@ from PIL import Image
 from vaetui import explore
 from vaetui.data import open_split
 from vaetui.errors import VaeError
-from vaetui.imaging import frame, grid, stack_rows, to_float
+from vaetui.imaging import frame, grid, stack_rows, to_float, to_uint8
 
 
 @dataclass
@@ -27,11 +27,13 @@ def _split(config, split: str):
     return open_split(config.data, split)
 
 
-def reconstructions(model, config, split: str = "test", n: int = 8, start: int = 0, compare=None) -> Figure:
+def reconstructions(model, config, split: str = "test", n: int = 8, start: int = 0, compare=None,
+                    cols: int | None = None) -> Figure:
     """Originals over reconstructions for images start..start+n of a split, with each image's loss.
 
     compare=(model, config) of a second run (or a list of them) adds its reconstructions of
     the same images as further rows (the seed's latent 3 vs latent 100); sizes must match.
+    cols: images per band (default all n in one band); each band is originals over reconstructions.
     """
     data = _split(config, split)
     if not 0 <= start < len(data):
@@ -50,7 +52,23 @@ def reconstructions(model, config, split: str = "test", n: int = 8, start: int =
         info.setdefault("compare_losses_all", []).append(losses2.tolist())
     if others:
         info["compare_losses"] = info["compare_losses_all"][0]
-    return Figure(stack_rows(rows), info)
+    cols = max(1, min(cols or len(idx), len(idx)))
+    rows_u8 = [to_uint8(r) for r in rows]  # originals are uint8, reconstructions float: one dtype to stack
+    bands = [torch.cat([r[k : k + cols] for r in rows_u8]) for k in range(0, len(idx), cols)]
+    if len(bands) == 1:
+        return Figure(stack_rows(rows), info)
+    info["cols"] = cols
+    return Figure(grid(torch.cat([_padded(b, len(rows), cols) for b in bands]), ncol=cols), info)
+
+
+def _padded(band: torch.Tensor, kinds: int, cols: int) -> torch.Tensor:
+    """A last band with fewer images, padded with the grid's background so each kind stays in its row."""
+    per = band.shape[0] // kinds
+    if per == cols:
+        return band
+    filler = torch.full((cols - per, *band.shape[1:]), 24, dtype=torch.uint8)
+    parts = [torch.cat([band[k * per : (k + 1) * per], filler]) for k in range(kinds)]
+    return torch.cat(parts)
 
 
 def data_grid(data_config, seed: int = 0, n: int = 32, cols: int = 8, split: str = "train") -> Figure:
@@ -168,6 +186,37 @@ def traversal(model, config, base: torch.Tensor, dim: int, sigmas=(-3, -2, -1, 0
                   frames=[frame(img) for img in images])
 
 
+@torch.no_grad()
+def traversals(model, config, base: torch.Tensor, rows: list[tuple[int, float]], sigmas=(-3, -2, -1, 0, 1, 2, 3)) -> Figure:
+    """Traversals of several dimensions, one row each: (dim, spread) per row (the first is the selected one)."""
+    zs = []
+    for dim, spread in rows:
+        z = base.repeat(len(sigmas), 1)
+        z[:, dim] = base[dim] + torch.tensor(sigmas, dtype=z.dtype) * spread
+        zs.append(z)
+    images = model.decode(torch.cat(zs).to(next(model.parameters()).device)).cpu()
+    return Figure(grid(images, ncol=len(sigmas)), {"dims": [d for d, _ in rows], "sigmas": list(sigmas)},
+                  frames=[frame(img) for img in images])
+
+
+def zoom(image: Image.Image, index: int, cols: int, tile_w: int, tile_h: int, padding: int = 2) -> Image.Image:
+    """Tile number `index` of a grid picture (row-major, `cols` a row), cut out."""
+    r, c = divmod(index, cols)
+    x, y = padding + c * (tile_w + padding), padding + r * (tile_h + padding)
+    return image.crop((x, y, x + tile_w, y + tile_h))
+
+
+def zoom_column(image: Image.Image, index: int, cols: int, kinds: int, tile_w: int, tile_h: int,
+                padding: int = 2) -> Image.Image:
+    """Image `index` of a banded grid (each band `kinds` rows: original, reconstruction, …), its tiles side by side."""
+    band, c = divmod(index, cols)
+    tiles = [zoom(image, (band * kinds + k) * cols + c, cols, tile_w, tile_h, padding) for k in range(kinds)]
+    out = Image.new("RGB", (kinds * tile_w + (kinds - 1) * padding, tile_h), (24, 24, 24))
+    for k, t in enumerate(tiles):
+        out.paste(t, (k * (tile_w + padding), 0))
+    return out
+
+
 def attribute_vector(mu: torch.Tensor, names: list[str], attrs: np.ndarray, attribute: str) -> torch.Tensor:
     """mean μ of images with the attribute minus mean μ of those without ("more Smiling")."""
     if attribute not in names:
@@ -209,11 +258,23 @@ def scatter(mu: torch.Tensor, names: list[str], attrs: np.ndarray, attribute: st
 
 
 # ---------------------------------------------------------------------------- what the screens add around a figure
-def interpolation_view(fig: Figure, frame_index: int) -> Image.Image:
-    """The interpolate screen's picture: one frame large above the whole strip."""
+def interpolation_view(fig: Figure, frame_index: int, box: tuple[int, int] | None = None) -> Image.Image:
+    """The interpolate screen's picture: one frame large above the whole strip.
+
+    In a box of (cols, rows) cells the large frame gets the largest whole factor that does not
+    shrink the strip below the size it has beside a frame of factor 1; without a box it is three
+    strips tall.
+    """
+    from vaetui.layout import fitted_scale
+
     frames, strip = fig.frames, fig.image
     big = frames[max(0, min(frame_index, len(frames) - 1))]
     scale = max(1, strip.height * 3 // big.height)
+    if box is not None and box[0] > 0 and box[1] > 0:
+        def fit(s: int) -> float:  # the whole picture's factor on screen with a large frame of factor s
+            return fitted_scale(max(strip.width, big.width * s), big.height * s + 4 + strip.height, *box)
+
+        scale = max(s for s in range(1, 33) if fit(s) >= fit(1) - 1e-9)
     big = big.resize((big.width * scale, big.height * scale), Image.Resampling.NEAREST)
     out = Image.new("RGB", (max(strip.width, big.width), big.height + 4 + strip.height), (24, 24, 24))
     out.paste(big, ((out.width - big.width) // 2, 0))
@@ -221,19 +282,29 @@ def interpolation_view(fig: Figure, frame_index: int) -> Image.Image:
     return out
 
 
-def data_view(grid_fig: Figure, blend_fig: Figure | None, selected: int, picked: list[int], cols: int) -> Image.Image:
-    """The data screen's picture: the grid with the selected (yellow) and picked (blue) images framed, the blend below."""
+SELECTED, PICKED = (255, 200, 0), (80, 160, 255)
+
+
+def framed(image: Image.Image, n: int, cols: int, tile: tuple[int, int], marks: list[tuple[int, tuple]]) -> Image.Image:
+    """A grid picture with some tiles framed in a colour: [(index, (r, g, b)), ...]."""
     from PIL import ImageDraw
 
-    img = grid_fig.image.copy()
-    n = len(grid_fig.info["indices"])
-    tile = (img.width - 2) / cols
+    img = image.copy()
+    th, tw = tile
     draw = ImageDraw.Draw(img)
-    for k, colour in [(p, (80, 160, 255)) for p in picked] + [(selected, (255, 200, 0))]:
-        if k < n:
+    for k, colour in marks:
+        if 0 <= k < n:
             r, c = divmod(k, cols)
-            x0, y0 = round(c * tile), round(r * tile)
-            draw.rectangle([x0, y0, x0 + round(tile) + 1, y0 + round(tile) + 1], outline=colour, width=2)
+            x0, y0 = c * (tw + 2), r * (th + 2)
+            draw.rectangle([x0, y0, x0 + tw + 3, y0 + th + 3], outline=colour, width=2)
+    return img
+
+
+def data_view(grid_fig: Figure, blend_fig: Figure | None, selected: int, picked: list[int], cols: int,
+              tile: tuple[int, int] = (64, 64)) -> Image.Image:
+    """The data screen's picture: the grid with the selected (yellow) and picked (blue) images framed, the blend below."""
+    n = len(grid_fig.info["indices"])
+    img = framed(grid_fig.image, n, cols, tile, [(p, PICKED) for p in picked] + [(selected, SELECTED)])
     if blend_fig is None:
         return img
     strip = blend_fig.image

@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command is None:
             return runs.run_tui(runs_dir=args.tui_runs_dir, threads=args.tui_threads, device=args.tui_device,
-                                image=args.tui_image)
+                                image=args.tui_image, colors=args.tui_colors)
         return args.func(args)
     except VaeError as exc:
         print(f"vaetui: error: {exc}", file=sys.stderr)

@@ -34,7 +34,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     if args.compare:
         _, other_model, other_cfg, _ = load(args, args.compare)
         compare = (other_model, other_cfg)
-    fig = reconstructions(model, config, args.split, args.n, args.start, compare)
+    fig = reconstructions(model, config, args.split, args.n, args.start, compare, cols=args.cols)
     out = save_image(fig.image, args.out)
     losses = ", ".join(f"{v:.1f}" for v in fig.info["losses"])
     print(f"wrote {out}: {run.name} ({path.name}), {args.split} images {fig.info['indices'][0]}-"
@@ -92,6 +92,8 @@ def register(sub) -> None:
     p.add_argument("--n", type=int_in(1, MAX_RECON), default=8, help="images (default: %(default)s)")
     p.add_argument("--start", type=int_in(0), default=0, help="first image of the split")
     p.add_argument("--compare", metavar="RUN2", help="add RUN2's reconstructions of the same images (same image size)")
+    p.add_argument("--cols", type=int_in(1, 64), default=None,
+                   help="images a band (originals over reconstructions); default: all in one band")
     p.set_defaults(func=cmd_reconstruct)
 
     p = sub.add_parser("sample", help="write faces generated from z ~ N(0, I)")

@@ -6,12 +6,14 @@ This is the one CLI module that starts Textual, and only inside run_tui().
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from vaetui.cli.args import add_runs_dir, int_in
 from vaetui.errors import VaeError
 
 IMAGE_CHOICES = ("auto", "halfcell", "sixel", "kitty", "unicode", "none")
+COLOR_CHOICES = ("auto", "truecolor", "256")
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -46,7 +48,27 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_tui(runs_dir=None, threads=None, device="auto", image="halfcell", monitor=None) -> int:
+def tmux_passthrough() -> bool:
+    """Inside tmux, does it pass graphics escape sequences through to the terminal (allow-passthrough on)?"""
+    import subprocess
+
+    try:
+        out = subprocess.run(["tmux", "show-options", "-gv", "allow-passthrough"], capture_output=True, text=True,
+                             timeout=2)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.stdout.strip() in ("on", "all")
+
+
+def choose_renderer(image: str) -> str:
+    """The picture renderer to use: 'auto' never probes inside tmux without passthrough (tmux answers, not the
+    terminal behind it, and the pictures would not get through), and falls back to half blocks there."""
+    if image == "auto" and os.environ.get("TMUX") and not tmux_passthrough():
+        return "halfcell"
+    return image
+
+
+def run_tui(runs_dir=None, threads=None, device="auto", image="halfcell", monitor=None, colors="auto") -> int:
     """Open the terminal app (needs a terminal)."""
     from vaetui.runs import RunStore
 
@@ -61,14 +83,16 @@ def run_tui(runs_dir=None, threads=None, device="auto", image="halfcell", monito
     from vaetui.ui.app import make_app
     from vaetui.ui.widgets.picture import picture_class
 
+    image = choose_renderer(image)
     if image not in ("halfcell", "none"):
         picture_class(image)  # textual-image probes the terminal when imported: before the app starts
-    return make_app(runs_dir=runs_dir, threads=threads, device=device, image=image, monitor=monitor).run() or 0
+    return make_app(runs_dir=runs_dir, threads=threads, device=device, image=image, monitor=monitor,
+                    colors=colors).run() or 0
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
     """The monitor screen for a run trained elsewhere (follows its metrics.jsonl)."""
-    return run_tui(runs_dir=args.runs_dir, image=args.image, monitor=args.run)
+    return run_tui(runs_dir=args.runs_dir, image=args.image, monitor=args.run, colors=args.colors)
 
 
 def add_tui_args(parser: argparse.ArgumentParser) -> None:
@@ -79,6 +103,9 @@ def add_tui_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", dest="tui_device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--image", dest="tui_image", default="halfcell", choices=IMAGE_CHOICES,
                         help="how to draw images (default: halfcell, works over SSH and in tmux)")
+    parser.add_argument("--colors", dest="tui_colors", default="auto", choices=COLOR_CHOICES,
+                        help="picture colours: truecolor, or the 256-colour palette (about half the bytes); "
+                             "auto: truecolor when $COLORTERM says so")
 
 
 def register(sub) -> None:
@@ -86,6 +113,7 @@ def register(sub) -> None:
     p.add_argument("run", metavar="RUN")
     add_runs_dir(p)
     p.add_argument("--image", default="halfcell", choices=IMAGE_CHOICES)
+    p.add_argument("--colors", default="auto", choices=COLOR_CHOICES, help="picture colours (see vaetui --help)")
     p.set_defaults(func=cmd_monitor)
 
     p = sub.add_parser("runs", help="list runs: status, settings, best validation loss")

@@ -42,8 +42,11 @@ class VaeApp(App[int]):
 
     def __init__(self, runs_dir: str | Path | None = None, threads: int | None = None, device: str = "auto",
                  image: str = "halfcell", include_demo: bool = True, start: str = "runs",
-                 monitor: str | None = None):
+                 monitor: str | None = None, colors: str = "auto"):
         super().__init__()
+        from vaetui.ui.widgets.picture import HalfBlockImage, color_mode
+
+        HalfBlockImage.colors = color_mode(colors)
         self.store = RunStore(runs_dir, include_demo=include_demo)
         self.threads = threads
         self.device = device
@@ -153,7 +156,7 @@ class VaeApp(App[int]):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, (Help, TooSmall)):
-            self.push_screen(Help())
+            self.push_screen(Help(self.screen))
 
     # ------------------------------------------------------------------ runs on screen: one flow
     def open_run(self, name: str) -> None:
@@ -280,7 +283,7 @@ class VaeApp(App[int]):
 
 def make_app(runs_dir: str | Path | None = None, threads: int | None = None, device: str = "auto",
              image: str = "halfcell", include_demo: bool = True, start: str = "runs",
-             monitor: str | None = None) -> VaeApp:
-    """The app, built the same way for the command line and for tests."""
+             monitor: str | None = None, colors: str = "truecolor") -> VaeApp:
+    """The app, built the same way for the command line and for tests (pictures in truecolor unless told)."""
     return VaeApp(runs_dir=runs_dir, threads=threads, device=device, image=image, include_demo=include_demo,
-                  start=start, monitor=monitor)
+                  start=start, monitor=monitor, colors=colors)

@@ -56,36 +56,72 @@ class Ask(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-HELP = """\
-[b]vaetui[/] — train and explore variational autoencoders
-[b]Anywhere[/]
-  [b]t[/] train: the monitor (or a new run)   [b]u[/] runs   [b]n[/] new run
-  [b]g[/] generate [b]i[/] interpolate [b]r[/] reconstruct [b]z[/] latent [b]d[/] data (highlighted run)
-  [b]?[/] this help   [b]q[/] quit (asks first while training)
-[b]Monitor[/]
-  [b]p[/] pause / resume    [b]s[/] stop (saves a checkpoint)
-  [b]c[/] checkpoint now    [b]f[/] full chart (1-4 series, l log y)
-  [b]←/→ home/end[/] step through the image snapshots
-[b]Runs[/]  [b]enter[/] monitor [b]c[/] continue [b]o[/] sort [b]m[/] rename [b]x[/] delete
-  [b]space[/] mark runs, [b]v[/] compare them (curves, numbers, reconstructions)
-[b]Explore[/] [b]s[/] save PNG · generate: [b]r[/] re-roll [b][ ][/] seed [b]- +[/] temperature
-  interpolate: [b]←/→[/] frames [b]m[/] lerp/slerp [b]x[/] extrapolate [b]a[/] GIF
-  reconstruct: [b]←/→[/] pages [b]v[/] valid/test [b]c[/] checkpoints [b]2[/] compare a run
-  data: [b]arrows[/] select [b]space[/] pick two to blend [b]r[/] re-roll
-  latent: [b]↑/↓[/] dimension [b][ ][/] image [b]a[/] attribute [b]- +[/] amount [b]p[/] scatter
-[b]New run[/]  tab between fields; [b]ctrl+s[/] or Start to begin
-Headless: vaetui train runs monitor sample reconstruct interpolate eval plot
-[dim]escape or ? closes this help[/]"""
+GLOBAL_KEYS = ("t", "u", "g", "i", "r", "d", "z", "n", "question_mark", "q")  # navigation: no screen reuses them
+
+
+def _keys(binding) -> list[str]:
+    return [k.strip() for k in binding.key.split(",")]
+
+
+def bindings_of(screen) -> list:
+    """A screen's own bindings, base classes' too (what its keys do there), in declaration order."""
+    seen, out = set(), []
+    for cls in type(screen).__mro__:
+        if cls.__module__.startswith("textual."):  # Textual's own (focus, copy) are not this screen's keys
+            break
+        for binding in cls.__dict__.get("BINDINGS", []):
+            if binding.action not in seen:
+                seen.add(binding.action)
+                out.append(binding)
+    return out
+
+
+def help_text(app, screen) -> str:
+    """The help for the screen it is opened over: exactly its keys, then the keys that work anywhere."""
+    def rows(bindings) -> list[str]:
+        cells = []
+        for b in bindings:
+            key = "/".join(app.get_key_display(type(b)(k, b.action, b.description)) for k in _keys(b))
+            cells.append(f"[b]{key}[/] {b.description}")
+        return cells
+
+    here = rows([b for b in bindings_of(screen) if b.description])
+    anywhere = rows([b for b in app.BINDINGS if b.show or b.key == "n"])
+    try:
+        name = screen.sub_title or ""
+    except Exception:  # a screen not mounted yet
+        name = ""
+    name = (name or type(screen).__name__.removesuffix("Screen").lower()).split(" · ")[0]
+    lines = [f"[b]vaetui[/] — keys here ([b]{name}[/]), then anywhere"]
+    for group in (here, anywhere):
+        width = max((len(_plain(c)) for c in group), default=0) + 2
+        per_row = max(1, 74 // max(width, 1))
+        for i in range(0, len(group), per_row):
+            lines.append("  " + "".join(c + " " * (width - len(_plain(c))) for c in group[i : i + per_row]).rstrip())
+        lines.append("")
+    lines.append("Each screen has a headless twin on the command line: vaetui --help")
+    lines.append("[dim]escape or ? closes this help[/]")
+    return "\n".join(lines)
+
+
+def _plain(markup: str) -> str:
+    from rich.text import Text
+
+    return Text.from_markup(markup).plain
 
 
 class Help(ModalScreen[None]):
-    """The keys, on one screen that fits 80x24."""
+    """The keys of the screen below (from its bindings, so always exact) and the global ones; fits 80x24."""
 
     BINDINGS = [Binding("escape,question_mark,q", "dismiss_help", "close")]
 
+    def __init__(self, below=None):
+        super().__init__()
+        self.below = below
+
     def compose(self) -> ComposeResult:
         with Vertical(id="help"):
-            yield Static(HELP)
+            yield Static(help_text(self.app, self.below or self.app.screen))
 
     def action_dismiss_help(self) -> None:
         self.dismiss(None)

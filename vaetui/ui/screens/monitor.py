@@ -16,14 +16,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Header, Sparkline, Static
+from textual.widgets import Header, Static
 from textual.worker import get_current_worker
 
 from vaetui.console import format_duration
 from vaetui.history import SERIES, SERIES_LABELS
 from vaetui.ui.feeds import RunView, load_picture
 from vaetui.ui.screens.dialogs import ChartScreen, Confirm
+from vaetui.layout import columns_that_fit
 from vaetui.ui.widgets.picture import fit_picture, picture_class
+from vaetui.ui.widgets.spark import Spark
 from vaetui.ui.widgets.text import EventLog, Quiet, TextBar
 from vaetui.ui.widgets.keybar import KeyBar
 
@@ -32,6 +34,7 @@ REDRAW_EVERY_S = 1.0  # what a person reads at a glance; each redraw costs bytes
 PICTURE_EVERY_S = 12.0  # a new picture is the most expensive redraw: at most this often while following
 QUIET_AFTER_S = 60.0  # a followed run that wrote nothing for this long is marked quiet
 SHORT_LABELS = {"loss": "total", "recon": "recon", "kl": "KL", "valid": "valid"}
+SPARK_COLOURS = {"loss": "dodger_blue2", "recon": "dodger_blue2", "kl": "dodger_blue2", "valid": "magenta"}
 PREVIEW_COLUMNS = 8  # the engine's preview batch: images per row of a snapshot
 STATUS_STYLE = {"running": "green", "paused": "yellow", "finished": "cyan", "stopped": "yellow", "failed": "red",
                 "interrupted": "yellow", "new": "dim"}
@@ -64,6 +67,7 @@ class MonitorScreen(Screen[None]):
         Binding("s", "stop", "stop"),
         Binding("c", "checkpoint", "checkpoint"),
         Binding("f", "chart", "chart"),
+        Binding("enter", "zoom", "zoom picture"),
         Binding("left", "scrub(-1)", "older", show=False),
         Binding("right", "scrub(1)", "newer", show=False),
         Binding("home", "scrub_to(0)", "first", show=False),
@@ -95,7 +99,7 @@ class MonitorScreen(Screen[None]):
                 for key in SERIES:
                     with Horizontal(classes="sparkrow"):
                         yield Quiet(SERIES_LABELS[key], classes="sparklabel", id=f"label-{key}")
-                        yield Sparkline([], id=f"spark-{key}", classes="spark")
+                        yield Spark(SPARK_COLOURS[key], id=f"spark-{key}", classes="spark")
                 yield Quiet("", id="numbers")
                 yield Quiet("", id="system")
             with Vertical(id="right"):
@@ -137,10 +141,7 @@ class MonitorScreen(Screen[None]):
         self.query_one("#epochbar", TextBar).set(last.epoch_step if last else 0, max(h.steps_per_epoch, 1))
         self.query_one("#runbar", TextBar).set(last.step if last else 0, h.total_steps)
         for key in SERIES:
-            spark = self.query_one(f"#spark-{key}", Sparkline)
-            data = h.series[key].tail(SPARK_POINTS)
-            if data != spark.data:
-                spark.data = data
+            self.query_one(f"#spark-{key}", Spark).set(h.series[key].tail(SPARK_POINTS))
             value = h.series[key].last
             shown = "-" if value is None else f"{value:.1f}"
             self.query_one(f"#label-{key}", Quiet).set(f"{SHORT_LABELS[key]:<6}[b]{shown:>9}[/]")
@@ -223,7 +224,8 @@ class MonitorScreen(Screen[None]):
         if cols_avail < 4 or rows_avail < 2:
             return
         tile = (picture.width - 2) / PREVIEW_COLUMNS
-        keep = max(2, min(PREVIEW_COLUMNS, int(cols_avail // 14)))  # at least ~12 cells per face
+        # The height sets the scale: show as many of the 8 columns of faces as then fit the width.
+        keep = columns_that_fit(tile, 3, 2, cols_avail, rows_avail, PREVIEW_COLUMNS)
         picture = picture.crop((0, 0, round(2 + keep * tile), picture.height))
         fit_picture(self.query_one("#picture"), picture, cols_avail, rows_avail)
 
@@ -281,6 +283,15 @@ class MonitorScreen(Screen[None]):
         if control := self._control():
             control.checkpoint()
             self.notify("checkpoint requested")
+
+    def action_zoom(self) -> None:
+        """The picture alone over the whole body (enter again: back to the numbers)."""
+        self.toggle_class("-zoom")
+        self.call_after_refresh(self._refit)
+
+    def _refit(self) -> None:
+        if self._shown_picture is not None:
+            self._fit_picture()
 
     def action_chart(self) -> None:
         self.app.push_screen(ChartScreen(self.view.history))

@@ -7,13 +7,18 @@ SSH delays the first frame; half blocks need no probe. Everything else uses text
 
 from __future__ import annotations
 
+import os
+
 from PIL import Image as PILImage
 from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
+from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Static
+
+from vaetui.layout import fitted_size
 
 RENDERERS = ("auto", "halfcell", "sixel", "kitty", "unicode", "none")
 
@@ -31,13 +36,52 @@ def _guarded(base):
     return Guarded
 
 
+COLOR_MODES = ("auto", "truecolor", "256")
+BYTES_PER_TICK = 2500  # a new picture's changed cells go out at most ~10 KB a second: no burst over SSH
+TICK_S = 0.25
+
+
+def color_mode(choice: str = "auto") -> str:
+    """truecolor where the terminal says it has it ($COLORTERM), else the 256-colour palette."""
+    if choice != "auto":
+        return choice
+    return "truecolor" if os.environ.get("COLORTERM", "").lower() in ("truecolor", "24bit") else "256"
+
+
+def _xterm256(rgb):
+    """Nearest xterm-256 palette index of each colour (the 6x6x6 cube or the 24 greys), vectorised."""
+    import numpy as np
+
+    levels = np.array([0, 95, 135, 175, 215, 255])
+    idx = np.abs(rgb[..., None].astype(np.int16) - levels).argmin(-1)  # per channel, nearest cube level
+    cube = 16 + 36 * idx[..., 0] + 6 * idx[..., 1] + idx[..., 2]
+    cube_rgb = levels[idx]
+    grey_level = np.clip(np.round((rgb.mean(-1) - 8) / 10), 0, 23).astype(np.int16)
+    grey_rgb = (8 + 10 * grey_level)[..., None]
+    d_cube = ((cube_rgb - rgb.astype(np.int16)) ** 2).sum(-1)
+    d_grey = ((grey_rgb - rgb.astype(np.int16)) ** 2).sum(-1)
+    return np.where(d_grey < d_cube, 232 + grey_level, cube).astype(np.int16)
+
+
 class HalfBlockImage(Widget):
-    """A picture drawn with '▀' cells: the top pixel in the foreground colour, the bottom one in the background."""
+    """A picture drawn with '▀' cells: the top pixel in the foreground colour, the bottom one in the background.
+
+    What goes over the wire is kept small: a new picture of the same size sends only the
+    cells that changed, a few rows per tick (at most BYTES_PER_TICK), with colours
+    rounded to 6 bits a channel (or the 256-colour palette) so that nearly equal pixels
+    compare equal.
+    """
+
+    colors = "truecolor"  # set by the app (--colors)
 
     def __init__(self, image: PILImage.Image | None = None, **kwargs):
         super().__init__(**kwargs)
         self._image = image
-        self._strips: list[Strip] = []
+        self._shown = None  # (rows, cols, 2) colour codes on screen (numpy, loaded with the first picture)
+        self._target = None  # what the newest picture needs
+        self._pending: list[int] = []  # rows still to send
+        self._timer = None
+        self._styles: dict[tuple[int, int], Style] = {}
         self._key = None
 
     @property
@@ -48,47 +92,95 @@ class HalfBlockImage(Widget):
     def image(self, value: PILImage.Image | None) -> None:
         self._image = value
         self._key = None
-        self.refresh()
+        self._update_cells()
 
-    def _build(self, width: int, height: int) -> None:
-        if self._key == (width, height, id(self._image)):
-            return
-        self._key = (width, height, id(self._image))
+    def on_resize(self) -> None:
+        self._key = None
+        self._shown = None  # a new size: everything is new
+        self._update_cells()
+
+    def _codes(self, width: int, height: int):
+        """(rows, cols, 2) integer colour codes of the picture at this size (top, bottom pixel of each cell)."""
+        import numpy as np
+
         img = self._image.convert("RGB").resize((width, height * 2), PILImage.Resampling.BOX)
-        px = img.load()
-        strips = []
-        for row in range(height):
-            segments = []
-            for col in range(width):
-                top, bottom = px[col, 2 * row], px[col, 2 * row + 1]
-                if top == bottom:  # one colour: a space with a background is fewer bytes
-                    segments.append(Segment(" ", Style(bgcolor=Color.from_rgb(*bottom))))
-                else:
-                    segments.append(Segment("▀", Style(color=Color.from_rgb(*top), bgcolor=Color.from_rgb(*bottom))))
-            strips.append(Strip(Segment.simplify(segments), width))
-        self._strips = strips
+        px = np.asarray(img, dtype=np.uint8).reshape(height, 2, width, 3).transpose(0, 2, 1, 3)
+        if self.colors == "256":
+            return _xterm256(px)
+        q = (px.astype(np.int32) + 2) >> 2 << 2  # 6 bits a channel: the eye does not tell ±2
+        q = np.minimum(q, 255)
+        return (q[..., 0] << 16) | (q[..., 1] << 8) | q[..., 2]
 
-    def render_line(self, y: int) -> Strip:
+    def _update_cells(self) -> None:
         width, height = self.size.width, self.size.height
         if self._image is None or width <= 0 or height <= 0:
+            self._target = None
+            return
+        key = (width, height, id(self._image), self.colors)
+        if key == self._key:
+            return
+        self._key = key
+        self._target = self._codes(width, height)
+        if self._shown is None or self._shown.shape != self._target.shape:
+            self._shown = self._target.copy()
+            self._pending = []
+            self.refresh()
+            return
+        changed = (self._shown != self._target).any(axis=(1, 2))
+        self._pending = [int(r) for r in changed.nonzero()[0]]
+        if self._pending and self._timer is None:
+            self._send()
+            if self._pending:
+                self._timer = self.set_interval(TICK_S, self._send)
+
+    def _send(self) -> None:
+        """Copy the next changed rows onto the screen, within the byte budget of a tick."""
+        budget = BYTES_PER_TICK
+        per_cell = 10 if self.colors == "256" else 19
+        while self._pending and budget > 0:
+            row = self._pending.pop(0)
+            diff = (self._shown[row] != self._target[row]).any(axis=1).nonzero()[0]
+            if not len(diff):
+                continue
+            x0, x1 = int(diff[0]), int(diff[-1]) + 1
+            self._shown[row, x0:x1] = self._target[row, x0:x1]
+            self.refresh(Region(x0, row, x1 - x0, 1))
+            budget -= (x1 - x0) * per_cell
+        if not self._pending and self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+
+    def _style(self, top: int, bottom: int) -> Style:
+        style = self._styles.get((top, bottom))
+        if style is None:
+            make = Color.from_ansi if self.colors == "256" else (lambda c: Color.from_rgb(c >> 16, (c >> 8) & 255, c & 255))
+            style = Style(bgcolor=make(bottom)) if top == bottom else Style(color=make(top), bgcolor=make(bottom))
+            if len(self._styles) > 65536:
+                self._styles.clear()
+            self._styles[(top, bottom)] = style
+        return style
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if self._shown is None or y >= self._shown.shape[0] or self._shown.shape[1] != width:
             return Strip.blank(max(width, 0))
-        self._build(width, height)
-        return self._strips[y] if y < len(self._strips) else Strip.blank(width)
+        row = self._shown[y]
+        segments = []
+        for top, bottom in row.tolist():
+            # one colour: a space with a background is fewer bytes than a half block
+            segments.append(Segment(" " if top == bottom else "▀", self._style(top, bottom)))
+        return Strip(Segment.simplify(segments), width)
 
 
 def fit_picture(widget: Widget, image: PILImage.Image | None, box_cols: int, box_rows: int) -> None:
-    """Show image in widget as large as fits in box_cols x box_rows cells at its own aspect ratio.
+    """Show image in widget as large as fits in box_cols x box_rows cells (see fitted_size).
 
-    Half blocks: one cell is 1x2 pixels. The widget is resized only when its size changes,
-    because a resize is a relayout (a full repaint, bytes over SSH).
+    The widget is resized only when its size changes, because a resize is a relayout (a
+    full repaint, bytes over SSH).
     """
     if image is None or box_cols < 4 or box_rows < 2:
         return
-    aspect = image.width / image.height
-    cols, rows = box_cols, round(box_cols / aspect / 2)
-    if rows > box_rows:
-        rows, cols = box_rows, round(box_rows * 2 * aspect)
-    size = (max(cols, 1), max(rows, 1))
+    size = fitted_size(image.width, image.height, box_cols, box_rows)
     if getattr(widget, "_fitted_size", None) != size:
         widget._fitted_size = size
         widget.styles.width, widget.styles.height = size

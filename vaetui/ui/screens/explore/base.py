@@ -48,7 +48,7 @@ class ModelCache:
 class ExploreScreen(Screen[None]):
     """Base of the explore screens; subclasses give compute() and, when they draw around it, view()."""
 
-    BINDINGS = [Binding("s", "save", "save PNG")]
+    BINDINGS = [Binding("s", "save", "save PNG"), Binding("enter", "zoom", "zoom")]
     name_ = "explore"
     needs_model = True
 
@@ -59,6 +59,9 @@ class ExploreScreen(Screen[None]):
         self.figure = None
         self.shown = None  # the picture on screen (figure plus what view() adds)
         self.checkpoint_path: Path | None = None
+        self.fitted = None  # the layout the figure was computed for (see layout_for)
+        self.zoomed = False
+        self.image_size = (64, 64)  # the run's, read at mount
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -70,13 +73,48 @@ class ExploreScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.title, self.sub_title = "vaetui", f"{self.name_} · {self.run_name}"
-        self.request()
+        try:
+            self.image_size = self.app.store.open(self.run_name).config().data.size
+        except VaeError:
+            pass
+        self.call_after_refresh(self.request)  # after the layout: the picture area's size is known
 
     def on_resize(self) -> None:
-        self._show()
+        if self.figure is not None and self.layout_for(*self.box()) != self.fitted:
+            self.request()  # more (or less) room: a figure laid out for it
+        else:
+            self._show()
+
+    def box(self) -> tuple[int, int]:
+        """The picture area in cells."""
+        body = self.query_one("#ex-body")
+        return body.size.width, body.size.height
+
+    def layout_for(self, cols: int, rows: int):
+        """How a screen lays out its figure for a picture area of this size (None: it does not adapt)."""
+        return None
+
+    def zoom_view(self, figure):
+        """The one image `enter` zooms to the whole area (None: nothing to zoom here)."""
+        return None
+
+    def action_zoom(self) -> None:
+        self.zoomed = not self.zoomed
+        if self.zoomed and self.figure is not None and self.zoom_view(self.figure) is None:
+            self.zoomed = False
+            self.notify("nothing to zoom on this screen", severity="warning")
+            return
+        self.redraw()
 
     def title_text(self) -> str:
         return ""
+
+    def headless(self) -> list[str] | None:
+        """The `vaetui` arguments that write this screen's picture to a file (None: no twin yet)."""
+        return None
+
+    def checkpoint_flag(self) -> list[str]:
+        return ["--checkpoint", self.checkpoint] if self.checkpoint else []
 
     def info_text(self) -> str:
         return ""
@@ -90,6 +128,7 @@ class ExploreScreen(Screen[None]):
 
     def request(self) -> None:
         """Recompute the figure for the current settings (cancels a computation in flight)."""
+        self.fitted = self.layout_for(*self.box())
         self.query_one("#ex-title", Quiet).set(self.title_text() + "  [dim]computing…[/]")
         self._compute(full=True)
 
@@ -109,7 +148,7 @@ class ExploreScreen(Screen[None]):
             else:
                 run = self.app.store.open(self.run_name)
                 figure, path = self.compute(None, run.config()), run.config_path
-            picture = self.view(figure)
+            picture = (self.zoom_view(figure) if self.zoomed else None) or self.view(figure)
         except Exception as exc:  # any failure is shown, and "computing…" cleared: the screen never hangs
             message = str(exc) if isinstance(exc, VaeError) else f"{type(exc).__name__}: {exc}"
             if not get_current_worker().is_cancelled:

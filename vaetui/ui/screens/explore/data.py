@@ -15,7 +15,7 @@ class DataScreen(ExploreScreen):
     name_ = "data"
     needs_model = False
     BINDINGS = [
-        Binding("r", "reroll", "re-roll"),
+        Binding("e", "reroll", "new examples"),
         Binding("left", "move(-1)", "←", show=False), Binding("right", "move(1)", "→", show=False),
         Binding("up", "move(-8)", "↑", show=False), Binding("down", "move(8)", "↓", show=False),
         Binding("space", "pick", "pick for blend"),
@@ -43,7 +43,13 @@ class DataScreen(ExploreScreen):
     def view(self, figure):
         from vaetui.figures import data_view
 
-        return data_view(figure, figure.info.get("blend"), self.selected, list(self.picked), self.COLS)
+        return data_view(figure, figure.info.get("blend"), self.selected, list(self.picked), self.COLS, self.image_size)
+
+    def zoom_view(self, figure):
+        from vaetui.figures import zoom
+
+        h, w = self.image_size
+        return zoom(figure.image, self.selected, self.COLS, w, h)
 
     @property
     def blend(self):

@@ -8,11 +8,13 @@ from vaetui.ui.screens.explore.base import ExploreScreen
 
 
 class GenerateScreen(ExploreScreen):
-    """Faces from z ~ N(0, T² I): r re-rolls, [ ] step the seed, - + the temperature."""
+    """Faces from z ~ N(0, T² I): space draws new ones, [ ] step the seed, - + the temperature."""
 
     name_ = "generate"
     BINDINGS = [
-        Binding("r", "reroll", "re-roll"),
+        Binding("space", "reroll", "new faces"),
+        Binding("left", "move(-1)", "←", show=False), Binding("right", "move(1)", "→", show=False),
+        Binding("up", "move_rows(-1)", "↑", show=False), Binding("down", "move_rows(1)", "↓", show=False),
         Binding("left_square_bracket", "seed(-1)", "seed-"), Binding("right_square_bracket", "seed(1)", "seed+"),
         Binding("minus", "temperature(-0.1)", "T-"), Binding("plus,equals_sign", "temperature(0.1)", "T+"),
     ]
@@ -20,18 +22,47 @@ class GenerateScreen(ExploreScreen):
     def __init__(self, run_name: str, checkpoint: str | None = None, seed: int = 0, temperature: float = 1.0, n: int = 32):
         super().__init__(run_name, checkpoint)
         self.seed, self.temperature, self.n = seed, temperature, n
+        self.selected = 0
 
     def title_text(self) -> str:
         return f"[b]{self.n} faces from z ~ N(0, T²I)[/]  seed {self.seed}  T {self.temperature:.1f}"
 
+    def layout_for(self, cols: int, rows: int) -> int:
+        from vaetui.layout import best_columns
+
+        return best_columns(self.n, self.image_size, cols, rows, lo=4) if cols > 0 and rows > 0 else 8
+
     def compute(self, model, config):
         from vaetui.figures import samples
 
-        return samples(model, self.n, self.seed, self.temperature)
+        return samples(model, self.n, self.seed, self.temperature, self.fitted or 8)
+
+    def view(self, figure):
+        from vaetui.figures import SELECTED, framed
+
+        return framed(figure.image, self.n, self.fitted or 8, self.image_size, [(self.selected, SELECTED)])
+
+    def zoom_view(self, figure):
+        from vaetui.figures import zoom
+
+        h, w = self.image_size
+        return zoom(figure.image, self.selected, self.fitted or 8, w, h)
+
+    def headless(self) -> list[str]:
+        return ["sample", self.run_name, *self.checkpoint_flag(), "--seed", str(self.seed),
+                "--temperature", f"{self.temperature:g}", "--n", str(self.n), "--cols", str(self.fitted or 8),
+                "--out", "samples.png"]
 
     def info_text(self) -> str:
-        return (f"[dim]headless: vaetui sample {self.run_name} --seed {self.seed} --temperature {self.temperature:g} "
-                f"--out samples.png[/]")
+        return f"[dim]face {self.selected + 1}/{self.n} · headless: vaetui {' '.join(self.headless())}[/]"
+
+    def action_move(self, delta: int) -> None:
+        self.selected = max(0, min(self.n - 1, self.selected + delta))
+        self.query_one("#ex-info").set(self.info_text())
+        self.redraw()
+
+    def action_move_rows(self, delta: int) -> None:
+        self.action_move(delta * (self.fitted or 8))
 
     def default_filename(self) -> str:
         return f"samples-{self.run_name}-seed{self.seed}.png"

@@ -17,7 +17,7 @@ class InterpolateScreen(ExploreScreen):
     BINDINGS = [
         Binding("left", "frame(-1)", "frame-"), Binding("right", "frame(1)", "frame+"),
         Binding("m", "mode", "lerp/slerp"), Binding("x", "extrapolate", "extrapolate"),
-        Binding("r", "reroll", "new endpoints"), Binding("a", "save_gif", "save GIF"),
+        Binding("space", "reroll", "new endpoints"), Binding("a", "save_gif", "save GIF"),
     ]
 
     def __init__(self, run_name: str, checkpoint: str | None = None, seed: int = 0, steps: int = 11):
@@ -36,7 +36,13 @@ class InterpolateScreen(ExploreScreen):
     def view(self, figure):
         from vaetui.figures import interpolation_view
 
-        return interpolation_view(figure, self.frame)
+        return interpolation_view(figure, self.frame, self.fitted)
+
+    def layout_for(self, cols: int, rows: int):
+        return (cols, rows)  # the large frame's factor follows the area (the strip does not change)
+
+    def zoom_view(self, figure):
+        return figure.frames[max(0, min(self.frame, len(figure.frames) - 1))]
 
     def info_text(self) -> str:
         if self.figure is None:

@@ -28,6 +28,20 @@ class LatentScreen(ExploreScreen):
     def title_text(self) -> str:
         return "[b]latent space[/]  [dim]↑/↓ dimension · [ ] image · a attribute · - + amount · p scatter[/]"
 
+    def layout_for(self, cols: int, rows: int) -> int:
+        """As many traversal rows (the selected dimension, then the next by KL) as fill the area with the strip below."""
+        from vaetui.layout import fitted_scale
+
+        if cols <= 0 or rows <= 0:
+            return 1
+        h, w = self.image_size
+        width = 7 * (w + 2) + 2
+        best = 1
+        for k in range(1, 6):
+            if fitted_scale(width, (k + 1) * (h + 2) + 6, cols, rows) >= fitted_scale(width, 2 * (h + 2) + 6, cols, rows):
+                best = k
+        return best
+
     def compute(self, model, config):
         from vaetui import figures
 
@@ -39,7 +53,8 @@ class LatentScreen(ExploreScreen):
         self.image = max(0, min(self.image, len(mu) - 1))
         row = ranking[self.rank]
         base = mu[self.image]
-        parts = [figures.traversal(model, config, base, row["dim"], spread=max(row["mu_std"], 1e-3)).image]
+        shown = ranking[self.rank : self.rank + (self.fitted or 1)] or [row]  # the selected dimension, then the next
+        parts = [figures.traversals(model, config, base, [(r["dim"], max(r["mu_std"], 1e-3)) for r in shown]).image]
         self.attribute = names[self.attr_index % len(names)] if names else None
         self.attr_error = ""
         if self.show_scatter:

@@ -14,13 +14,43 @@ class ReconstructScreen(ExploreScreen):
     name_ = "reconstruct"
     BINDINGS = [
         Binding("left", "page(-1)", "page-"), Binding("right", "page(1)", "page+"),
+        Binding("up", "select(-1)", "↑", show=False), Binding("down", "select(1)", "↓", show=False),
         Binding("v", "split", "valid/test"), Binding("c", "checkpoint", "checkpoint"),
         Binding("2", "compare", "compare run"),
     ]
 
-    def __init__(self, run_name: str, checkpoint: str | None = None, n: int = 8):
+    COLS = 8  # images a band (originals over reconstructions), as the seed shows them
+
+    def __init__(self, run_name: str, checkpoint: str | None = None, n: int | None = None):
         super().__init__(run_name, checkpoint)
-        self.n, self.start, self.split, self.compare = n, 0, "test", None
+        self.fixed_n = n  # None: as many bands of 8 as fill the picture area
+        self.start, self.split, self.compare, self.selected = 0, "test", None, 0
+
+    @property
+    def n(self) -> int:
+        return self.fixed_n or self.COLS * (self.fitted or 1)
+
+    def layout_for(self, cols: int, rows: int) -> int:
+        from vaetui.layout import bands_that_fit
+
+        if self.fixed_n or cols <= 0 or rows <= 0:
+            return 1
+        return bands_that_fit(3 if self.compare else 2, self.COLS, self.image_size, cols, rows)
+
+    def zoom_view(self, figure):
+        from vaetui.figures import zoom_column
+
+        h, w = self.image_size
+        kinds = 3 if "compare_losses" in figure.info else 2
+        cols = figure.info.get("cols", len(figure.info["indices"]))
+        return zoom_column(figure.image, min(self.selected, len(figure.info["indices"]) - 1), cols, kinds, w, h)
+
+    def action_select(self, delta: int) -> None:
+        if self.figure is not None:
+            self.selected = max(0, min(len(self.figure.info["indices"]) - 1, self.selected + delta))
+            self.query_one("#ex-info").set(self.info_text())
+            if self.zoomed:
+                self.redraw()
 
     def title_text(self) -> str:
         vs = f", then [b]{self.compare}[/]" if self.compare else ""
@@ -33,7 +63,12 @@ class ReconstructScreen(ExploreScreen):
         if self.compare:
             loaded = self.app.models.get(self.app.store, self.compare, None)
             other = (loaded.model, loaded.config)
-        return reconstructions(model, config, self.split, self.n, self.start, other)
+        return reconstructions(model, config, self.split, self.n, self.start, other, cols=min(self.COLS, self.n))
+
+    def headless(self) -> list[str]:
+        compare = ["--compare", self.compare] if self.compare else []
+        return ["reconstruct", self.run_name, *self.checkpoint_flag(), "--split", self.split, "--n", str(self.n),
+                "--start", str(self.start), "--cols", str(min(self.COLS, self.n)), *compare, "--out", "recon.png"]
 
     def info_text(self) -> str:
         if self.figure is None:

@@ -1,0 +1,80 @@
+"""One keymap: no screen shadows a global navigation key, and help shows exactly the keys of the screen below."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from vaetui.ui.app import VaeApp, make_app
+from vaetui.ui.screens import dialogs, form, monitor, runs
+from vaetui.ui.screens.dialogs import GLOBAL_KEYS, Help, bindings_of, help_text
+from vaetui.ui.screens.explore import (
+    CompareScreen, DataScreen, GenerateScreen, InterpolateScreen, LatentScreen, ReconstructScreen,
+)
+
+SCREENS = [runs.RunsScreen, form.NewRunScreen, monitor.MonitorScreen, GenerateScreen, InterpolateScreen,
+           ReconstructScreen, DataScreen, LatentScreen, CompareScreen]
+
+
+def global_actions() -> dict[str, str]:
+    return {k.strip(): b.action for b in VaeApp.BINDINGS for k in b.key.split(",")}
+
+
+@pytest.mark.parametrize("screen", SCREENS, ids=lambda s: s.__name__)
+def test_no_screen_shadows_a_global_key(screen):
+    actions = global_actions()
+    for binding in bindings_of(screen.__new__(screen)):
+        for key in binding.key.split(","):
+            key = key.strip()
+            if key in GLOBAL_KEYS:  # the same key may only mean the same thing (n: new run)
+                assert binding.action.removeprefix("app.") == actions[key], (screen.__name__, key, binding.action)
+
+
+def test_every_global_key_is_bound_by_the_app():
+    assert set(GLOBAL_KEYS) <= set(global_actions())
+
+
+def test_help_lists_exactly_the_keys_of_the_screen_below(tmp_path):
+    async def scenario():
+        app = make_app(runs_dir=tmp_path, include_demo=True)
+        async with app.run_test(size=(80, 24)) as pilot:
+            texts = {}
+            for key, cls in (("g", GenerateScreen), ("i", InterpolateScreen), ("d", DataScreen)):
+                await pilot.press(key)
+                deadline = time.monotonic() + 60
+                while not isinstance(app.screen, cls) and time.monotonic() < deadline:
+                    await pilot.pause(0.05)
+                below = app.screen
+                await pilot.press("question_mark")
+                while not isinstance(app.screen, Help) and time.monotonic() < deadline:
+                    await pilot.pause(0.05)
+                texts[cls] = str(app.screen.query_one("Static").render())
+                for binding in bindings_of(below):
+                    assert binding.description in texts[cls], (cls.__name__, binding.description)
+                await pilot.press("escape")
+                await pilot.pause(0.3)
+            return texts
+
+    texts = asyncio.run(scenario())
+    assert "new faces" in texts[GenerateScreen] and "new faces" not in texts[DataScreen]
+    assert "new examples" in texts[DataScreen] and "re-roll" not in "".join(texts.values())
+
+
+def test_help_fits_80x24():
+    from vaetui.ui.screens.explore import LatentScreen
+
+    class FakeApp:
+        BINDINGS = VaeApp.BINDINGS
+
+        def get_key_display(self, b):
+            return b.key
+
+    for cls in SCREENS:
+        text = help_text(FakeApp(), cls.__new__(cls))
+        lines = text.splitlines()
+        from rich.text import Text
+
+        assert len(lines) <= 22 and max(len(Text.from_markup(line).plain) for line in lines) <= 78, cls.__name__
+    assert LatentScreen in SCREENS and dialogs.Help
