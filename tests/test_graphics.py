@@ -8,54 +8,17 @@ protocol's OK to its query, the cell size in pixels. Inside tmux without passthr
 from __future__ import annotations
 
 import os
-import pty
 import re
-import select
-import struct
 import sys
-import time
 from pathlib import Path
 
-import fcntl
 import pytest
-import termios
 
 from fake_runs import make_finished_run
+from ptys import run_on_pty
 
 SIXEL_DA1 = b"\x1b[?62;4;22c"  # xterm -ti vt340: sixel graphics listed
 PLAIN_DA1 = b"\x1b[?62;22c"
-
-
-def run_on_pty(argv, env, answer, seconds: float = 12.0, cols: int = 120, rows: int = 40) -> bytes:
-    """Run argv on a pty, answering its terminal queries with answer(query) -> bytes; return all it wrote."""
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execvpe(argv[0], argv, env)
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, cols * 10, rows * 20))
-    out = b""
-    end = time.monotonic() + seconds
-    answered = 0
-    try:
-        while time.monotonic() < end:
-            r, _, _ = select.select([fd], [], [], 0.05)
-            if not r:
-                continue
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                break
-            out += chunk
-            reply = answer(out[answered:])
-            if reply:
-                answered = len(out)
-                os.write(fd, reply)
-    finally:
-        try:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-    return out
 
 
 def terminal(kind: str):

@@ -8,6 +8,7 @@ SSH delays the first frame; half blocks need no probe. Everything else uses text
 from __future__ import annotations
 
 import os
+import time
 
 from PIL import Image as PILImage
 from rich.color import Color
@@ -36,9 +37,12 @@ def _guarded(base):
     return Guarded
 
 
+clock = time.monotonic  # the byte budget's clock (a test steps it)
 COLOR_MODES = ("auto", "truecolor", "256")
-BYTES_PER_TICK = 2500  # a new picture's changed cells go out at most ~10 KB a second: no burst over SSH
+BYTES_PER_S = 1600  # a new picture's changed cells trickle out at this rate: no burst over SSH
 TICK_S = 0.25
+CELL_BYTES = {"truecolor": 44, "256": 24}  # what one '▀' cell costs on the wire (two SGR colours, 3 UTF-8 bytes)
+TOLERANCE = 6  # a cell whose colours moved by no more than this (of 255, any channel) is not resent
 
 
 def color_mode(choice: str = "auto") -> str:
@@ -67,9 +71,9 @@ class HalfBlockImage(Widget):
     """A picture drawn with '▀' cells: the top pixel in the foreground colour, the bottom one in the background.
 
     What goes over the wire is kept small: a new picture of the same size sends only the
-    cells that changed, a few rows per tick (at most BYTES_PER_TICK), with colours
-    rounded to 6 bits a channel (or the 256-colour palette) so that nearly equal pixels
-    compare equal.
+    cells that changed by more than the eye tells (TOLERANCE), a few rows per tick within a
+    byte budget (BYTES_PER_S, so a picture trickles in as a top-to-bottom wipe rather than a
+    burst), with colours rounded to 6 bits a channel (or the 256-colour palette).
     """
 
     colors = "truecolor"  # set by the app (--colors)
@@ -81,6 +85,9 @@ class HalfBlockImage(Widget):
         self._target = None  # what the newest picture needs
         self._pending: list[int] = []  # rows still to send
         self._timer = None
+        self._allowance = 0.0  # bytes the budget allows now (refilled at BYTES_PER_S, at most a tick's)
+        self._refilled = 0.0
+        self._cursor = 0  # the row after the last one sent
         self._styles: dict[tuple[int, int], Style] = {}
         self._key = None
 
@@ -126,26 +133,47 @@ class HalfBlockImage(Widget):
             self._pending = []
             self.refresh()
             return
-        changed = (self._shown != self._target).any(axis=(1, 2))
-        self._pending = [int(r) for r in changed.nonzero()[0]]
+        changed = [int(r) for r in self._changed(self._shown, self._target).any(axis=(1, 2)).nonzero()[0]]
+        # the wipe goes on from where it was: pictures arriving faster than it never starve the lower rows
+        self._pending = sorted(changed, key=lambda r: (r < self._cursor, r))
         if self._pending and self._timer is None:
             self._send()
             if self._pending:
                 self._timer = self.set_interval(TICK_S, self._send)
 
+    def _changed(self, shown, target):
+        """Which cells' colours moved by more than TOLERANCE (palette codes: any change)."""
+        import numpy as np
+
+        if self.colors == "256":
+            return shown != target
+        delta = np.zeros(shown.shape, dtype=np.int32)
+        for shift in (16, 8, 0):
+            delta = np.maximum(delta, np.abs(((shown >> shift) & 255) - ((target >> shift) & 255)))
+        return delta > TOLERANCE
+
     def _send(self) -> None:
-        """Copy the next changed rows onto the screen, within the byte budget of a tick."""
-        budget = BYTES_PER_TICK
-        per_cell = 10 if self.colors == "256" else 19
-        while self._pending and budget > 0:
-            row = self._pending.pop(0)
-            diff = (self._shown[row] != self._target[row]).any(axis=1).nonzero()[0]
+        """Copy the next changed rows onto the screen, as far as the byte budget allows."""
+        now = clock()
+        cap = BYTES_PER_S * TICK_S  # no saving up: a second never carries more than the rate and one row
+        self._allowance = min(cap, self._allowance + (now - self._refilled) * BYTES_PER_S)
+        self._refilled = now
+        per_cell = CELL_BYTES.get(self.colors, 44)
+        while self._pending and self._allowance > 0:
+            row = self._pending[0]
+            diff = self._changed(self._shown[row], self._target[row]).any(axis=1).nonzero()[0]
             if not len(diff):
+                self._pending.pop(0)
                 continue
             x0, x1 = int(diff[0]), int(diff[-1]) + 1
+            cost = (x1 - x0) * per_cell
+            if cost > self._allowance and self._allowance < cap:
+                break  # wait until the budget covers the row (a row is never split: it would tear)
+            self._pending.pop(0)
+            self._cursor = row + 1
             self._shown[row, x0:x1] = self._target[row, x0:x1]
             self.refresh(Region(x0, row, x1 - x0, 1))
-            budget -= (x1 - x0) * per_cell
+            self._allowance -= cost
         if not self._pending and self._timer is not None:
             self._timer.stop()
             self._timer = None
