@@ -12,11 +12,11 @@ import sys
 from typing import Sequence
 
 from vaetui import __version__
-from vaetui.cli import data, evaluate, explore, runs, train
+from vaetui.cli import data, evaluate, explore, runs, sweep, train
 from vaetui.cli.args import Parser
 from vaetui.errors import VaeError
 
-GROUPS = (train, data, runs, explore, evaluate)
+GROUPS = (train, data, runs, explore, evaluate, sweep)
 
 
 def build_parser() -> Parser:

@@ -1,0 +1,188 @@
+"""`vaetui sweep SPACE` (a study on Optuna, K workers as processes) and `vaetui sweep show STUDY` (its twin)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from vaetui.cli.args import add_runs_dir, int_in
+from vaetui.cli.train import add_setting_flags, given_settings
+from vaetui.errors import ConfigError
+
+# settings that say how a trial runs here, not what it is: a resumed or joined study may change them
+HOW = ("threads", "device", "precision", "compile", "image_every", "log_every", "checkpoint_every", "keep_last")
+
+
+def _spec_from_args(args: argparse.Namespace, root: Path):
+    """The study to work on: made from SPACE and the flags, or the existing one of that name (joined: the
+    same command on another host joins it; different settings are refused)."""
+    from vaetui.locks import file_lock
+    from vaetui.runs import validate_name
+    from vaetui.study import study_dir
+
+    given = {k: v for k, v in given_settings(args).items() if v is not None and k not in HOW}
+    if args.preset:
+        given["preset"] = args.preset
+    name = args.study or (args.space if args.space in ("latent", "beta") else Path(args.space).stem)
+    validate_name(name)
+    with file_lock(study_dir(root, name) / "claim.lock"):  # two processes starting together make one study
+        if (study_dir(root, name) / "study.json").exists():
+            return _existing(args, root, name, given)
+        if args.resume or args.join:
+            raise ConfigError("study", f"no study {name!r} in {root} to resume: start it without --resume")
+        return _create(args, root, name, given)
+
+
+def _existing(args, root: Path, name: str, given: dict):
+    import json
+    from dataclasses import replace
+
+    from vaetui.study import load_space, read_spec, write_spec
+
+    spec = read_spec(root, name)
+    if not args.join:
+        space = load_space(args.space)
+        space = replace(space, settings={**space.settings, **given})
+        mine = json.dumps({k: v for k, v in space.to_json().items() if k != "source"}, sort_keys=True, default=str)
+        theirs = json.dumps({k: v for k, v in spec.space.to_json().items() if k != "source"}, sort_keys=True,
+                            default=str)
+        if mine != theirs:
+            raise ConfigError("study", f"study {name!r} exists with other settings: run the same command to join "
+                              "it, --resume to continue it, or choose another --study")
+    if args.trials is not None and args.trials != spec.trials:
+        spec = replace(spec, trials=args.trials)
+        write_spec(root, spec)
+    return spec
+
+
+def _create(args, root: Path, name: str, given: dict):
+    from dataclasses import replace
+
+    from vaetui.study import StudySpec, load_space, new_study, write_spec
+    from vaetui.sweep import trial_config
+
+    space = load_space(args.space)
+    space = replace(space, settings={**space.settings, **given})
+    sampler = args.sampler or ("grid" if space.size() else "tpe")
+    if sampler == "grid":
+        space.grid()  # a range in a grid: said now, not in a worker
+    trials = args.trials or (space.size() if sampler == "grid" else 8)
+    # valid-loss weighs KL by each trial's own β: across β only the ELBO (β = 1) compares
+    metric = args.metric or ("elbo" if any(p.name == "beta" for p in space.params) else "valid-loss")
+    spec = StudySpec(name, space, metric, sampler, args.pruner, trials, args.storage or "", args.sweep_seed)
+    trial_config(spec, {p.name: (p.values[0] if p.values else p.low) for p in space.params}, {})  # settings valid
+    write_spec(root, spec)
+    new_study(root, spec)
+    return spec
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    if args.space == "show":
+        return cmd_show(args)
+    if args.json or args.out:
+        raise ConfigError("sweep", "--json and --out belong to `vaetui sweep show STUDY`")
+    from vaetui.runs import RunStore
+
+    root = RunStore(args.runs_dir, include_demo=False).root
+    spec = _spec_from_args(args, root)
+    workers = args.workers
+    threads = args.threads or max(1, (os.cpu_count() or 1) // workers)
+    if workers > 1:
+        return _spawn(args, spec, root, workers, threads)
+    return _work(args, spec, root, threads)
+
+
+def _work(args, spec, root: Path, threads: int) -> int:
+    from vaetui.control import Control
+    from vaetui.perf import tune_allocator
+    from vaetui.sweep import best_line, load_study, work
+
+    tune_allocator()
+    control = Control()
+    old = {sig: signal.signal(sig, lambda *_: control.stop()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    tag = f"[{args.worker_tag}] " if args.worker_tag else ""
+    overrides = {"threads": threads, "device": args.device, "precision": args.precision}
+    try:
+        outcomes = work(root, spec, overrides, args.resume, control, say=lambda line: print(tag + line, flush=True))
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    if not args.worker_tag:
+        print(best_line(load_study(root, spec), spec.metric))
+    if control.stop_requested.is_set():
+        print(f"{tag}stopped: continue with vaetui sweep {args.space} --study {spec.name} --resume", file=sys.stderr)
+        return 130
+    return 1 if any(o.state == "failed" for o in outcomes) else 0
+
+
+def _spawn(args, spec, root: Path, workers: int, threads: int) -> int:
+    """K worker processes on one study; Ctrl-C reaches them all (one process group) and each checkpoints."""
+    from vaetui.sweep import best_line, load_study
+
+    argv = [sys.executable, "-m", "vaetui", "sweep", args.space, "--study", spec.name, "--join", "--workers", "1",
+            "--threads", str(threads), "--runs-dir", str(root)]
+    if args.resume:
+        argv.append("--resume")
+    for flag in ("device", "precision"):
+        if getattr(args, flag):
+            argv += [f"--{flag}", getattr(args, flag)]
+    print(f"study {spec.name}: {spec.trials} trials of {spec.space.source}, {workers} workers × {threads} threads, "
+          f"{spec.sampler} sampler, {spec.pruner} pruner, {spec.metric}")
+    procs = [subprocess.Popen(argv + ["--worker-tag", f"w{k + 1}"]) for k in range(workers)]
+    stopped = False
+    while True:
+        try:
+            codes = [p.wait() for p in procs]
+            break
+        except KeyboardInterrupt:  # the workers got it too: wait for their checkpoints
+            stopped = True
+    print(best_line(load_study(root, spec), spec.metric))
+    if stopped or 130 in codes:
+        print(f"stopped: continue with vaetui sweep {args.space} --study {spec.name} --resume", file=sys.stderr)
+        return 130
+    return max(codes)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from vaetui.runs import RunStore
+    from vaetui.study_view import show
+
+    if not args.study_arg:
+        raise ConfigError("sweep show", "name the study: vaetui sweep show STUDY")
+    root = RunStore(args.runs_dir, include_demo=False).root
+    return show(root, args.study_arg, as_json=args.json, out=args.out)
+
+
+def register(sub) -> None:
+    from vaetui.config import PRESETS
+    from vaetui.study import METRICS, PRUNERS, SAMPLERS
+
+    p = sub.add_parser("sweep", help="run a study (latent, beta or a TOML [sweep] file) on Optuna; "
+                       "`sweep show STUDY` prints one",
+                       description="Run a study: each trial an ordinary run <study>-tNNN. SPACE is latent, beta, or "
+                       "a TOML file with a [sweep] section; training flags are the settings all trials share.")
+    p.add_argument("space", metavar="SPACE", help="latent, beta, a TOML file with [sweep], or `show`")
+    p.add_argument("study_arg", nargs="?", metavar="STUDY", help="(with show) the study to show")
+    p.add_argument("--study", help="study name (default: the space's name)")
+    p.add_argument("--trials", type=int_in(1, 100000), help="trials in all (default: the grid, else 8)")
+    p.add_argument("--workers", type=int_in(1, 256), default=1, help="trials at once, as processes (default: 1)")
+    p.add_argument("--sampler", choices=SAMPLERS, help="default: grid for lists of values, else tpe")
+    p.add_argument("--pruner", choices=PRUNERS, default="median", help="default: %(default)s")
+    p.add_argument("--metric", choices=list(METRICS), help="what a trial is judged by (default: elbo when β varies, "
+                   "since valid-loss weighs KL by each trial's own β; else valid-loss)")
+    p.add_argument("--storage", metavar="URL", help="an Optuna storage URL (sqlite:///x.db, postgresql://…) "
+                   "instead of the journal file in the study folder")
+    p.add_argument("--resume", action="store_true", help="continue the study, resuming interrupted trials")
+    p.add_argument("--join", action="store_true", help=argparse.SUPPRESS)  # a worker of an existing study
+    p.add_argument("--worker-tag", help=argparse.SUPPRESS)
+    p.add_argument("--sweep-seed", dest="sweep_seed", type=int_in(0, 2**31 - 1), default=0, help="the sampler's seed")
+    p.add_argument("--json", action="store_true", help="(with show) print the study as JSON")
+    p.add_argument("--out", metavar="FILE.png", help="(with show) write the rate-distortion plot")
+    p.add_argument("--preset", choices=list(PRESETS), help="the trials' preset (default: the space's, else faces64)")
+    add_setting_flags(p)
+    add_runs_dir(p, must_exist=False)
+    p.set_defaults(func=cmd_sweep)

@@ -1,0 +1,204 @@
+"""A study's worker: ask Optuna for a trial, train it as an ordinary run, report each epoch, tell the result.
+
+Several workers (processes here, or on other machines sharing the study's journal) run
+the same loop; a file lock beside the journal makes "is the budget spent? then ask" one
+step, so K workers never start more than the study's trials. A stop (Ctrl-C, SIGTERM,
+`s` in the TUI) checkpoints the trial in flight and leaves it RUNNING; `--resume` picks
+such trials up again from their checkpoints, under their own numbers and run names.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from vaetui.control import Control
+from vaetui.errors import VaeError
+from vaetui.study import METRICS, StudySpec, load_study, study_dir, trial_run_name
+
+
+@dataclass(frozen=True)
+class Outcome:
+    number: int
+    run: str
+    state: str  # complete, pruned, failed, stopped
+    value: float | None = None
+    reason: str = ""
+
+
+def trial_config(spec: StudySpec, params: dict, overrides: dict):
+    """The run's settings: the preset, the space's shared settings, the command line's, then the trial's."""
+    from vaetui.config import preset, with_overrides
+
+    shared = {**spec.space.settings, **{k: v for k, v in overrides.items() if v is not None}}
+    base = preset(shared.pop("preset", None) or "faces64")
+    return with_overrides(with_overrides(base, shared), params).validate()
+
+
+def _me() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _gone(worker: str) -> bool:
+    """Whether the worker that claimed a trial is no longer running (only this host's can be told)."""
+    host, _, pid = (worker or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def abandoned(study, runs_root: Path) -> list:
+    """RUNNING trials whose worker is gone and whose run nobody trains: to be resumed."""
+    from optuna.trial import TrialState
+
+    from vaetui.runs import Run
+
+    out = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        run = t.user_attrs.get("run")
+        if not run or not _gone(t.user_attrs.get("worker", "")):
+            continue
+        holder = Run(Path(runs_root) / run).lock_holder()
+        if holder is None or not holder.get("alive"):
+            out.append(t)
+    return out
+
+
+def claim(study, spec: StudySpec, runs_root: Path, overrides: dict, resume: bool):
+    """The next trial for this worker, (trial, run, resuming), or None when the study's budget is spent."""
+    import optuna
+
+    from vaetui.locks import file_lock
+    from vaetui.runs import Run, RunStore
+
+    with file_lock(study_dir(runs_root, spec.name) / "claim.lock"):
+        if resume:
+            for frozen in abandoned(study, runs_root):
+                trial = optuna.Trial(study, frozen._trial_id)
+                trial.set_user_attr("worker", _me())
+                run = Run(Path(runs_root) / frozen.user_attrs["run"])
+                return trial, run, run.has_checkpoint()
+        budget = spec.trials if spec.sampler != "grid" else min(spec.trials, spec.space.size() or spec.trials)
+        started = [t for t in study.get_trials(deepcopy=False) if t.state != optuna.trial.TrialState.WAITING]
+        if len(started) >= budget:  # (a grid's enqueued trials wait until asked)
+            return None
+        trial = study.ask()
+        params = {p.name: p.suggest(trial) for p in spec.space.params}
+        name = trial_run_name(spec.name, trial.number)
+        trial.set_user_attr("run", name)
+        trial.set_user_attr("worker", _me())
+        store = RunStore(runs_root, include_demo=False)
+        try:
+            run = store.create(trial_config(spec, params, overrides), name)
+        except VaeError as exc:
+            trial.set_user_attr("reason", str(exc))
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise
+        return trial, run, False
+
+
+def value_of(event, metric: str) -> float | None:
+    """The metric an epoch reports (valid-loss from the epoch event, elbo from the validation eval)."""
+    from vaetui.events import EpochEvent, EvalEvent
+
+    if metric == "valid-loss" and isinstance(event, EpochEvent):
+        return event.valid_loss
+    if metric == "elbo" and isinstance(event, EvalEvent) and event.split == "valid":
+        return event.recon + event.kl  # −ELBO at β = 1, nats per image
+    return None
+
+
+def final_psnr(run) -> float:
+    from vaetui.data import open_split
+    from vaetui.figures import load
+    from vaetui.metrics import evaluate
+
+    loaded = load(run, "best")
+    split = open_split(loaded.config.data, "valid")
+    return float(evaluate(loaded.model, loaded.config, split, loaded.config.train.valid_size, k=1)["psnr"])
+
+
+def train_trial(study, spec: StudySpec, trial, run, resuming: bool, control: Control,
+                say: Callable[[str], None]) -> Outcome:
+    """Train one trial's run, reporting each epoch for pruning; tells Optuna how it ended (unless stopped)."""
+    import math
+
+    import optuna
+
+    from vaetui.engine import Trainer
+    from vaetui.events import FailedEvent, FinishedEvent
+
+    say(f"trial {trial.number} ({run.name}): {'resumed' if resuming else 'started'}  "
+        + "  ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items()))
+    value = last = None
+    pruned_at = None
+    mine = Control()  # this trial's: a prune stops it, not the worker
+    for event in Trainer(run.config(), run, resume=resuming).run(mine):
+        last = event
+        if control.stop_requested.is_set():
+            mine.stop()
+        v = value_of(event, spec.metric)
+        if v is not None and math.isfinite(v):
+            value = v
+            trial.report(v, event.epoch)
+            if pruned_at is None and trial.should_prune():
+                pruned_at = event.epoch
+                mine.stop()
+    if isinstance(last, FailedEvent):
+        trial.set_user_attr("reason", last.error)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return Outcome(trial.number, run.name, "failed", None, last.error)
+    if pruned_at is not None:
+        reason = f"pruned after epoch {pruned_at}: {spec.metric} {value:.4g} behind the median of earlier trials"
+        trial.set_user_attr("reason", reason)
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        return Outcome(trial.number, run.name, "pruned", value, reason)
+    if isinstance(last, FinishedEvent) and last.reason == "stopped":
+        return Outcome(trial.number, run.name, "stopped", value, "stopped with a checkpoint: --resume continues it")
+    if spec.metric == "psnr":
+        value = final_psnr(run)
+    if value is None or not math.isfinite(value):
+        reason = f"no finite {spec.metric} to report"
+        trial.set_user_attr("reason", reason)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return Outcome(trial.number, run.name, "failed", None, reason)
+    study.tell(trial, value)
+    return Outcome(trial.number, run.name, "complete", value)
+
+
+def work(runs_root: Path, spec: StudySpec, overrides: dict, resume: bool, control: Control,
+         say: Callable[[str], None] = print) -> list[Outcome]:
+    """One worker's loop: claim, train, tell, until the budget is spent or a stop is asked."""
+    study = load_study(runs_root, spec)
+    done: list[Outcome] = []
+    while not control.stop_requested.is_set():
+        got = claim(study, spec, runs_root, overrides, resume)
+        if got is None:
+            break
+        outcome = train_trial(study, spec, *got, control, say)
+        value = "" if outcome.value is None else f"  {spec.metric} {outcome.value:.4g}"
+        say(f"trial {outcome.number} ({outcome.run}): {outcome.state}{value}"
+            + (f"  ({outcome.reason})" if outcome.reason and outcome.state != "complete" else ""))
+        done.append(outcome)
+    return done
+
+
+def best_line(study, metric: str) -> str:
+    from optuna.trial import TrialState
+
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    if not complete:
+        return "no finished trial yet"
+    pick = min if METRICS[metric] == "minimize" else max
+    best = pick(complete, key=lambda t: t.value)
+    params = "  ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
+    return f"best: trial {best.number} ({best.user_attrs.get('run', '?')}) {metric} {best.value:.4g}  {params}"
