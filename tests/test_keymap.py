@@ -8,6 +8,7 @@ import time
 import pytest
 
 from vaetui.ui.app import VaeApp, make_app
+from vaetui.ui.screens.study import StudyScreen
 from vaetui.ui.screens import dialogs, form, monitor, runs
 from vaetui.ui.screens.dialogs import GLOBAL_KEYS, Help, bindings_of, help_text
 from vaetui.ui.screens.explore import (
@@ -15,7 +16,7 @@ from vaetui.ui.screens.explore import (
 )
 
 SCREENS = [runs.RunsScreen, form.NewRunScreen, monitor.MonitorScreen, GenerateScreen, InterpolateScreen,
-           ReconstructScreen, DataScreen, LatentScreen, CompareScreen]
+           ReconstructScreen, DataScreen, LatentScreen, CompareScreen, StudyScreen]
 
 
 def global_actions() -> dict[str, str]:

@@ -24,7 +24,7 @@ NOT_SWEPT = ("data", "data_root", "device", "threads", "compile", "image_every",
              "keep_last", "precision")
 
 # Named studies: the assignment's comparisons on synthetic faces, each trial a few minutes on 2 cores.
-QUICK = {"preset": "faces64", "epochs": 4, "dataset_size": 8000, "image_every": 100}
+QUICK = {"preset": "faces64", "epochs": 4, "dataset_size": 4000, "image_every": 100}
 NAMED = {
     "latent": ({"latent": [3, 8, 16, 32, 100]}, QUICK),
     "beta": ({"beta": [0.1, 0.3, 1.0, 3.0, 10.0]}, QUICK),

@@ -73,7 +73,9 @@ def _create(args, root: Path, name: str, given: dict):
     trials = args.trials or (space.size() if sampler == "grid" else 8)
     # valid-loss weighs KL by each trial's own β: across β only the ELBO (β = 1) compares
     metric = args.metric or ("elbo" if any(p.name == "beta" for p in space.params) else "valid-loss")
-    spec = StudySpec(name, space, metric, sampler, args.pruner, trials, args.storage or "", args.sweep_seed)
+    # a grid is a comparison: every trial runs to the end (early epochs favour small models); a search prunes
+    prune = args.pruner or ("none" if sampler == "grid" else "median")
+    spec = StudySpec(name, space, metric, sampler, prune, trials, args.storage or "", args.sweep_seed)
     trial_config(spec, {p.name: (p.values[0] if p.values else p.low) for p in space.params}, {})  # settings valid
     write_spec(root, spec)
     new_study(root, spec)
@@ -171,7 +173,8 @@ def register(sub) -> None:
     p.add_argument("--trials", type=int_in(1, 100000), help="trials in all (default: the grid, else 8)")
     p.add_argument("--workers", type=int_in(1, 256), default=1, help="trials at once, as processes (default: 1)")
     p.add_argument("--sampler", choices=SAMPLERS, help="default: grid for lists of values, else tpe")
-    p.add_argument("--pruner", choices=PRUNERS, default="median", help="default: %(default)s")
+    p.add_argument("--pruner", choices=PRUNERS, help="default: none for a grid (a comparison runs every trial to "
+                   "the end), else median")
     p.add_argument("--metric", choices=list(METRICS), help="what a trial is judged by (default: elbo when β varies, "
                    "since valid-loss weighs KL by each trial's own β; else valid-loss)")
     p.add_argument("--storage", metavar="URL", help="an Optuna storage URL (sqlite:///x.db, postgresql://…) "

@@ -34,6 +34,7 @@ class VaeApp(App[int]):
         Binding("r", "explore('reconstruct')", "reconstruct"),
         Binding("d", "explore('data')", "data"),
         Binding("z", "explore('latent')", "latent"),
+        Binding("y", "study", "study"),
         Binding("n", "new_run", "new run", show=False),
         Binding("question_mark", "help", "help"),
         Binding("q", "quit_app", "quit"),
@@ -153,6 +154,20 @@ class VaeApp(App[int]):
                   "reconstruct": explore.ReconstructScreen, "data": explore.DataScreen,
                   "latent": explore.LatentScreen}[what](name)
         self._replace_top(screen)
+
+    def action_study(self) -> None:
+        """The study of the run highlighted in the runs list, else the newest study here."""
+        from vaetui.ui.screens.runs import RunsScreen
+        from vaetui.ui.screens.study import StudyScreen, studies, study_of
+
+        base = self.screen_stack[0]
+        highlighted = base.selected_name() if isinstance(base, RunsScreen) else None
+        name = (study_of(highlighted, self.store.root) if highlighted else None) or next(
+            iter(studies(self.store.root)), None)
+        if name is None:
+            self.notify("no study here yet: run one with vaetui sweep latent", severity="warning")
+            return
+        self._replace_top(StudyScreen(name))
 
     def action_help(self) -> None:
         if not isinstance(self.screen, (Help, TooSmall)):

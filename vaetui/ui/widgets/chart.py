@@ -26,8 +26,10 @@ def _fmt(v: float) -> str:
 
 
 def render_chart(series: Sequence[tuple[str, Sequence[float], Sequence[float], str]], width: int, height: int,
-                 log_y: bool = False, x_label: str = "step") -> Text:
-    """Plot (name, xs, ys, colour) lines in width x height cells: y labels left, x axis below, legend on top."""
+                 log_y: bool = False, x_label: str = "step", lines: bool = True) -> Text:
+    """Plot (name, xs, ys, colour) lines in width x height cells: y labels left, x axis below, legend on top.
+
+    With lines=False each point is a dot of its own (a scatter)."""
     width, height = max(width, 20), max(height, 5)
     pts = [(n, [x for x, y in zip(xs, ys) if _ok(y, log_y)], [y for y in ys if _ok(y, log_y)], c)
            for n, xs, ys, c in series]
@@ -68,7 +70,7 @@ def render_chart(series: Sequence[tuple[str, Sequence[float], Sequence[float], s
                 cx, cy = qx // 2, qy // 4
                 cells[cy][cx] |= _DOTS[qy % 4][qx % 2]
                 owner[cy][cx] = colour
-            prev = (px, py)
+            prev = (px, py) if lines else None
     for r in range(plot_h):
         if r == 0:
             label = _fmt(10**y1 if log_y else y1)

@@ -48,7 +48,8 @@ class ModelCache:
 class ExploreScreen(Screen[None]):
     """Base of the explore screens; subclasses give compute() and, when they draw around it, view()."""
 
-    BINDINGS = [Binding("s", "save", "save PNG"), Binding("enter", "zoom", "zoom")]
+    BINDINGS = [Binding("s", "save", "save PNG"), Binding("enter", "zoom", "zoom"),
+                Binding("escape", "back", "back", show=False)]
     name_ = "explore"
     needs_model = True
 
@@ -97,6 +98,13 @@ class ExploreScreen(Screen[None]):
     def zoom_view(self, figure):
         """The one image `enter` zooms to the whole area (None: nothing to zoom here)."""
         return None
+
+    def action_back(self) -> None:
+        """To the screen this one was opened from (a study, the runs list); zoomed, first out of the zoom."""
+        if self.zoomed:
+            self.action_zoom()
+        elif len(self.app.screen_stack) > 1:
+            self.app.pop_screen()
 
     def action_zoom(self) -> None:
         self.zoomed = not self.zoomed

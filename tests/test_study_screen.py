@@ -1,0 +1,76 @@
+"""The study screen: a live table of trials from the journal, opened with y; rows open monitors and comparisons."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+
+import pytest
+
+from vaetui.ui.app import make_app
+from vaetui.ui.screens.explore import CompareScreen
+from vaetui.ui.screens.monitor import MonitorScreen
+from vaetui.ui.screens.study import StudyScreen, study_of
+
+TOML = ('preset = "tiny"\ndataset_size = 64\nbatch_size = 16\nvalid_size = 16\nlog_every = 1\nimage_every = 1000\n'
+        'epochs = 2\n[sweep]\nbeta = [0.5, 1.0, 2.0]\n')
+
+
+@pytest.fixture(scope="module")
+def study_runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("study")
+    (tmp / "s.toml").write_text(TOML)
+    out = subprocess.run([sys.executable, "-m", "vaetui", "sweep", str(tmp / "s.toml"), "--study", "bs",
+                          "--pruner", "none", "--runs-dir", str(tmp / "runs")], capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr
+    return tmp / "runs"
+
+
+def test_the_study_screen_shows_every_trial_and_opens_them(study_runs):
+    assert study_of("bs-t002", study_runs) == "bs" and study_of("bs", study_runs) is None
+
+    async def scenario():
+        app = make_app(runs_dir=study_runs, include_demo=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("y")
+            screen = app.screen
+            assert isinstance(screen, StudyScreen) and screen.study == "bs"
+            deadline = time.monotonic() + 30
+            while screen.table is None and time.monotonic() < deadline:
+                await pilot.pause(0.05)
+            grid = screen.query_one("#trials")
+            assert grid.row_count == 3
+            states = {r["state"] for r in screen.table["rows"]}
+            best = screen.query_one("#study-best").render()
+            await pilot.press("space", "down", "space")
+            assert screen.marked == {"bs-t000", "bs-t001"}
+            await pilot.press("v")
+            await pilot.pause(0.1)
+            compare = app.screen
+            await pilot.press("escape")
+            await pilot.pause(0.1)
+            await pilot.press("enter")
+            await pilot.pause(0.2)
+            return states, str(best), compare, app.screen
+
+    states, best, compare, monitor = asyncio.run(scenario())
+    assert states == {"complete"}
+    assert "best: trial" in best
+    assert isinstance(compare, CompareScreen) and compare.run_names == ["bs-t000", "bs-t001"]
+    assert isinstance(monitor, MonitorScreen) and monitor.view.run == "bs-t001"
+
+
+def test_y_without_a_study_says_how_to_make_one(tmp_path):
+    async def scenario():
+        app = make_app(runs_dir=tmp_path, include_demo=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.press("y")
+            await pilot.pause(0.1)
+            return app.screen, [n.message for n in app._notifications]
+
+    screen, notes = asyncio.run(scenario())
+    assert not isinstance(screen, StudyScreen)
+    assert any("vaetui sweep" in n for n in notes)
