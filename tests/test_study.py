@@ -172,3 +172,15 @@ def test_a_range_in_a_grid_and_a_changed_study_are_refused(tmp_path):
     out = vaetui("sweep", toml, "--study", "c", "--epochs", "3", "--runs-dir", runs)
     assert out.returncode != 0 and "exists with other settings" in out.stderr
     assert os.path.exists(runs / "c" / "study.json")
+
+
+def test_a_trial_under_torchrun(tmp_path):
+    runs = tmp_path / "runs"
+    out = vaetui("sweep", space(tmp_path, "beta = [0.5]\n"), "--study", "ddp", "--torchrun", 2, "--threads", 1,
+                 "--runs-dir", runs)
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert "under torchrun ×2" in out.stdout
+    (t,) = trials(runs, "ddp")
+    assert t.state.name == "COMPLETE" and t.intermediate_values  # reported from the ranks' log, epoch by epoch
+    started = started_events(runs, "ddp-t000")
+    assert started[-1]["world_size"] == 2

@@ -74,3 +74,14 @@ def test_y_without_a_study_says_how_to_make_one(tmp_path):
     screen, notes = asyncio.run(scenario())
     assert not isinstance(screen, StudyScreen)
     assert any("vaetui sweep" in n for n in notes)
+
+
+def test_a_scatter_draws_points_not_lines():
+    from vaetui.ui.widgets.chart import render_chart
+
+    def dots(text) -> int:
+        return sum(bin(ord(ch) - 0x2800).count("1") for ch in text.plain if 0x2800 < ord(ch) <= 0x28FF)
+
+    series = [("trials", [0.0, 10.0], [0.0, 10.0], "red")]
+    assert dots(render_chart(series, 40, 12, lines=False)) == 8  # two points of 2x2 dots, nothing between
+    assert dots(render_chart(series, 40, 12, lines=True)) > 20  # the line between them

@@ -120,6 +120,7 @@ class Trainer:
             step=self.step, run=self.store.name, device=str(self.device), parameters=parameter_count(self.model),
             total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch, resumed=resumed,
             threads=torch.get_num_threads(), precision=self.precision, compiled=tc.compile,
+            world_size=self.world.size,
         )
         for split in (self.train_split, self.valid_split):
             skipped = getattr(split, "skipped", None)

@@ -46,6 +46,7 @@ class StartedEvent(Event):
     threads: int = 1
     precision: str = "fp32"  # as resolved: fp32, bf16 or fp16
     compiled: bool = False
+    world_size: int = 1  # processes training it (torchrun)
 
 
 @dataclass(frozen=True)

@@ -75,8 +75,8 @@ def format_table(table: dict[str, Any]) -> str:
                                               (r["value"], r["kl"], r["recon"])]
         lines.append(cells)
     widths = [max(len(h), *(len(c[i]) for c in lines)) if lines else len(h) for i, h in enumerate(head)]
-    out = [f"study {table['study']}: {len(table['rows'])}/{table['trials']} trials, {table['sampler']} sampler, "
-           f"{table['pruner']} pruner, {table['metric']} ({table['direction']})",
+    out = [f"study {table['study']}: {len(table['rows'])}/{table['trials']} trials, sampler {table['sampler']}, "
+           f"pruner {table['pruner']}, {table['metric']} ({table['direction']})",
            "  ".join(h.ljust(w) for h, w in zip(head, widths))]
     out += ["  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip() for cells in lines]
     for r in table["rows"]:

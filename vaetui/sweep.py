@@ -127,32 +127,82 @@ def final_psnr(run) -> float:
     return float(evaluate(loaded.model, loaded.config, split, loaded.config.train.valid_size, k=1)["psnr"])
 
 
+def _in_process(run, resuming: bool, control: Control):
+    """The trial's events from a Trainer in this process, and how to stop it (with a checkpoint)."""
+    from vaetui.engine import Trainer
+
+    mine = Control()  # this trial's: a prune stops it, not the worker
+    return Trainer(run.config(), run, resume=resuming).run(mine), mine.stop
+
+
+def _under_torchrun(run, nproc: int, runs_root: Path):
+    """The trial's events as its `vaetui train` under torchrun writes them (followed in its metrics.jsonl),
+    and how to stop it: SIGTERM, which torchrun passes to every rank, and rank 0 checkpoints."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from vaetui.events import FailedEvent, FinishedEvent, event_from_json
+    from vaetui.logfile import LogFollower
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m",
+           "vaetui", "train", "--resume", run.name, "--runs-dir", str(runs_root), "--log-format", "json"]
+    log = open(run.path / "torchrun.log", "ab")  # its own messages (a full pipe would stall it)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
+    log.close()
+    follower = LogFollower(run.metrics_path)
+    follower.read()  # what the log held before: only this launch's events count
+
+    def events():
+        ended = False
+        while not ended:
+            ended = proc.poll() is not None
+            got, _ = follower.read()
+            for data in got:
+                event = event_from_json(data)
+                if event is not None:
+                    yield event
+                    if isinstance(event, (FinishedEvent, FailedEvent)):
+                        proc.wait()
+                        return
+            time.sleep(0.2)
+        error = (run.path / "torchrun.log").read_text(errors="replace").strip().splitlines()
+        yield FailedEvent(step=0, error=f"torchrun exited {proc.returncode}" + (f": {error[-1]}" if error else ""))
+
+    return events(), lambda: proc.poll() is None and proc.send_signal(signal.SIGTERM)
+
+
 def train_trial(study, spec: StudySpec, trial, run, resuming: bool, control: Control,
-                say: Callable[[str], None]) -> Outcome:
-    """Train one trial's run, reporting each epoch for pruning; tells Optuna how it ended (unless stopped)."""
+                say: Callable[[str], None], nproc: int = 1, runs_root: Path | None = None) -> Outcome:
+    """Train one trial's run (here, or under torchrun with nproc ranks), reporting each epoch for pruning;
+    tells Optuna how it ended (unless stopped)."""
     import math
 
     import optuna
 
-    from vaetui.engine import Trainer
     from vaetui.events import FailedEvent, FinishedEvent
 
-    say(f"trial {trial.number} ({run.name}): {'resumed' if resuming else 'started'}  "
+    say(f"trial {trial.number} ({run.name}): {'resumed' if resuming else 'started'}"
+        + (f" under torchrun ×{nproc}" if nproc > 1 else "") + "  "
         + "  ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items()))
+    events, stop = _under_torchrun(run, nproc, runs_root) if nproc > 1 else _in_process(run, resuming, control)
     value = last = None
     pruned_at = None
-    mine = Control()  # this trial's: a prune stops it, not the worker
-    for event in Trainer(run.config(), run, resume=resuming).run(mine):
+    stopping = False
+    for event in events:
         last = event
-        if control.stop_requested.is_set():
-            mine.stop()
+        if control.stop_requested.is_set() and not stopping:
+            stopping = True
+            stop()
         v = value_of(event, spec.metric)
         if v is not None and math.isfinite(v):
             value = v
             trial.report(v, event.epoch)
-            if pruned_at is None and trial.should_prune():
+            final = event.epoch >= run.config().train.epochs  # nothing left to save by stopping it
+            if pruned_at is None and not final and trial.should_prune():
                 pruned_at = event.epoch
-                mine.stop()
+                stop()
     if isinstance(last, FailedEvent):
         trial.set_user_attr("reason", last.error)
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -176,7 +226,7 @@ def train_trial(study, spec: StudySpec, trial, run, resuming: bool, control: Con
 
 
 def work(runs_root: Path, spec: StudySpec, overrides: dict, resume: bool, control: Control,
-         say: Callable[[str], None] = print) -> list[Outcome]:
+         say: Callable[[str], None] = print, nproc: int = 1) -> list[Outcome]:
     """One worker's loop: claim, train, tell, until the budget is spent or a stop is asked."""
     study = load_study(runs_root, spec)
     done: list[Outcome] = []
@@ -184,7 +234,7 @@ def work(runs_root: Path, spec: StudySpec, overrides: dict, resume: bool, contro
         got = claim(study, spec, runs_root, overrides, resume)
         if got is None:
             break
-        outcome = train_trial(study, spec, *got, control, say)
+        outcome = train_trial(study, spec, *got, control, say, nproc, runs_root)
         value = "" if outcome.value is None else f"  {spec.metric} {outcome.value:.4g}"
         say(f"trial {outcome.number} ({outcome.run}): {outcome.state}{value}"
             + (f"  ({outcome.reason})" if outcome.reason and outcome.state != "complete" else ""))

@@ -92,7 +92,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     root = RunStore(args.runs_dir, include_demo=False).root
     spec = _spec_from_args(args, root)
     workers = args.workers
-    threads = args.threads or max(1, (os.cpu_count() or 1) // workers)
+    threads = args.threads or max(1, (os.cpu_count() or 1) // (workers * (args.torchrun or 1)))
     if workers > 1:
         return _spawn(args, spec, root, workers, threads)
     return _work(args, spec, root, threads)
@@ -109,7 +109,8 @@ def _work(args, spec, root: Path, threads: int) -> int:
     tag = f"[{args.worker_tag}] " if args.worker_tag else ""
     overrides = {"threads": threads, "device": args.device, "precision": args.precision}
     try:
-        outcomes = work(root, spec, overrides, args.resume, control, say=lambda line: print(tag + line, flush=True))
+        outcomes = work(root, spec, overrides, args.resume, control, say=lambda line: print(tag + line, flush=True),
+                        nproc=args.torchrun or 1)
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
@@ -129,11 +130,11 @@ def _spawn(args, spec, root: Path, workers: int, threads: int) -> int:
             "--threads", str(threads), "--runs-dir", str(root)]
     if args.resume:
         argv.append("--resume")
-    for flag in ("device", "precision"):
+    for flag in ("device", "precision", "torchrun"):
         if getattr(args, flag):
-            argv += [f"--{flag}", getattr(args, flag)]
+            argv += [f"--{flag}", str(getattr(args, flag))]
     print(f"study {spec.name}: {spec.trials} trials of {spec.space.source}, {workers} workers × {threads} threads, "
-          f"{spec.sampler} sampler, {spec.pruner} pruner, {spec.metric}")
+          f"sampler {spec.sampler}, pruner {spec.pruner}, {spec.metric}")
     procs = [subprocess.Popen(argv + ["--worker-tag", f"w{k + 1}"]) for k in range(workers)]
     stopped = False
     while True:
@@ -179,6 +180,8 @@ def register(sub) -> None:
                    "since valid-loss weighs KL by each trial's own β; else valid-loss)")
     p.add_argument("--storage", metavar="URL", help="an Optuna storage URL (sqlite:///x.db, postgresql://…) "
                    "instead of the journal file in the study folder")
+    p.add_argument("--torchrun", type=int_in(2, 4096), metavar="N",
+                   help="train each trial under torchrun with N processes (DistributedDataParallel)")
     p.add_argument("--resume", action="store_true", help="continue the study, resuming interrupted trials")
     p.add_argument("--join", action="store_true", help=argparse.SUPPRESS)  # a worker of an existing study
     p.add_argument("--worker-tag", help=argparse.SUPPRESS)

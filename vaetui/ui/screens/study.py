@@ -112,7 +112,7 @@ class StudyScreen(Screen[None]):
         done = sum(r["state"] == "complete" for r in table["rows"])
         self.query_one("#study-title", Quiet).set(
             f"[b]study {self.study}[/]  {len(table['rows'])}/{table['trials']} trials, {done} complete  "
-            f"[dim]{table['sampler']} sampler · {table['pruner']} pruner · {table['metric']} ({table['direction']})[/]")
+            f"[dim]sampler {table['sampler']} · pruner {table['pruner']} · {table['metric']} ({table['direction']})[/]")
         lines = format_table(table).splitlines()
         tail = [ln for ln in lines if ln.startswith(("best:", "importance:"))]
         self.query_one("#study-best", Quiet).set("  ·  ".join(tail))

@@ -66,7 +66,9 @@ def render_chart(series: Sequence[tuple[str, Sequence[float], Sequence[float], s
         for x, y in zip(xs, ys):
             px = round((x - x0) / (x1 - x0) * (dots_w - 1))
             py = round((1 - (tf(y) - y0) / (y1 - y0)) * (dots_h - 1))
-            for qx, qy in _line(prev, (px, py)):
+            bx, by = min(px, dots_w - 2), min(py, dots_h - 2)  # a scatter's point: 2x2 dots, inside the plot
+            dots = _line(prev, (px, py)) if lines else [(bx + a, by + b) for a in (0, 1) for b in (0, 1)]
+            for qx, qy in dots:
                 cx, cy = qx // 2, qy // 4
                 cells[cy][cx] |= _DOTS[qy % 4][qx % 2]
                 owner[cy][cx] = colour
