@@ -85,3 +85,41 @@ def test_a_scatter_draws_points_not_lines():
     series = [("trials", [0.0, 10.0], [0.0, 10.0], "red")]
     assert dots(render_chart(series, 40, 12, lines=False)) == 8  # two points of 2x2 dots, nothing between
     assert dots(render_chart(series, 40, 12, lines=True)) > 20  # the line between them
+
+
+def test_s_on_the_study_screen_stops_a_study_run_elsewhere_with_checkpoints(tmp_path):
+    import optuna
+
+    from vaetui.study import read_spec, storage
+
+    runs = tmp_path / "runs"
+    (tmp_path / "s.toml").write_text(TOML.replace("epochs = 2", "epochs = 50\ncheckpoint_every = 2"))
+    proc = subprocess.Popen([sys.executable, "-m", "vaetui", "sweep", str(tmp_path / "s.toml"), "--study", "long",
+                             "--workers", "2", "--runs-dir", str(runs)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not all((runs / f"long-t00{k}" / "ckpt-latest.pt").exists() for k in (0, 1)):
+        assert time.monotonic() < deadline and proc.poll() is None, "the study never got going"
+        time.sleep(0.1)
+
+    async def scenario():
+        app = make_app(runs_dir=runs, include_demo=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("y")
+            await pilot.pause(0.2)
+            await pilot.press("s")
+            await pilot.pause(0.1)
+            await pilot.press("y")
+            await pilot.pause(0.2)
+            return [n.message for n in app._notifications]
+
+    notes = asyncio.run(scenario())
+    assert any("asked 2 worker(s) to stop" in n for n in notes), notes
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "--resume" in err
+    study = optuna.load_study(study_name="long", storage=storage(runs, read_spec(runs, "long")))
+    running = [t for t in study.get_trials() if t.state.name == "RUNNING"]
+    assert len(running) == 2  # left to --resume, each with a checkpoint from its stop
+    for t in running:
+        lines = (runs / t.user_attrs["run"] / "metrics.jsonl").read_text().splitlines()
+        assert '"reason": "stopped"' in lines[-1] or '"reason":"stopped"' in lines[-1]

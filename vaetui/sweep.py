@@ -252,3 +252,24 @@ def best_line(study, metric: str) -> str:
     best = pick(complete, key=lambda t: t.value)
     params = "  ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
     return f"best: trial {best.number} ({best.user_attrs.get('run', '?')}) {metric} {best.value:.4g}  {params}"
+
+
+def stop_workers(study) -> tuple[int, int]:
+    """Ask every worker of the study's running trials to stop (SIGTERM: each trial checkpoints, the study can be
+    resumed). Returns (workers signalled, workers on other hosts, which only they can stop)."""
+    import signal
+
+    from optuna.trial import TrialState
+
+    signalled, elsewhere = set(), set()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        host, _, pid = t.user_attrs.get("worker", "").rpartition(":")
+        if host != socket.gethostname() or not pid.isdigit():
+            elsewhere.add(t.user_attrs.get("worker", "?"))
+            continue
+        try:
+            os.kill(int(pid), signal.SIGTERM)
+            signalled.add(pid)
+        except (ProcessLookupError, PermissionError):
+            continue
+    return len(signalled), len(elsewhere)

@@ -48,6 +48,7 @@ class StudyScreen(Screen[None]):
         Binding("e", "explore", "reconstructions"),
         Binding("space", "mark", "mark"),
         Binding("v", "compare", "compare marked"),
+        Binding("s", "stop", "stop study"),
     ]
 
     def __init__(self, study: str):
@@ -159,6 +160,26 @@ class StudyScreen(Screen[None]):
         from vaetui.ui.screens.explore import ReconstructScreen
 
         self.app.push_screen(ReconstructScreen(run))
+
+    def action_stop(self) -> None:
+        """Stop every trial running on this host (each saves a checkpoint); `vaetui sweep … --resume` continues."""
+        from vaetui.ui.screens.dialogs import Confirm
+
+        def answer(yes: bool | None) -> None:
+            if not yes:
+                return
+            from vaetui.study import load_study, read_spec
+            from vaetui.sweep import stop_workers
+
+            spec = read_spec(self.app.store.root, self.study)
+            here, elsewhere = stop_workers(load_study(self.app.store.root, spec))
+            note = f"asked {here} worker(s) to stop; each checkpoints its trial"
+            if elsewhere:
+                note += f" ({elsewhere} on other hosts: stop them there)"
+            self.notify(note if here or elsewhere else "no trial of this study is running")
+
+        self.app.push_screen(Confirm(f"Stop study {self.study}? Each running trial saves a checkpoint; "
+                                     "vaetui sweep … --resume continues it."), answer)
 
     def action_mark(self) -> None:
         run = self.selected_run()
