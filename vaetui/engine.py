@@ -20,21 +20,20 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from vaetui import build, checkpoint, distributed, observe
+from vaetui import build, distributed, observe
 from vaetui.build import epoch_order, resolve_device  # noqa: F401 (part of the engine's interface)
 from vaetui.config import RunConfig
 from vaetui.control import Control
-from vaetui.errors import CheckpointError, VaeError
+from vaetui.errors import VaeError
 from vaetui.events import (
-    CheckpointEvent, EpochEvent, EvalEvent, Event, FailedEvent, FinishedEvent, ImagesEvent, StartedEvent,
+    EpochEvent, EvalEvent, Event, FailedEvent, FinishedEvent, ImagesEvent, StartedEvent,
     StateEvent, StepEvent, WarningEvent,
 )
 from vaetui.losses import beta_at, bits_per_dim, nats_per_dim, vae_loss
 from vaetui.model import ConvVAE, parameter_count
 from vaetui.runs import Run
+from vaetui.trainer_state import MAX_NONFINITE_IN_A_ROW, TrainerState
 
-MAX_NONFINITE_IN_A_ROW = 5
-MAX_ROLLBACKS = 4
 PREVIEW_IMAGES = 8
 
 
@@ -52,7 +51,7 @@ class _Window:
         self.t0 = time.perf_counter()
 
 
-class Trainer:
+class Trainer(TrainerState):
     """Trains one run; `run(control)` yields events until the run completes, stops or fails."""
 
     def __init__(self, config: RunConfig, run: Run, resume: bool = False):
@@ -332,80 +331,6 @@ class Trainer:
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
-
-    # ------------------------------------------------------------------ checkpoints
-    def _state(self) -> dict:
-        return checkpoint.capture(
-            config=self.config, model=self.model, optimizer=self.optimizer, scaler=self.scaler, noise=self.noise,
-            device_type=self.device.type, step=self.step, epoch=self.step // self.steps_per_epoch,
-            lr_scale=self.lr_scale, best_valid=self.best_valid, nonfinite_total=self.nonfinite_total,
-            rollbacks=self.rollbacks, epoch_sums=self.epoch_sums,
-        )
-
-    def _restore(self, state: dict) -> str | None:
-        """Load a checkpoint's state; returns a note when the noise generator had to be reseeded."""
-        counters = checkpoint.restore(state, model=self.model, optimizer=self.optimizer, scaler=self.scaler)
-        self.step = counters["step"]
-        self.lr_scale, self.best_valid = counters["lr_scale"], counters["best_valid"]
-        self.nonfinite_total, self.rollbacks = counters["nonfinite_total"], counters["rollbacks"]
-        self.epoch_sums = counters["epoch_sums"]
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.config.train.lr * self.lr_scale
-        reseed = build.noise_seed(self.config.train.seed, self.world.rank, self.step)
-        if self.world.rank != 0:  # the checkpoint holds rank 0's noise; the others continue from (seed, rank, step)
-            self.noise.manual_seed(reseed)
-            return None
-        return checkpoint.restore_noise(state, self.noise, self.device.type, reseed)
-
-    def _load_resume_state(self) -> tuple[dict | None, str, list[str]]:
-        """Rank 0 reads the newest good checkpoint and hands it to the other ranks (their disks may lack the run).
-
-        Returns (state or None when there is no checkpoint yet, its file name, warnings about damaged files).
-        """
-        state, name, warnings = None, "", []
-        if self.world.main:
-            try:
-                state, path, warnings = self.store.load_checkpoint(None, map_location="cpu")
-                name = path.name
-            except CheckpointError as exc:
-                if "no checkpoint yet" not in str(exc):
-                    raise
-        return distributed.broadcast(state, self.world), name, warnings
-
-    def _weights_finite(self) -> bool:
-        return all(bool(torch.isfinite(t).all()) for t in self.model.state_dict().values() if t.is_floating_point())
-
-    def _save(self, label: str) -> Iterator[Event]:
-        if not self.world.main:
-            return
-        if not self._weights_finite():
-            yield WarningEvent(step=self.step, message=f"not saving ckpt-{label}: the weights are not finite")
-            return
-        path = self.store.save_checkpoint(self._state(), label)
-        yield CheckpointEvent(step=self.step, path=str(path), label=label)
-
-    def _rollback(self) -> Iterator[Event]:
-        self.rollbacks += 1
-        if self.rollbacks > MAX_ROLLBACKS:
-            raise VaeError(f"training diverges: {self.rollbacks - 1} roll-backs did not help; "
-                           f"start again with a lower --lr than {self.config.train.lr:g}")
-        lr_scale, nonfinite, rollbacks = self.lr_scale * 0.5, self.nonfinite_total, self.rollbacks
-        state, name, _ = self._load_resume_state()
-        if state is not None:
-            self._restore(state)
-            where = f"{name} (step {self.step})"
-        else:
-            where = "the current weights (no checkpoint yet)"
-        # Counts of what happened are not training state: they survive the roll-back.
-        self.nonfinite_total, self.rollbacks, self.lr_scale = nonfinite, rollbacks, lr_scale
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.config.train.lr * self.lr_scale
-        if self.world.main:
-            self.store.truncate_events_after(self.step)  # the undone steps leave the log, as on resume
-        self.window.reset()
-        self.order_epoch = -1
-        yield WarningEvent(step=self.step, message=f"{MAX_NONFINITE_IN_A_ROW} non-finite losses in a row: rolled back "
-                           f"to {where} and halved the learning rate to {self.optimizer.param_groups[0]['lr']:.3g}")
 
     # ------------------------------------------------------------------ evaluation and pictures
     def evaluate(self, count: int | None = None) -> dict[str, float]:
