@@ -90,8 +90,8 @@ def test_nonfinite_losses_are_skipped_then_rolled_back(tmp_path, monkeypatch):
     real = engine.vae_loss
     calls = {"n": 0}
 
-    def flaky(logits, x, mu, logvar, beta, likelihood):
-        terms = real(logits, x, mu, logvar, beta, likelihood)
+    def flaky(logits, x, mu, logvar, beta, likelihood, free_bits=0.0):
+        terms = real(logits, x, mu, logvar, beta, likelihood, free_bits)
         if not torch.is_grad_enabled():  # validation: leave it alone
             return terms
         calls["n"] += 1

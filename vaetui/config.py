@@ -77,6 +77,12 @@ class TrainConfig:
     beta: float = setting_field(0.3, "β, the weight of the KL term", low=0.0, high=1e4, form="β")
     kl_warmup: int = setting_field(0, "linear KL warm-up over this many steps (0: none)", low=0, high=10**9,
                               form="KL warm-up steps", metavar="STEPS")
+    kl_cycles: int = setting_field(0, "cyclical KL annealing: cycles over the planned steps (0: none; Fu et al. "
+                                   "2019)", low=0, high=10**6, form="KL cycles", metavar="M")
+    kl_ratio: float = setting_field(0.5, "fraction of each KL cycle spent raising β from 0 (then held)", low=0.0,
+                                    high=1.0, low_open=True, metavar="R")
+    free_bits: float = setting_field(0.0, "free bits: a KL floor per latent dimension in nats (0: none; Kingma et "
+                                     "al. 2016)", low=0.0, high=100.0, form="free bits", metavar="NATS")
     lr: float = setting_field(1e-4, "Adam's learning rate", low=1e-8, high=1.0, low_open=True, form="learning rate")
     batch_size: int = setting_field(64, "images per step (the global batch under torchrun)", low=1, high=65536,
                                form="batch size")
@@ -123,8 +129,8 @@ SETTINGS_BY_SECTION: dict[str, list[Setting]] = {sec: [s for s in SETTINGS if s.
 # Flat override names (as on the command line) -> (section, field).
 OVERRIDES: dict[str, tuple[str, str]] = {s.name: (s.section, s.field) for s in SETTINGS}
 # The new-run form, top to bottom: choices first, then typed fields.
-FORM_FIELDS = ("data", "precision", "data_root", "size", "latent", "beta", "kl_warmup", "lr", "batch_size", "epochs",
-               "dataset_size", "seed", "threads")
+FORM_FIELDS = ("data", "precision", "data_root", "size", "latent", "beta", "kl_warmup", "kl_cycles", "free_bits", "lr",
+               "batch_size", "epochs", "dataset_size", "seed", "threads")
 assert all(SETTINGS_BY_NAME[n].form for n in FORM_FIELDS)
 
 

@@ -29,7 +29,7 @@ from vaetui.events import (
     EpochEvent, EvalEvent, Event, FailedEvent, FinishedEvent, ImagesEvent, StartedEvent,
     StateEvent, StepEvent, WarningEvent,
 )
-from vaetui.losses import beta_at, bits_per_dim, nats_per_dim, vae_loss
+from vaetui.losses import bits_per_dim, nats_per_dim, schedule_beta, vae_loss
 from vaetui.model import ConvVAE, parameter_count
 from vaetui.runs import Run
 from vaetui.trainer_state import MAX_NONFINITE_IN_A_ROW, TrainerState
@@ -61,6 +61,7 @@ class Trainer(TrainerState):
         self.model: ConvVAE | None = None
         self.world = distributed.current()  # under torchrun: rank 0 alone writes the run
         self.step = 0
+        self.collapse_warned = False  # the posterior-collapse alert is said once per training session
 
     # ------------------------------------------------------------------ public
     def run(self, control: Control | None = None) -> Iterator[Event]:
@@ -163,10 +164,10 @@ class Trainer(TrainerState):
         """One optimiser step, or a skipped one (non-finite loss); returns True after a roll-back."""
         tc = self.config.train
         x = self._next_batch()
-        beta = beta_at(self.step, tc.beta, tc.kl_warmup)
+        beta = schedule_beta(self.step, tc, tc.epochs * self.steps_per_epoch)
         with self._autocast():
             out = self.forward(x, self.noise)
-        terms = vae_loss(out.logits, x, out.mu, out.logvar, beta, self.config.model.likelihood)
+        terms = vae_loss(out.logits, x, out.mu, out.logvar, beta, self.config.model.likelihood, tc.free_bits)
         self.optimizer.zero_grad(set_to_none=True)
         if self._any(not bool(torch.isfinite(terms.loss))):
             self.nonfinite_total += 1
@@ -230,7 +231,7 @@ class Trainer(TrainerState):
         yield StepEvent(
             step=self.step, epoch=(self.step - 1) // spe + 1, epoch_step=(self.step - 1) % spe + 1,
             steps_per_epoch=spe, total_steps=self.total_steps,
-            loss=loss_s / n, recon=recon_s / n, kl=kl_s / n, beta=beta_at(self.step - 1, tc.beta, tc.kl_warmup),
+            loss=loss_s / n, recon=recon_s / n, kl=kl_s / n, beta=schedule_beta(self.step - 1, tc, tc.epochs * spe),
             lr=self.optimizer.param_groups[0]["lr"], nats_per_dim=nats_per_dim(elbo, self.dims),
             bits_per_dim=bits_per_dim(elbo, self.dims), images_per_s=rate, elapsed=now - self.t_start,
             nonfinite=self.nonfinite_total,
@@ -241,7 +242,11 @@ class Trainer(TrainerState):
         elbo = v["recon"] + v["kl"]
         yield EvalEvent(step=self.step, epoch=epoch, split="valid", loss=v["loss"], recon=v["recon"], kl=v["kl"],
                         nats_per_dim=nats_per_dim(elbo, self.dims), bits_per_dim=bits_per_dim(elbo, self.dims),
-                        count=v["count"], beta=self.config.train.beta)
+                        count=v["count"], beta=self.config.train.beta, active_units=v["active_units"])
+        collapse = None if self.collapse_warned else observe.collapse_message(v, epoch)
+        if collapse:
+            self.collapse_warned = True
+            yield WarningEvent(step=self.step, message=collapse)
         es = self.epoch_sums
         best = v["loss"] < self.best_valid
         if best:

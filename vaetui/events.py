@@ -84,6 +84,7 @@ class EvalEvent(Event):
     bits_per_dim: float
     count: int
     beta: float = math.nan
+    active_units: int | None = None  # units with Var over images of μ_j > 0.01
 
 
 @dataclass(frozen=True)

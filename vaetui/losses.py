@@ -1,4 +1,4 @@
-"""The β-VAE objective: reconstruction terms, closed-form KL, β and warm-up, unit conversions."""
+"""The β-VAE objective: reconstruction terms, closed-form KL, the KL schedule (warm-up, cycles), free bits,\nunit conversions."""
 
 from __future__ import annotations
 
@@ -63,11 +63,25 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return kl_per_dim(mu, logvar).sum(1)
 
 
-def beta_at(step: int, beta: float, warmup_steps: int) -> float:
-    """Linear KL warm-up: β·min(1, step / warmup_steps); no warm-up when warmup_steps is 0."""
-    if warmup_steps <= 0:
-        return beta
-    return beta * min(1.0, step / warmup_steps)
+def beta_at(step: int, beta: float, warmup_steps: int, cycles: int = 0, ratio: float = 0.5,
+            total_steps: int = 0) -> float:
+    """β at a step: the linear warm-up β·min(1, step / warmup_steps), times the cyclical schedule.
+
+    Cyclical annealing (Fu et al. 2019): the planned `total_steps` split into `cycles`
+    equal cycles; within each, the weight rises linearly from 0 to 1 over the first
+    `ratio` of the cycle and stays at 1 for the rest. cycles 0 (or 1 with ratio 0): no cycling.
+    """
+    weight = 1.0 if warmup_steps <= 0 else min(1.0, step / warmup_steps)
+    if cycles > 0 and total_steps > 0 and ratio > 0:
+        period = total_steps / cycles
+        tau = (step % period) / period
+        weight *= min(1.0, tau / ratio)
+    return beta * weight
+
+
+def schedule_beta(step: int, train, total_steps: int) -> float:
+    """β at a step under a TrainConfig's KL schedule (warm-up, cycles over the planned steps)."""
+    return beta_at(step, train.beta, train.kl_warmup, train.kl_cycles, train.kl_ratio, total_steps)
 
 
 @dataclass
@@ -81,13 +95,19 @@ class LossTerms:
 
 
 def vae_loss(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
-             beta: float, likelihood: str = "bernoulli") -> LossTerms:
-    """β-VAE loss per image (recon + β·KL), averaged over the batch so lr does not depend on batch size."""
+             beta: float, likelihood: str = "bernoulli", free_bits: float = 0.0) -> LossTerms:
+    """β-VAE loss per image (recon + β·KL), averaged over the batch so lr does not depend on batch size.
+
+    free_bits λ > 0 (Kingma et al. 2016, per dimension): the optimised KL term is
+    Σ_j max(λ, batch-mean KL_j), so no dimension is pushed below λ nats; the reported
+    KL (kl_sum) is always the true one.
+    """
     recon = reconstruction_nll(logits, x, likelihood)
-    kl = kl_divergence(mu, logvar)
     n = x.shape[0]
-    recon_sum, kl_sum = recon.sum(), kl.sum()
-    return LossTerms((recon_sum + beta * kl_sum) / n, recon_sum.detach(), kl_sum.detach(), n)
+    per_dim = kl_per_dim(mu, logvar)
+    recon_sum, kl_sum = recon.sum(), per_dim.sum()
+    kl_term = kl_sum if free_bits <= 0 else per_dim.mean(0).clamp_min(free_bits).sum() * n
+    return LossTerms((recon_sum + beta * kl_term) / n, recon_sum.detach(), kl_sum.detach(), n)
 
 
 def nats_per_dim(nats_per_image: float, dims: int) -> float:

@@ -11,9 +11,9 @@ import torch
 
 from vaetui.imaging import to_float
 from vaetui.losses import LN2, discretized_gaussian_nll, kl_per_dim, reconstruction_nll
+from vaetui.observe import ACTIVE_THRESHOLD
 
 PSNR_CAP = 100.0  # identical images: infinite PSNR, reported as this
-ACTIVE_THRESHOLD = 0.01  # Burda et al.: a unit is active when Cov_x(E[z_j|x]) > 0.01
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -6,23 +6,33 @@ noise), so numbers and pictures from different steps and runs compare like for l
 
 from __future__ import annotations
 
+import math
 from typing import Callable, ContextManager
 
 import numpy as np
 import torch
 
 from vaetui.imaging import save_image, stack_rows, to_float, to_uint8
-from vaetui.losses import vae_loss
+from vaetui.losses import kl_per_dim, vae_loss
 
 SNAPSHOT_MAX_SIDE = 96  # snapshot tiles are downscaled to this: what a terminal can show, a few KB a PNG
 
 
+ACTIVE_THRESHOLD = 0.01  # Burda et al.: a unit is active when Cov_x(E[z_j|x]) > 0.01
+COLLAPSED_KL = 0.01  # nats: a dimension whose mean KL is below this carries (almost) nothing
+
+
 @torch.no_grad()
 def validate(model, split, count: int, batch_size: int, beta: float, likelihood: str, seed: int, device,
-             autocast: Callable[[], ContextManager]) -> dict[str, float]:
-    """Mean recon and KL per image on the first `count` images; 'loss' = recon + β·KL at the given (final) β."""
+             autocast: Callable[[], ContextManager]) -> dict:
+    """Mean recon and KL per image on the first `count` images; 'loss' = recon + β·KL at the given (final) β.
+
+    Also the mean KL per latent dimension and the active units (Var over images of μ_j > 0.01),
+    what the posterior-collapse alert reads.
+    """
     gen = torch.Generator(device=device).manual_seed(seed)
     sums = torch.zeros(2, device=device)
+    kl_dims = mu_sum = mu_sq = 0.0
     was_training = model.training
     model.eval()
     try:
@@ -32,10 +42,32 @@ def validate(model, split, count: int, batch_size: int, beta: float, likelihood:
                 out = model(x, gen)
             t = vae_loss(out.logits, x, out.mu, out.logvar, beta, likelihood)
             sums += torch.stack([t.recon_sum, t.kl_sum])
+            mu = out.mu.double()
+            kl_dims = kl_dims + kl_per_dim(out.mu, out.logvar).double().sum(0)
+            mu_sum, mu_sq = mu_sum + mu.sum(0), mu_sq + mu.pow(2).sum(0)
     finally:
         model.train(was_training)
     recon, kl = (v / count for v in sums.tolist())
-    return {"loss": recon + beta * kl, "recon": recon, "kl": kl, "count": count}
+    var = (mu_sq - mu_sum.pow(2) / count) / max(count - 1, 1)
+    return {"loss": recon + beta * kl, "recon": recon, "kl": kl, "count": count,
+            "kl_per_dim": (kl_dims / count).tolist(), "active_units": int((var > ACTIVE_THRESHOLD).sum())}
+
+
+def collapse_message(v: dict, epoch: int, active_fraction: float = 0.1, collapsed_fraction: float = 0.9) -> str | None:
+    """A posterior-collapse warning from validate()'s numbers, or None.
+
+    Collapse: fewer than `active_fraction` of the units are active (at least one must be),
+    or more than `collapsed_fraction` of the dimensions have mean KL below 0.01 nats.
+    """
+    kl_dims = v["kl_per_dim"]
+    latent = len(kl_dims)
+    active = v["active_units"]
+    collapsed = sum(k < COLLAPSED_KL for k in kl_dims)
+    if active >= max(1, math.ceil(active_fraction * latent)) and collapsed <= collapsed_fraction * latent:
+        return None
+    return (f"posterior collapse at epoch {epoch}: {active}/{latent} units active (Var μ > {ACTIVE_THRESHOLD}), "
+            f"{collapsed}/{latent} dims with KL < {COLLAPSED_KL} nats (total KL {v['kl']:.2f}): lower β, "
+            f"or set --free-bits 0.1 or --kl-cycles 4")
 
 
 @torch.no_grad()
