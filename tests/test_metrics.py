@@ -44,6 +44,19 @@ def test_iwae_bound_is_tighter_and_trained_beats_untrained():
     assert again["per_image"] == trained["per_image"]  # fixed protocol, same numbers
 
 
+def test_trained_code_is_more_disentangled_and_informative_than_untrained():
+    from vaetui.metrics import disentanglement
+
+    model, config = demo()
+    split = open_split(config.data, "test")
+    trained = disentanglement(model, split, 2000)
+    torch.manual_seed(0)
+    fresh = disentanglement(ConvVAE.from_config(config).eval(), split, 2000)
+    assert trained["kind"] == "factors" and trained["count"] == 2000
+    assert trained["dci_informativeness"] > fresh["dci_informativeness"] + 0.1
+    assert trained["mig"] > fresh["mig"] and trained["sap"] > fresh["sap"]
+
+
 def test_ssim_and_probe_basics():
     x = torch.rand(2, 3, 32, 32)
     assert abs(ssim(x, x) - 1.0) < 1e-5 and ssim(x, torch.rand(2, 3, 32, 32)) < 0.5
@@ -60,7 +73,10 @@ def test_eval_cli_stores_results_with_protocol_and_plot_writes_png(tmp_path):
                           "--k", "4", "--json"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
-    assert result["protocol"] == {"run": "a", "checkpoint": "ckpt-best.pt", "split": "test", "count": 32, "k": 4, "seed": 0}
+    assert result["protocol"] == {"run": "a", "checkpoint": "ckpt-best.pt", "split": "test", "count": 32, "k": 4, "seed": 0,
+                                  "disentangle_n": 4096}
+    dis = result["disentanglement"]
+    assert dis["kind"] == "factors" and dis["count"] == 4096 and dis["bins"] == 20 and len(dis["mig_per_factor"]) == 16
     stored = json.loads((tmp_path / "a" / "eval" / "best-test-n32-k4-s0.json").read_text())
     assert stored.pop("written") > 0 and stored == result
     out = subprocess.run([sys.executable, "-m", "vaetui", "plot", "a", "b", "--runs-dir", str(tmp_path), "--steps",

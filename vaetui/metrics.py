@@ -1,5 +1,6 @@
 """How good is a model: ELBO terms, an importance-weighted bound on −log p(x), PSNR, SSIM,
-active units, KL per latent dimension, and (on synthetic faces) linear probes to the true factors."""
+active units, KL per latent dimension, (on synthetic faces) linear probes to the true factors, and
+disentanglement (MIG, DCI, SAP; vaetui.disentangle) against the factors or, on CelebA, the attributes."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def linear_probe_r2(features: np.ndarray, targets: np.ndarray, ridge: float = 1.
 
 @torch.no_grad()
 def evaluate(model, config, split, count: int = 1024, k: int = 64, seed: int = 0, batch_size: int = 64,
-             progress: Callable[[int, int, str], None] | None = None) -> dict:
+             progress: Callable[[int, int, str], None] | None = None, disentangle_n: int = 0) -> dict:
     """Every metric on the first `count` images of a split, with fixed noise: a comparable protocol."""
     model.eval()
     device = next(model.parameters()).device
@@ -121,4 +122,75 @@ def evaluate(model, config, split, count: int = 1024, k: int = 64, seed: int = 0
         factors = split.factors(np.arange(count))
         feats = mu_all.numpy()
         out["probe_r2"] = {name: linear_probe_r2(feats, np.asarray(v, dtype=np.float64)) for name, v in factors.items()}
+    if disentangle_n:
+        scored = disentanglement(model, split, disentangle_n, batch_size, progress)
+        if scored is not None:
+            out["disentanglement"] = scored
+    return out
+
+
+def factors_of(split, indices: np.ndarray) -> tuple[np.ndarray, list[str], str] | None:
+    """(N, K) known factors of these images, their names, and 'factors' (synthetic) or 'attributes' (a proxy)."""
+    if hasattr(split, "factors"):
+        f = split.factors(indices)
+        return np.stack([np.asarray(v, np.float64) for v in f.values()], 1), list(f), "factors"
+    names = list(getattr(split, "attribute_names", []) or [])
+    if not names:
+        return None
+    return split.attributes(indices).numpy().astype(np.float64), names, "attributes"
+
+
+@torch.no_grad()
+def disentanglement(model, split, n: int, batch_size: int = 64,
+                    progress: Callable[[int, int, str], None] | None = None) -> dict | None:
+    """MIG, DCI and SAP of μ on the first n images against the split's factors (or attributes); None without labels."""
+    from vaetui import disentangle
+
+    n = min(n, len(split))
+    known = factors_of(split, np.arange(n))
+    if known is None or n < 4:
+        return None
+    device = next(model.parameters()).device
+    mus = []
+    for start in range(0, n, batch_size):
+        idx = np.arange(start, min(start + batch_size, n))
+        mus.append(model.encode(to_float(split.images(idx), device, channels_last=False))[0].double().cpu())
+        if progress:
+            progress(min(start + batch_size, n), n, "encoding for disentanglement")
+    factors, names, kind = known
+    return disentangle.scores(torch.cat(mus).numpy(), factors, names, kind)
+
+
+def newest_eval_with(run, key: str, split: str = "test") -> dict | None:
+    """The run's newest stored evaluation on a split that holds `key` (e.g. 'disentanglement', 'samples')."""
+    return next((r for r in run.evals(split=split) if key in r), None)
+
+
+def sample_quality(model, config, split, n: int = 2000, seed: int = 0, inception_weights=None,
+                   progress: Callable[[int, int, str], None] | None = None) -> dict:
+    """FD-attr, KID and precision/recall of n prior samples against the first n images of the split.
+
+    The feature space is the dataset's attribute network (vaetui.attrnet, trained once and
+    cached); with inception_weights also standard FID/KID in Inception-v3 pool features.
+    """
+    from vaetui import attrnet, fidelity
+    from vaetui.data import open_split
+
+    n = min(n, len(split))
+    device = next(model.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    z = torch.randn(n, config.model.latent, generator=gen, device=device)
+
+    @torch.no_grad()
+    def fakes(idx):
+        return model.decode(z[torch.as_tensor(idx, device=device)]).float().cpu()
+
+    net = attrnet.attribute_net(config.data, open_split(config.data, "train"), progress)
+    out = {"protocol": {"count": n, "seed": seed, "prior": "N(0, I), temperature 1",
+                        "attribute_net": attrnet.PROTOCOL}}
+    out["attr"] = fidelity.compare(attrnet.features(net, split.images, n), attrnet.features(net, fakes, n), seed)
+    if inception_weights:
+        inception = attrnet.InceptionFeatures(inception_weights)
+        out["inception"] = fidelity.compare(attrnet.features(inception, split.images, n, 32),
+                                            attrnet.features(inception, fakes, n, 32), seed)
     return out

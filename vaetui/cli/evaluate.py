@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from vaetui.cli.args import SEED_MAX, SPLITS, add_checkpoint, add_run, add_runs_dir, int_in, out_file, progress_printer
 from vaetui.errors import VaeError
@@ -16,11 +17,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from vaetui.data import open_split
     from vaetui.metrics import evaluate
 
+    if args.inception_weights and not args.inception_weights.is_file():
+        from vaetui.attrnet import INCEPTION_HINT
+
+        raise VaeError(f"--inception-weights {args.inception_weights}: no such file. {INCEPTION_HINT}")
     run, model, config, path = load(args)
     split = open_split(config.data, args.split, progress=progress_printer())
-    result = evaluate(model, config, split, args.n, args.k, args.seed, progress=progress_printer())
+    result = evaluate(model, config, split, args.n, args.k, args.seed, progress=progress_printer(),
+                      disentangle_n=args.disentangle_n)
+    if args.inception_weights and not args.samples:
+        raise VaeError("--inception-weights measures samples: add --samples")
+    if args.samples:
+        from vaetui.metrics import sample_quality
+
+        result["samples"] = sample_quality(model, config, split, args.samples_n, args.seed, args.inception_weights,
+                                           progress=progress_printer())
     protocol = {"run": run.name, "checkpoint": path.name, "split": args.split, "count": min(args.n, len(split)),
-                "k": args.k, "seed": args.seed}
+                "k": args.k, "seed": args.seed, "disentangle_n": min(args.disentangle_n, len(split))}
     result = {"protocol": protocol, **result}
     stored = None if run.read_only else run.save_eval(result)
     if args.json:
@@ -41,9 +54,33 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print("  KL per dim (top): " + ", ".join(f"z{j} {v:.2f}" for j, v in ranked))
     if "probe_r2" in result:
         print("  linear probe R² μ -> factor: " + ", ".join(f"{n} {v:.2f}" for n, v in result["probe_r2"].items()))
+    if "disentanglement" in result:
+        from vaetui.disentangle import summary_line
+
+        dis = result["disentanglement"]
+        what = "the true factors" if dis["kind"] == "factors" else f"{len(dis['factors'])} attributes"
+        print(f"  disentanglement on {dis['count']} images vs {what}: {summary_line(dis)}")
+        print(f"    ({dis['bins']} {dis['binning']} bins for MIG; DCI: {dis['regressor']}, {dis['split']})")
+    if "samples" in result:
+        print("  samples: " + samples_line(result["samples"]))
     if stored:
         print(f"  stored in {stored}")
     return 0
+
+
+def samples_line(s: dict) -> str:
+    """'FD-attr 1.23  KID-attr 0.004  precision 0.71 recall 0.55 (2000 samples)  FID 41.2 KID 0.03'."""
+    a = s["attr"]
+    line = (f"FD-attr {a['fd']:.3f}  KID-attr {a['kid']:.4f}  precision {a['precision']:.3f} recall {a['recall']:.3f}"
+            f"  ({a['count']} prior samples vs {a['count']} images, attribute-network features)")
+    if "inception" in s:
+        i = s["inception"]
+        line += f"\n           FID {i['fd']:.2f}  KID {i['kid']:.4f}  precision {i['precision']:.3f} recall {i['recall']:.3f}"
+    else:
+        from vaetui.attrnet import INCEPTION_HINT
+
+        line += f"\n           (no FID: {INCEPTION_HINT})"
+    return line
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -99,6 +136,13 @@ def register(sub) -> None:
     p.add_argument("--n", type=int_in(1, 10**7), default=1024, help="images (the first N of the split)")
     p.add_argument("--k", type=int_in(1, 100000), default=64, help="importance samples for the IWAE bound")
     p.add_argument("--seed", type=int_in(0, SEED_MAX), default=0)
+    p.add_argument("--disentangle-n", type=int_in(0, 10**7), default=4096, metavar="N",
+                   help="images for MIG, DCI and SAP against the known factors or attributes (0: skip)")
+    p.add_argument("--samples", action="store_true",
+                   help="also sample quality: FD-attr, KID, precision/recall of prior samples vs the split's images")
+    p.add_argument("--samples-n", type=int_in(10, 10**6), default=2000, metavar="N", help="samples (and images) compared")
+    p.add_argument("--inception-weights", type=Path, metavar="FILE",
+                   help="a local pt_inception-2015-12-05 weights file: adds standard FID/KID (never downloaded)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 

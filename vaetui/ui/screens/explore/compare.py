@@ -19,6 +19,16 @@ COLOURS = ("cyan", "magenta", "yellow", "green", "red", "blue")
 EVAL_PROTOCOL = {"split": "test"}  # the numbers compared: each run's newest eval on the test split
 
 
+def quality_cells(r: dict) -> str:
+    """MIG/DCI/SAP and the sample-quality numbers of an eval, when it has them."""
+    out = ""
+    if "disentanglement" in r:
+        d = r["disentanglement"]
+        out += (f"  MIG {d['mig']:.2f} DCI {d['dci_disentanglement']:.2f}/{d['dci_completeness']:.2f}/"
+                f"{d['dci_informativeness']:.2f} SAP {d['sap']:.2f}{'*' if d['kind'] == 'attributes' else ''}")
+    return out
+
+
 def curves_and_numbers(store, names: list[str], per_step: bool) -> tuple[list, list[str]]:
     """The chart's lines and the table's rows for these runs, from their histories and newest evals."""
     lines, cells = [], []
@@ -39,6 +49,7 @@ def curves_and_numbers(store, names: list[str], per_step: bool) -> tuple[list, l
             r, p = evals[0], evals[0]["protocol"]
             extra = (f"  PSNR {r['psnr']:.1f}  IWAE {r['per_image']['iwae_nll']:.1f}  "
                      f"active {r['active_units']}/{r['latent']}  [dim]({p['checkpoint']}, n{p['count']}, k{p['k']})[/]")
+            extra += quality_cells(r)
         best = "-" if info.best_valid is None else f"{info.best_valid:.1f}"
         cells.append(f"[{colour}]■[/] [b]{name}[/]  latent {info.latent}  β {info.beta:g}  "
                      f"epochs {info.epochs_done}/{info.epochs}  best valid {best}{extra}")

@@ -8,6 +8,16 @@ from vaetui.errors import VaeError
 from vaetui.ui.screens.explore.base import ExploreScreen
 
 
+def disentanglement_text(scored: dict | None) -> str:
+    """The newest eval's MIG, DCI and SAP, with what it was measured on; or how to get them."""
+    from vaetui.disentangle import summary_line
+
+    if not scored:
+        return "[dim]disentanglement: not measured yet (vaetui eval RUN)[/]"
+    p, d = scored["protocol"], scored["disentanglement"]
+    return f"{summary_line(d)}  [dim]({p['checkpoint']}, {d['count']} {p['split']} images)[/]"
+
+
 class LatentScreen(ExploreScreen):
     """What the code holds: dimensions by KL (↑/↓), traversal ±3σ, attribute vectors (a, - +), scatter (p)."""
 
@@ -66,7 +76,10 @@ class LatentScreen(ExploreScreen):
                 parts.append(figures.attribute_strip(model, base, vec, amounts).image)
             except VaeError as exc:
                 self.attr_error = str(exc)
-        return figures.Figure(figures.stack_pictures(parts), {"ranking": ranking, "row": row})
+        from vaetui.metrics import newest_eval_with
+
+        scored = newest_eval_with(self.app.store.open(self.run_name), "disentanglement")
+        return figures.Figure(figures.stack_pictures(parts), {"ranking": ranking, "row": row, "scored": scored})
 
     def info_text(self) -> str:
         if self.figure is None:
@@ -79,7 +92,7 @@ class LatentScreen(ExploreScreen):
             lower = f"scatter of μ coloured by [b]{self.attribute}[/] (orange: has it)"
         return (f"z{row['dim']} (rank {self.rank + 1}) KL {row['kl']:.2f} σ(μ) {row['mu_std']:.2f} "
                 f"{'active' if row['active'] else 'inactive'} · image {self.image} · {lower} {self.attr_error}\n"
-                f"[dim]active {active}/{len(ranking)} · by KL: {top}[/]")
+                f"[dim]active {active}/{len(ranking)} · by KL: {top}[/]\n{disentanglement_text(self.figure.info['scored'])}")
 
     def action_dim(self, delta: int) -> None:
         self.rank += delta
