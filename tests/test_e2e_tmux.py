@@ -55,8 +55,8 @@ def test_train_pause_quit_and_resume_in_tmux(tmp_path):
         time.sleep(0.5)
         tmux.send("Down", "Enter")
         tmux.wait_for(r"preset\s+tiny")
-        # to the epochs field: data, precision, root, size, latent, beta, warm-up, lr, batch, epochs
-        tmux.send(*(["Tab"] * 10))
+        # to the epochs field: data, precision, root, size, latent, beta, warm-up, cycles, free bits, lr, batch, epochs
+        tmux.send(*(["Tab"] * 12))
         time.sleep(0.3)
         tmux.send("C-u")
         time.sleep(0.3)
