@@ -36,8 +36,8 @@ def nan_at(monkeypatch, calls: set[int]):
     real = engine.vae_loss
     seen = {"n": 0}
 
-    def flaky(logits, x, mu, logvar, beta, likelihood):
-        terms = real(logits, x, mu, logvar, beta, likelihood)
+    def flaky(logits, x, mu, logvar, beta, likelihood, free_bits=0.0):
+        terms = real(logits, x, mu, logvar, beta, likelihood, free_bits)
         if not torch.is_grad_enabled():
             return terms
         seen["n"] += 1
@@ -267,9 +267,9 @@ def test_best_checkpoint_compares_epochs_at_the_final_beta(tmp_path, monkeypatch
     # (recon, KL) per image of the validation batches: epoch 1 then epoch 2 (two batches each).
     values = [(100.0, 50.0)] * 2 + [(110.0, 10.0)] * 2
 
-    def fake(logits, x, mu, logvar, beta, likelihood):
+    def fake(logits, x, mu, logvar, beta, likelihood, free_bits=0.0):
         if torch.is_grad_enabled():
-            return real(logits, x, mu, logvar, beta, likelihood)
+            return real(logits, x, mu, logvar, beta, likelihood, free_bits)
         recon, kl = values[min(calls["n"], len(values) - 1)]
         calls["n"] += 1
         n = x.shape[0]

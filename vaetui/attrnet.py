@@ -67,13 +67,14 @@ def resize(x: torch.Tensor) -> torch.Tensor:
 
 def labels_of(split, indices: np.ndarray) -> tuple[torch.Tensor, str]:
     """Targets for the attribute network: ('regression', factors in [0, 1]) or ('binary', attributes)."""
-    if hasattr(split, "factors"):
-        f = split.factors(indices)
-        return torch.from_numpy(np.stack([np.asarray(v, np.float32) for v in f.values()], 1)), "regression"
-    if getattr(split, "attribute_names", None):
-        return split.attributes(indices).float(), "binary"
-    raise DataError("this dataset has no labels (no factors, no attributes): FD-attr needs them; add an "
-                    "attributes.csv to the folder, or use --inception-weights for FID")
+    from vaetui.metrics import factors_of
+
+    known = factors_of(split, indices)
+    if known is None:
+        raise DataError("this dataset has no labels (no factors, no attributes): FD-attr needs them; add an "
+                        "attributes.csv to the folder, or use --inception-weights for FID")
+    values, _, kind = known
+    return torch.from_numpy(values.astype(np.float32)), "regression" if kind == "factors" else "binary"
 
 
 def dataset_key(data_config) -> str:
