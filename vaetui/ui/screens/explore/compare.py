@@ -26,6 +26,9 @@ def quality_cells(r: dict) -> str:
         d = r["disentanglement"]
         out += (f"  MIG {d['mig']:.2f} DCI {d['dci_disentanglement']:.2f}/{d['dci_completeness']:.2f}/"
                 f"{d['dci_informativeness']:.2f} SAP {d['sap']:.2f}{'*' if d['kind'] == 'attributes' else ''}")
+    if "samples" in r:
+        a = r["samples"]["attr"]
+        out += f"  FD-attr {a['fd']:.2f} P/R {a['precision']:.2f}/{a['recall']:.2f}"
     return out
 
 

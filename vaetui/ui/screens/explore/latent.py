@@ -34,6 +34,7 @@ class LatentScreen(ExploreScreen):
         super().__init__(run_name, checkpoint)
         self.rank, self.image, self.attr_index, self.amount, self.show_scatter = 0, 0, 0, 1.0, False
         self.encoded = None
+        self.scored: dict | None = None  # the newest eval with disentanglement ({} when there is none)
 
     def title_text(self) -> str:
         return "[b]latent space[/]  [dim]↑/↓ dimension · [ ] image · a attribute · - + amount · p scatter[/]"
@@ -78,8 +79,9 @@ class LatentScreen(ExploreScreen):
                 self.attr_error = str(exc)
         from vaetui.metrics import newest_eval_with
 
-        scored = newest_eval_with(self.app.store.open(self.run_name), "disentanglement")
-        return figures.Figure(figures.stack_pictures(parts), {"ranking": ranking, "row": row, "scored": scored})
+        if self.scored is None:  # read the stored evals once per screen, not on every key
+            self.scored = newest_eval_with(self.app.store.open(self.run_name), "disentanglement") or {}
+        return figures.Figure(figures.stack_pictures(parts), {"ranking": ranking, "row": row, "scored": self.scored})
 
     def info_text(self) -> str:
         if self.figure is None:
