@@ -217,6 +217,47 @@ def test_two_trainers_started_at_once_one_trains_the_other_says_why(tmp_path):
     assert loser[1].count("\n") == 1 and "being trained by" in loser[1] and "Traceback" not in loser[1]
 
 
+def test_taking_the_lock_leaves_a_live_writers_temp_file_alone(tmp_path):
+    """7. The CI failure: the winner of the lock swept the loser's in-flight .config.json temp file away.
+
+    Temp files are removed by age (abandoned), not because the remover holds the lock: eval and a racing
+    resume write into the run folder without it.
+    """
+    store = RunStore(tmp_path, include_demo=False)
+    run = store.create(tiny_config(), "sweep")
+    (run.path / "eval").mkdir()
+    live = [run.path / ".config.json.0123abcd.tmp", run.path / "eval" / ".x.json.0123abcd.tmp"]
+    dead = run.path / ".ckpt-latest.pt.deadbeef.tmp"
+    for p in [*live, dead]:
+        p.write_bytes(b"partial")
+    old = time.time() - 2 * 3600
+    os.utime(dead, (old, old))
+    run.acquire_lock()
+    try:
+        assert all(p.exists() for p in live) and not dead.exists()
+    finally:
+        run.release_lock()
+
+
+def test_a_resume_that_loses_the_lock_does_not_rewrite_the_settings(tmp_path):
+    """7. `vaetui train --resume RUN --epochs 5` while another process trains RUN: refused, config.json untouched."""
+    store = RunStore(tmp_path, include_demo=False)
+    run = store.create(tiny_config(epochs=3), "held")
+    before = run.config_path.read_bytes()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from vaetui.runs import Run; "
+                               "Run(sys.argv[1]).acquire_lock(); print('held', flush=True); time.sleep(60)",
+                               str(run.path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        out = subprocess.run([*VAETUI, "train", "--resume", "held", "--epochs", "5", "--runs-dir", str(tmp_path),
+                              "--threads", "1"], capture_output=True, text=True, timeout=120)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert out.returncode != 0 and "being trained by" in out.stderr, out
+    assert run.config_path.read_bytes() == before
+
+
 def test_a_lock_on_another_host_is_judged_by_its_heartbeat(tmp_path):
     """7. A holder on another host: fresh heartbeat -> refused, naming host and age; silent -> taken over."""
     store = RunStore(tmp_path, include_demo=False)

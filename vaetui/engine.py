@@ -73,6 +73,9 @@ class Trainer(TrainerState):
             yield FailedEvent(step=0, error=str(exc))
             return
         try:
+            if self.world.main and self.resume and self.store.config() != self.config:
+                # Under the lock: a resume that lost the race for it must not rewrite the winner's settings.
+                self.store.write_config(self.config)
             if warning:
                 yield self._log(WarningEvent(step=0, message=warning))
             for event in self._train(control):

@@ -11,10 +11,13 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Iterator
 
 TEMP_SUFFIX = ".tmp"
+# A writer touches its temp file until the moment it renames it; one untouched this long was abandoned.
+ABANDONED_AFTER_S = 3600.0
 
 
 def temp_name(path: Path) -> Path:
@@ -30,6 +33,22 @@ def _create_temp(path: Path) -> tuple[int, Path]:
             return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
         except FileExistsError:
             continue
+
+
+def remove_abandoned_temps(folder: Path, pattern: str = ".*" + TEMP_SUFFIX,
+                           older_than_s: float = ABANDONED_AFTER_S) -> None:
+    """Remove temp files a dead writer left in folder; a live writer's (recently touched) are left alone.
+
+    By age, not by who holds a lock: writers that take no lock (eval, a rename, another
+    trainer racing for the lock) write into the same folders.
+    """
+    now = time.time()
+    for tmp in Path(folder).glob(pattern):
+        try:
+            if now - tmp.stat().st_mtime > older_than_s:
+                tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def fsync_dir(folder: Path) -> None:

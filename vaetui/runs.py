@@ -17,7 +17,7 @@ from typing import Any, Iterator
 from vaetui import checkpoint, locks
 from vaetui.config import RunConfig
 from vaetui.errors import CheckpointError, RunError, VaeError
-from vaetui.files import atomic_write_bytes
+from vaetui.files import atomic_write_bytes, remove_abandoned_temps
 from vaetui.logfile import EventLog
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
@@ -192,9 +192,13 @@ class Run:
         except locks.HeldElsewhere as exc:
             raise RunError(f"run {self.name} is being trained by {exc}: watch it with `vaetui monitor {self.name}` "
                            f"or stop that process first") from None
-        for pattern in (".*.tmp", "snapshots/.*.tmp", "eval/.*.tmp"):  # half-written files of a dead writer
+        # Checkpoints and snapshots are written by the lock's holder alone: a temp one left now is a dead
+        # trainer's. Other files (config.json, eval/) have writers that take no lock: only old temps go.
+        for pattern in (".ckpt-*.tmp", "snapshots/.*.tmp"):
             for tmp in self.path.glob(pattern):
                 tmp.unlink(missing_ok=True)
+        for folder in (self.path, self.path / "eval"):
+            remove_abandoned_temps(folder)
         self.repair_events()
         return f"run {self.name}: {warning}" if warning else None
 

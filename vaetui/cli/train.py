@@ -83,8 +83,7 @@ def _resume_run(args: argparse.Namespace, store):
                           f"{', '.join(changed)} or start a new run")
     cfg = with_overrides(current, given).validate()
     preflight(cfg)
-    run.write_config(cfg)
-    return run, cfg
+    return run, cfg  # the trainer writes the changed settings once it holds the run's lock
 
 
 def _new_run(args: argparse.Namespace, store):

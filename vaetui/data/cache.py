@@ -13,7 +13,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 
 from vaetui.data.decode import UnreadableImage, load_rgb
 from vaetui.errors import DataError
-from vaetui.files import atomic_write_bytes, cache_dir, fsync_dir, fsync_file
+from vaetui.files import atomic_write_bytes, cache_dir, fsync_dir, fsync_file, remove_abandoned_temps
 from vaetui.locks import file_lock, try_lock
 
 Progress = Callable[[int, int, str], None]
@@ -106,12 +105,7 @@ def _sweep(root: Path) -> None:
         finally:
             if fd is not None:
                 os.close(fd)
-    for tmp in root.glob(".*.tmp"):  # an older vaetui's temp names: nothing writes them for an hour
-        try:
-            if time.time() - tmp.stat().st_mtime > 3600:
-                tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
+    remove_abandoned_temps(root)
 
 
 def build_or_open(folder: Path, files: Sequence[str], size: tuple[int, int], geometry: str, name: str,
