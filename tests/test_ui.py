@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import time
 
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from vaetui.config import preset
 from vaetui.runs import RunStore
 from vaetui.ui.app import make_app
-from vaetui.ui.screens.dialogs import Confirm, Help, TooSmall
+from vaetui.ui.screens.dialogs import Choose, Confirm, Help, TooSmall
 from vaetui.ui.screens.form import NewRunScreen, parse_form, field_values
 from vaetui.sysstats import ProcessStats, Stats
 from vaetui.ui.screens.monitor import MonitorScreen
@@ -21,7 +23,7 @@ from fake_runs import make_finished_run
 
 @pytest.fixture(autouse=True)
 def fixed_stats(monkeypatch):
-    monkeypatch.setattr(ProcessStats, "sample", lambda self, gpu=False: Stats(42.0, 512.0))
+    monkeypatch.setattr(ProcessStats, "sample", lambda self: Stats(42.0, 512.0))
 
 
 def form_values(**changes):
@@ -86,7 +88,7 @@ def test_train_pause_resume_stop_from_the_keyboard(tmp_path):
             await pilot.press("s")
             await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
             await pilot.press("y")
-            await wait_for(pilot, lambda: view.ended and state().status == "stopped")
+            await wait_for(pilot, lambda: not app.training_here() and state().status == "stopped")
             assert app.screen.query_one("#picture").image is not None
         return state()
 
@@ -153,18 +155,54 @@ def test_quit_while_training_asks_then_saves(tmp_path):
             from dataclasses import replace
 
             cfg = replace(cfg, train=replace(cfg.train, epochs=300))
-            app.start_training(app.store.create(cfg, "q"), resume=False)
+            app.start_training(app.store.create(cfg, "q"))
             await wait_for(pilot, lambda: app.training_view.history.step >= 2)
             await pilot.press("q")
-            await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+            await wait_for(pilot, lambda: isinstance(app.screen, Choose))
             await pilot.press("y")
-            await wait_for(pilot, lambda: app.training_view.ended, timeout=60)
+            await wait_for(pilot, lambda: not app.training_here(), timeout=60)
             await pilot.pause(0.2)
         return app.return_value
 
     assert asyncio.run(scenario()) == 0
     state, _, _ = RunStore(tmp_path).open("q").load_checkpoint("latest", fallback=False)
     assert state["step"] >= 2
+
+
+def test_quit_leaving_the_run_training_then_stop_it_from_outside(tmp_path):
+    """`q` then `b`: the window closes, its trainer (a process of its own session) trains on; any process can
+    then stop it through the run's control file, and it saves a checkpoint."""
+    from dataclasses import replace
+
+    from vaetui.control import ControlFile
+
+    async def scenario():
+        app = make_app(runs_dir=tmp_path, threads=1, include_demo=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            cfg = preset("tiny")
+            app.start_training(app.store.create(replace(cfg, train=replace(cfg.train, epochs=5000)), "bg"))
+            await wait_for(pilot, lambda: app.training_view.history.step >= 2)
+            proc = app.trainer[1]
+            await pilot.press("q")
+            await wait_for(pilot, lambda: isinstance(app.screen, Choose))
+            await pilot.press("b")
+            await pilot.pause(0.2)
+        return proc
+
+    proc = asyncio.run(scenario())
+    run = RunStore(tmp_path, include_demo=False).open("bg")
+    assert proc.poll() is None and os.getsid(proc.pid) != os.getsid(0)  # still training, in its own session
+    step = run.info().step
+    deadline = time.monotonic() + 60
+    while run.info().step <= step and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert run.info().step > step  # trains on without the window
+    ControlFile(run.path).stop()
+    assert proc.wait(timeout=60) == 0
+    info = run.info()
+    assert info.status == "stopped"
+    state, _, _ = run.load_checkpoint("latest", fallback=False)
+    assert state["step"] == info.step
 
 
 # ---------------------------------------------------------------------------- snapshots
@@ -279,6 +317,15 @@ def test_runs_list_sort_mark_compare_rename_delete(tmp_path, monkeypatch):
             cmp = app.screen
             assert "alpha" in cmp.info_text() and "beta" in cmp.info_text()
             assert cmp.figure.image.height > 3 * 32  # originals + two runs' rows
+            from vaetui.ui.widgets.chart import Chart
+
+            rd = cmp.query_one("#cmp-rd", Chart)
+            await wait_for(pilot, lambda: len(rd._series) == 2)
+            for name, kls, recons, _ in rd._series:  # each run's path through its validation epochs
+                logged = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+                evals = [e for e in logged if e["type"] == "eval"]
+                assert list(kls) == [e["kl"] for e in evals] and list(recons) == [e["recon"] for e in evals]
+            assert "rate–distortion" in str(rd.render())
             await pilot.press("u")
             await wait_for(pilot, lambda: app.screen is runs)
             runs.query_one("DataTable").move_cursor(row=1)  # beta (latent 3)

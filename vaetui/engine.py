@@ -23,7 +23,7 @@ import torch
 from vaetui import build, distributed, observe
 from vaetui.build import epoch_order, resolve_device  # noqa: F401 (part of the engine's interface)
 from vaetui.config import RunConfig
-from vaetui.control import Control
+from vaetui.control import Control, ControlWatcher
 from vaetui.errors import VaeError
 from vaetui.events import (
     EpochEvent, EvalEvent, Event, FailedEvent, FinishedEvent, ImagesEvent, StartedEvent,
@@ -72,6 +72,8 @@ class Trainer(TrainerState):
         except VaeError as exc:
             yield FailedEvent(step=0, error=str(exc))
             return
+        # Intents from other processes (the TUI, `vaetui monitor`, another host): the run's control file.
+        watcher = ControlWatcher(self.store.path, control).start() if self.world.main else None
         try:
             if self.world.main and self.resume and self.store.config() != self.config:
                 # Under the lock: a resume that lost the race for it must not rewrite the winner's settings.
@@ -86,6 +88,8 @@ class Trainer(TrainerState):
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             yield self._log(FailedEvent(step=self.step, error=detail))
         finally:
+            if watcher is not None:
+                watcher.stop()
             if self.world.main:
                 self.store.release_lock()
 
@@ -238,6 +242,7 @@ class Trainer(TrainerState):
             lr=self.optimizer.param_groups[0]["lr"], nats_per_dim=nats_per_dim(elbo, self.dims),
             bits_per_dim=bits_per_dim(elbo, self.dims), images_per_s=rate, elapsed=now - self.t_start,
             nonfinite=self.nonfinite_total,
+            gpu_mem_mb=torch.cuda.memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else None,
         )
 
     def _end_epoch(self, epoch: int) -> Iterator[Event]:

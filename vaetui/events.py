@@ -23,12 +23,13 @@ class Event:
     time: float = field(default_factory=time.time, kw_only=True)
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-able dict with a 'type' key; fields that are not JSON-able are left out."""
+        """A JSON-able dict with a 'type' key; fields that are not JSON-able, and optional ones not set, are left out."""
         out: dict[str, Any] = {"type": self.kind}
         for f in dataclasses.fields(self):
-            if f.metadata.get("transient"):
+            value = getattr(self, f.name)
+            if f.metadata.get("transient") or (value is None and f.default is None):
                 continue
-            out[f.name] = getattr(self, f.name)
+            out[f.name] = value
         return out
 
 
@@ -68,6 +69,7 @@ class StepEvent(Event):
     images_per_s: float
     elapsed: float
     nonfinite: int = 0
+    gpu_mem_mb: float | None = None  # on CUDA: memory the trainer holds on its GPU (no monitor can read it from outside)
 
 
 @dataclass(frozen=True)

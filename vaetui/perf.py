@@ -9,6 +9,7 @@ import sys
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 _done = False
+_set_for_the_ui: list[str] = []  # environment variables this process set for its UI's sake, not for training
 
 
 def tune_allocator() -> bool:
@@ -43,5 +44,11 @@ def quiet_openmp() -> None:
     which torch's Linux wheels use) keeps the speed and still frees the core within
     microseconds. A user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
     """
-    if "OMP_WAIT_POLICY" not in os.environ:
-        os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        os.environ["GOMP_SPINCOUNT"] = "10000"
+        _set_for_the_ui.append("GOMP_SPINCOUNT")
+
+
+def training_environment() -> dict[str, str]:
+    """This process's environment without what quiet_openmp set for the UI: what a trainer it starts gets."""
+    return {k: v for k, v in os.environ.items() if k not in _set_for_the_ui}

@@ -139,18 +139,13 @@ def _under_torchrun(run, nproc: int, runs_root: Path):
     """The trial's events as its `vaetui train` under torchrun writes them (followed in its metrics.jsonl),
     and how to stop it: SIGTERM, which torchrun passes to every rank, and rank 0 checkpoints."""
     import signal
-    import subprocess
-    import sys
     import time
 
     from vaetui.events import FailedEvent, FinishedEvent, event_from_json
+    from vaetui.launch import last_error, spawn_trainer
     from vaetui.logfile import LogFollower
 
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m",
-           "vaetui", "train", "--resume", run.name, "--runs-dir", str(runs_root), "--log-format", "json"]
-    log = open(run.path / "torchrun.log", "ab")  # its own messages (a full pipe would stall it)
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
-    log.close()
+    proc = spawn_trainer(run, runs_root, nproc=nproc)
     follower = LogFollower(run.metrics_path)
     follower.read()  # what the log held before: only this launch's events count
 
@@ -167,8 +162,8 @@ def _under_torchrun(run, nproc: int, runs_root: Path):
                         proc.wait()
                         return
             time.sleep(0.2)
-        error = (run.path / "torchrun.log").read_text(errors="replace").strip().splitlines()
-        yield FailedEvent(step=0, error=f"torchrun exited {proc.returncode}" + (f": {error[-1]}" if error else ""))
+        error = last_error(run)
+        yield FailedEvent(step=0, error=f"torchrun exited {proc.returncode}" + (f": {error}" if error else ""))
 
     return events(), lambda: proc.poll() is None and proc.send_signal(signal.SIGTERM)
 

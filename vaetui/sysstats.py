@@ -9,15 +9,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Stats:
-    """One reading: CPU % since the previous reading, resident memory, and GPU memory when training on CUDA."""
+    """One reading: CPU % since the previous reading, resident memory (GPU memory comes in the trainer's events)."""
 
     cpu: float
     rss_mb: float
-    gpu: str = ""
 
     def line(self) -> str:
-        text = f"cpu {self.cpu:.0f}%  mem {self.rss_mb:.0f} MB"
-        return text + (f"  {self.gpu}" if self.gpu else "")
+        return f"cpu {self.cpu:.0f}%  mem {self.rss_mb:.0f} MB"
 
 
 class ProcessStats:
@@ -37,7 +35,7 @@ class ProcessStats:
         except (OSError, IndexError, ValueError):
             return None
 
-    def sample(self, gpu: bool = False) -> Stats | None:
+    def sample(self) -> Stats | None:
         cpu = self._cpu_seconds()
         if cpu is None:
             return None
@@ -49,21 +47,16 @@ class ProcessStats:
                 rss = int(fh.read().split()[1]) * self._page / 2**20
         except (OSError, ValueError, IndexError):
             rss = float("nan")
-        return Stats(pct, rss, gpu_line() if gpu else "")
+        return Stats(pct, rss)
 
 
-def gpu_line() -> str:
-    """GPU memory in use by this process (and utilisation when pynvml is there)."""
+def process_started_at(pid: int | None = None) -> float:
+    """When a process started, as a Unix time (Linux /proc; this moment where it cannot be read)."""
     try:
-        import torch
-
-        used = torch.cuda.memory_allocated() / 2**20
-        total = torch.cuda.get_device_properties(0).total_memory / 2**20
-        util = ""
-        try:
-            util = f" util {torch.cuda.utilization()}%"
-        except Exception:  # needs pynvml; memory alone is still useful
-            pass
-        return f"gpu mem {used:.0f}/{total:.0f} MB{util}"
-    except Exception:
-        return "gpu ?"
+        with open(f"/proc/{pid or os.getpid()}/stat") as fh:
+            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])  # field 22: starttime, clock ticks after boot
+        with open("/proc/stat") as fh:
+            boot = next(int(line.split()[1]) for line in fh if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError, StopIteration):
+        return time.time()

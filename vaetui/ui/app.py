@@ -1,4 +1,5 @@
-"""VaeApp: modes switched by single keys, the training worker, and make_app() for the CLI and tests."""
+"""VaeApp: modes switched by single keys, the runs it follows and the trainer it started, and make_app() for the
+CLI and tests."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from textual.worker import Worker, get_current_worker
 
 from vaetui.errors import VaeError
 from vaetui.runs import Run, RunStore
-from vaetui.ui.screens.dialogs import MIN_HEIGHT, MIN_WIDTH, Confirm, Help, TooSmall
+from vaetui.ui.screens.dialogs import MIN_HEIGHT, MIN_WIDTH, Choose, Help, TooSmall
 
 if TYPE_CHECKING:  # the feeds (and PIL) load with the first monitor, not before the first frame
-    from vaetui.ui.feeds import RunView, TrainingFeed
-    from vaetui.ui.messages import FeedEnded, HistoryLoaded, RunAlive, RunEvents
+    import subprocess
+
+    from vaetui.ui.feeds import RunView
+    from vaetui.ui.messages import FeedEnded, HistoryLoaded, RunAlive, RunEvents, TrainerExited
 
 
 class VaeApp(App[int]):
@@ -54,7 +57,7 @@ class VaeApp(App[int]):
         self.image = image
         self.start_mode = start
         self.monitor_run = monitor
-        self.training: TrainingFeed | None = None  # the run this app trains, if any
+        self.trainer: tuple[str, subprocess.Popen] | None = None  # the run this window started training, its process
         self.views: dict[str, RunView] = {}  # runs on screen, by name
         self._tails: dict[str, Worker] = {}  # workers following other processes' runs
         self._quit_when_stopped = False
@@ -116,9 +119,8 @@ class VaeApp(App[int]):
         self._replace_top(NewRunScreen())
 
     def action_train(self) -> None:
-        view = self.training_view
-        if view is not None:
-            self._show_monitor(view)
+        if self.training_here():
+            self.open_run(self.trainer[0], own_pid=self.trainer[1].pid)
         else:
             self.action_new_run()
 
@@ -174,8 +176,8 @@ class VaeApp(App[int]):
             self.push_screen(Help(self.screen))
 
     # ------------------------------------------------------------------ runs on screen: one flow
-    def open_run(self, name: str) -> None:
-        """Monitor a run: the one trained in this window, or any other by following its log."""
+    def open_run(self, name: str, own_pid: int | None = None) -> None:
+        """Monitor a run by following its log, whoever trains it (own_pid: the trainer this window started)."""
         from vaetui.history import History
         from vaetui.ui.feeds import RunView, TailFeed
 
@@ -183,7 +185,7 @@ class VaeApp(App[int]):
         if view is None:
             run = self.store.open(name)
             view = self.views[name] = RunView(name, History(name, run.config().train.epochs))
-            feed = TailFeed(run, run.config())
+            feed = TailFeed(run, run.config(), own_pid)
 
             def follow() -> None:
                 worker = get_current_worker()
@@ -194,13 +196,18 @@ class VaeApp(App[int]):
         self._show_monitor(view)
 
     def monitor_closed(self, name: str) -> None:
-        """A monitor went away: stop following its run (a run trained here keeps its view)."""
+        """A monitor went away: stop following its run (the run this window trains stays followed)."""
         if any(getattr(s, "view", None) is self.views.get(name) for s in self.screen_stack[:-1]):
             return
+        if self.trainer is not None and self.trainer[0] == name and self.trainer[1].poll() is None:
+            return
+        self._forget(name)
+
+    def _forget(self, name: str) -> None:
         worker = self._tails.pop(name, None)
         if worker is not None:
             worker.cancel()
-            self.views.pop(name, None)
+        self.views.pop(name, None)
 
     def _show_monitor(self, view: RunView) -> None:
         from vaetui.ui.screens.monitor import MonitorScreen
@@ -238,62 +245,95 @@ class VaeApp(App[int]):
 
     def on_feed_ended(self, message: FeedEnded) -> None:
         view = self.views.get(message.run)
-        if view is None:
-            return
-        view.ended = True
-        self._changed(message.run, urgent=True)
-        if self.training is not None and self.training.run.name == message.run:
-            h = view.history
-            if h.status == "failed":
-                self.notify(f"training failed: {h.error}", severity="error", timeout=10)
-            elif h.status in ("finished", "stopped"):
-                self.notify(f"run {message.run} {h.status} at step {h.step}")
-            if self._quit_when_stopped:
-                self.exit(0)
+        if view is not None:
+            view.ended = True
+            self._changed(message.run, urgent=True)
 
-    # ------------------------------------------------------------------ training
+    # ------------------------------------------------------------------ training: a child process, followed
     @property
     def training_view(self) -> RunView | None:
-        return self.views.get(self.training.run.name) if self.training is not None else None
+        """The view of the run this window started training (while it is on screen or still training)."""
+        return self.views.get(self.trainer[0]) if self.trainer is not None else None
 
-    def start_training(self, run: Run, resume: bool) -> None:
-        """Train run in a worker thread and show its monitor."""
-        view = self.training_view
-        if view is not None and not view.ended:
-            raise VaeError(f"run {view.run} is training in this window: stop it first (s)")
-        config = run.config()
-        if self.device != "auto" and config.train.device != self.device:
-            from dataclasses import replace
+    def training_here(self) -> bool:
+        return self.trainer is not None and self.trainer[1].poll() is None
 
-            config = replace(config, train=replace(config.train, device=self.device))
+    def start_training(self, run: Run) -> None:
+        """Train run in a `vaetui train` process of its own and show its monitor.
+
+        The process is in a session of its own: it outlives this window (a dropped SSH
+        connection does not stop it) and shares neither the GIL nor the cores' thread pools
+        with the UI. A new run starts from its first step; a stopped one from its newest
+        checkpoint (the same command for both).
+        """
+        from vaetui import launch
+
+        if self.training_here():
+            raise VaeError(f"run {self.trainer[0]} is training in this window: stop it first (s)")
+        holder = run.lock_holder()
+        if holder and holder["alive"]:
+            raise VaeError(f"run {run.name} is being trained by pid {holder['pid']} on {holder['host']}: "
+                           "open its monitor instead (enter)")
+        proc = launch.spawn_trainer(run, self.store.root, threads=self.threads, device=self.device, detach=True)
+        self.trainer = (run.name, proc)
+        self._forget(run.name)  # a fresh follow: the resumed log is the one to read
+        self.open_run(run.name, own_pid=proc.pid)
+        view = self.views[run.name]
+        view.pending.append("start")
+        self.run_worker(lambda: self._wait_for_trainer(run, proc), thread=True, group=f"trainer {run.name}",
+                        exit_on_error=False, name=f"wait {run.name}")
+
+    def _wait_for_trainer(self, run: Run, proc) -> None:
+        import subprocess
+
+        from vaetui import launch
+        from vaetui.ui.messages import TrainerExited
+
+        worker = get_current_worker()
+        while True:  # polled, not waited on: quitting while it trains on must not wait for it
+            try:
+                code = proc.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                if worker.is_cancelled:
+                    return
+        self.post_message(TrainerExited(run.name, code, launch.last_error(run) if code not in (0, 130) else ""))
+
+    def on_trainer_exited(self, message: TrainerExited) -> None:
+        view = self.views.get(message.run)
         if view is not None:
-            self.views.pop(view.run, None)
-        from vaetui.history import History
-        from vaetui.ui.feeds import RunView, TrainingFeed
-
-        feed = TrainingFeed(run, config, resume=resume, threads=self.threads)
-        self.training = feed
-        self.views[run.name] = view = RunView(run.name, History(run.name, config.train.epochs), control=feed.control)
-        view.alive, view.where = True, "here"
-        self.run_worker(lambda: feed.work(self.post_message), thread=True, exclusive=True, group="training",
-                        exit_on_error=False, name=f"train {run.name}")
-        self._show_monitor(view)
+            view.pending.clear()
+            self._changed(message.run, urgent=True)
+        if message.code not in (0, 130):
+            self.notify(f"training {message.run} failed: {message.error or f'exit code {message.code}'}",
+                        severity="error", timeout=10)
+        elif view is not None and view.history.status in ("finished", "stopped"):
+            self.notify(f"run {message.run} {view.history.status} at step {view.history.step}")
+        if self._quit_when_stopped:
+            self.exit(0)
 
     # ------------------------------------------------------------------ quitting
     def action_quit_app(self) -> None:
-        view = self.training_view
-        if view is None or view.ended:
+        if not self.training_here():
             self.exit(0)
             return
+        name = self.trainer[0]
 
-        def answer(yes: bool | None) -> None:
-            if yes:
+        def answer(key: str | None) -> None:
+            from vaetui.control import ControlFile
+
+            if key == "y":
                 self._quit_when_stopped = True
-                view.control.stop()
-                view.pending.append("stop")
+                ControlFile(self.store.open(name).path).stop()
+                if name in self.views:
+                    self.views[name].pending.append("stop")
                 self.notify("saving a checkpoint, then quitting…")
+            elif key == "b":
+                self.exit(0)
 
-        self.push_screen(Confirm(f"Run {view.run} is training. Stop it, save a checkpoint and quit?"), answer)
+        self.push_screen(Choose(f"Run {name} is training. Stop it, save a checkpoint and quit, or leave it "
+                                "training in the background (watch it again with vaetui, or vaetui monitor)?",
+                                [("y", "stop and quit"), ("b", "keep training, quit")]), answer)
 
 
 def make_app(runs_dir: str | Path | None = None, threads: int | None = None, device: str = "auto",

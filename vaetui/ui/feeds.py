@@ -1,17 +1,18 @@
-"""How a run reaches the screen: one flow, two feeds.
+"""How a run reaches the screen: one flow, one feed.
 
-A feed is the body of a worker thread. `TrainingFeed` trains the run in this window;
-`TailFeed` follows the metrics.jsonl of a run that another process trains (`vaetui
-train`, torchrun, a study's worker). Both post the same messages (vaetui.ui.messages):
-first the history so far (folded in the worker, off the UI thread), then the events as
-they come, at most a few times a second, with pictures already composed; and now and
-then whether the run is alive and what its process costs. The app folds what it
-receives into a `RunView`; the monitor draws a RunView and never asks who feeds it.
+Every run on screen is followed the same way, whoever trains it: a run this window
+started (a `vaetui train` child process, vaetui.launch), one trained by `vaetui train` in
+another terminal, torchrun, or a study's worker. `TailFeed` is the body of a worker
+thread that follows the run's metrics.jsonl and posts (vaetui.ui.messages) first the
+history so far (folded in the worker, off the UI thread), then the events as they come,
+at most a few times a second, with pictures already loaded; and now and then whether
+the run is alive and what its trainer costs. The app folds what it receives into a
+`RunView`; the monitor draws a RunView and never asks who feeds it.
 """
 
 from __future__ import annotations
 
-import gc
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -19,8 +20,7 @@ from typing import Callable
 from PIL import Image as PILImage
 
 from vaetui.config import RunConfig
-from vaetui.control import Control
-from vaetui.events import Event, FailedEvent, FinishedEvent, ImagesEvent, StartedEvent, StateEvent, event_from_json
+from vaetui.events import FailedEvent, FinishedEvent, ImagesEvent, StartedEvent, StateEvent, event_from_json
 from vaetui.history import History, RunHistory, parse_lines
 from vaetui.runs import Run
 from vaetui.sysstats import ProcessStats, Stats
@@ -42,7 +42,6 @@ class RunView:
 
     run: str
     history: History
-    control: Control | None = None  # only for a run trained in this window
     picture: PILImage.Image | None = None
     alive: bool | None = None  # None: not known yet (nothing is claimed about it)
     where: str = ""
@@ -55,6 +54,8 @@ class RunView:
             self.history.apply(event)
             if isinstance(event, (StateEvent, StartedEvent)) and "pause" in self.pending:
                 self.pending.remove("pause")
+            if isinstance(event, StartedEvent) and "start" in self.pending:
+                self.pending.remove("start")
             if isinstance(event, (FinishedEvent, FailedEvent)):
                 self.pending.clear()
 
@@ -72,59 +73,11 @@ def newest_picture(run: Run, history: History) -> PILImage.Image | None:
     return load_picture(run, history.snapshots[-1][1]) if history.snapshots else None
 
 
-class TrainingFeed:
-    """Trains a run in a worker thread of this app and posts its events."""
-
-    def __init__(self, run: Run, config: RunConfig, resume: bool, threads: int | None):
-        self.run, self.config, self.resume, self.threads = run, config, resume, threads
-        self.control = Control()
-
-    def work(self, post: Post) -> None:
-        import torch
-
-        from vaetui.engine import Trainer
-        from vaetui.imaging import stack_rows
-
-        if self.threads:
-            torch.set_num_threads(self.threads)  # per thread: this is the training thread
-        name = self.run.name
-        try:
-            history = self.run.history() if self.resume else History(name, self.config.train.epochs)
-            post(HistoryLoaded(name, history, newest_picture(self.run, history)))
-            stats, gpu = ProcessStats(), self.config.train.device == "cuda"
-            pending: list[Event] = []
-            picture = None
-            last_post = last_alive = 0.0
-            frozen = False
-            for event in Trainer(self.config, self.run, resume=self.resume).run(self.control):
-                if not frozen:
-                    # torch and the trainer are loaded now: move their objects out of the GC's reach, or every
-                    # full collection walks them all and stalls the UI thread for ~200 ms.
-                    gc.freeze()
-                    frozen = True
-                if isinstance(event, ImagesEvent) and event.reconstructions is not None:
-                    picture = stack_rows([event.originals, event.reconstructions, event.samples])  # off the UI thread
-                pending.append(event)
-                now = time.monotonic()
-                if isinstance(event, (StateEvent, FinishedEvent, FailedEvent)) or now - last_post >= POST_EVERY_S:
-                    post(RunEvents(name, tuple(pending), picture))
-                    pending, picture, last_post = [], None, now
-                if now - last_alive >= ALIVE_EVERY_S:
-                    last_alive = now
-                    post(RunAlive(name, True, stats.sample(gpu=gpu or str(getattr(event, "device", "")).startswith("cuda")),
-                                  "here"))
-            if pending or picture is not None:
-                post(RunEvents(name, tuple(pending), picture))
-        finally:
-            post(RunAlive(name, False, None, "here"))
-            post(FeedEnded(name))
-
-
 class TailFeed:
-    """Follows the log of a run trained by another process; posts what a TrainingFeed would."""
+    """Follows the log of a run, whichever process trains it (own_pid: the trainer this window started)."""
 
-    def __init__(self, run: Run, config: RunConfig):
-        self.run, self.config = run, config
+    def __init__(self, run: Run, config: RunConfig, own_pid: int | None = None):
+        self.run, self.config, self.own_pid = run, config, own_pid
 
     def _history(self) -> tuple[RunHistory, bool]:
         """The log folded from the start: (its RunHistory, True when only the newest step points are in yet)."""
@@ -149,6 +102,7 @@ class TailFeed:
             while not cancelled():
                 time.sleep(FOLLOW_EVERY_S)
                 data, reset = follower.read_bytes()
+                turned = reset  # a trainer that starts, pauses or ends changes who holds the run: said at once
                 if reset:  # the log was rewritten (a resume): fold it again from the start
                     rh, _ = self._history()
                     follower = rh.follower
@@ -158,7 +112,8 @@ class TailFeed:
                     images = [e for e in events if isinstance(e, ImagesEvent) and e.path]
                     picture = load_picture(self.run, images[-1].path) if images else None
                     post(RunEvents(name, events, picture))
-                alive()
+                    turned = any(isinstance(e, (StartedEvent, StateEvent, FinishedEvent, FailedEvent)) for e in events)
+                alive(force=turned)
         finally:
             post(FeedEnded(name))
 
@@ -172,13 +127,12 @@ class TailFeed:
             state["at"] = now
             holder = self.run.lock_holder()
             live = bool(holder and holder["alive"])
-            import socket
-
             here = live and holder["host"] == socket.gethostname()
             if here and state["pid"] != holder["pid"]:
                 state["pid"], state["stats"] = holder["pid"], ProcessStats(holder["pid"])
             stats = state["stats"].sample() if here and state["stats"] else None
-            where = "elsewhere" if here else (holder["host"] if live else "")
+            mine = here and holder["pid"] == self.own_pid
+            where = "here" if mine else "elsewhere" if here else (holder["host"] if live else "")
             message = (live, where, stats)
             if force or message != state["last"] or stats is not None:
                 state["last"] = message

@@ -1,5 +1,5 @@
-"""What the feeds (vaetui.ui.feeds) post to the app: the same typed messages for a run trained in this
-window and for one followed from its metrics.jsonl."""
+"""What the feed (vaetui.ui.feeds) and the trainer this window started post to the app: the same typed messages
+for every run, whoever trains it."""
 
 from __future__ import annotations
 
@@ -39,11 +39,20 @@ class RunAlive(Message):
     run: str
     alive: bool
     stats: Stats | None = None
-    where: str = ""  # "here", "elsewhere", or the host it runs on
+    where: str = ""  # "here" (started by this window), "elsewhere" (another process on this host), or the host
 
 
 @dataclass
 class FeedEnded(Message):
-    """The feed's worker stopped: training ended (trained here), or the monitor closed."""
+    """The feed's worker stopped: the monitor closed."""
 
     run: str
+
+
+@dataclass
+class TrainerExited(Message):
+    """The `vaetui train` process this window started has ended: its exit code and the last line it wrote."""
+
+    run: str
+    code: int
+    error: str = ""

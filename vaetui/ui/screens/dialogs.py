@@ -32,6 +32,27 @@ class Confirm(ModalScreen[bool]):
         self.dismiss(yes)
 
 
+class Choose(ModalScreen[str | None]):
+    """A question with a few answers, each a key; escape answers None."""
+
+    def __init__(self, question: str, answers: list[tuple[str, str]]):
+        """answers: (key, what it does), e.g. ("y", "stop it and quit")."""
+        super().__init__()
+        self.question, self.answers = question, answers
+        for key, _ in answers:
+            self._bindings.bind(key, f"answer('{key}')", show=False)
+        self._bindings.bind("escape", "answer(None)", show=False)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Static(self.question, id="question")
+            yield Static("    ".join(f"[b]{key}[/] {what}" for key, what in self.answers) + "    [b]esc[/] cancel",
+                         id="answers")
+
+    def action_answer(self, key: str | None) -> None:
+        self.dismiss(key)
+
+
 class Ask(ModalScreen[str | None]):
     """One line of text (a new run name): enter accepts, escape cancels."""
 

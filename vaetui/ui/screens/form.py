@@ -187,4 +187,4 @@ class NewRunScreen(Screen[None]):
         except VaeError as exc:
             self.notify(str(exc), severity="error")
             return
-        self.app.start_training(run, resume=False)
+        self.app.start_training(run)

@@ -3,8 +3,8 @@
 It draws a RunView (vaetui.ui.feeds) and nothing else: the same screen for a run trained
 in this window and one followed from another process. It has no polling timer: the app
 tells it when the view changed, and it redraws at most once a second (a state change at
-once). Intents (pause, stop, checkpoint) go through the run's Control; what the run does
-comes back as events.
+once). Intents (pause, stop, checkpoint) go to whichever process trains the run through
+the run's control file (vaetui.control); what the run does comes back as events.
 """
 
 from __future__ import annotations
@@ -44,15 +44,17 @@ def shown_status(view: RunView) -> str:
     """The status word and where the run trains, from the events and the feed's liveness."""
     h = view.history
     status = h.status
-    if status in ("running", "paused", "new") and view.alive is False and (view.control is None or view.ended):
-        status = "interrupted" if status != "new" else "new"
+    if status in ("running", "paused") and view.alive is False:
+        status = "interrupted"
     if view.alive and view.where not in ("", "here") and status in ("running", "paused", "new"):
         where = "elsewhere" if view.where == "elsewhere" else f"on {view.where}"
         status = f"{'running' if status == 'new' else status} {where}"
         quiet = time.time() - h.updated if h.updated else 0
         if quiet > QUIET_AFTER_S:
             status += f", quiet for {int(quiet // 60)}m"
-    if "stop" in view.pending:
+    if "start" in view.pending:
+        status += " · starting…"
+    elif "stop" in view.pending:
         status += " · stopping…"
     elif "pause" in view.pending:
         status += " · pausing…"
@@ -187,9 +189,10 @@ class MonitorScreen(Screen[None]):
         )
 
     def _update_system(self) -> None:
-        stats = self.view.stats
+        stats, last = self.view.stats, self.view.history.last
+        gpu = f"  gpu mem {last.gpu_mem_mb:.0f} MB" if last is not None and last.gpu_mem_mb is not None else ""
         if stats is not None:
-            self.query_one("#system", Quiet).set(f"[dim]{stats.line()}[/]")
+            self.query_one("#system", Quiet).set(f"[dim]{stats.line()}{gpu}[/]")
         elif self.view.alive and self.view.where not in ("here", "elsewhere"):
             self.query_one("#system", Quiet).set(f"[dim]trained on {self.view.where}[/]")
 
@@ -258,14 +261,18 @@ class MonitorScreen(Screen[None]):
 
     # ------------------------------------------------------------------ intents
     def _control(self):
-        if self.view.control is not None and not self.view.ended:
-            return self.view.control
-        self.notify("this run is not being trained by this window", severity="warning")
+        """The run's control file, while a trainer holds the run (any trainer: this window's, another terminal's,
+        another host's on a shared filesystem)."""
+        from vaetui.control import ControlFile
+
+        if self.view.alive:
+            return ControlFile(self.app.store.open(self.view.run).path)
+        self.notify("this run is not training: resume it from the runs list (c)", severity="warning")
         return None
 
     def action_pause(self) -> None:
         if control := self._control():
-            control.toggle_pause()
+            control.resume() if self.view.history.status == "paused" else control.pause()
             self.view.pending.append("pause")
             self._update_status()
 

@@ -173,7 +173,7 @@ class RunsScreen(Screen[None]):
             self.notify(f"cannot resume {info.name}: {why}", severity="warning")
             return
         try:
-            self.app.start_training(self.app.store.open(info.name), resume=True)
+            self.app.start_training(self.app.store.open(info.name))
         except VaeError as exc:
             self.notify(str(exc), severity="error")
 

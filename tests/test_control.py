@@ -1,0 +1,85 @@
+"""Intents from other processes: the run's control file, applied by the trainer's watcher between steps."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+from vaetui.control import Control, ControlFile, ControlWatcher
+from vaetui.runs import RunStore
+
+from helpers import tiny_config
+
+VAETUI = [sys.executable, "-m", "vaetui"]
+
+
+def test_the_watcher_applies_each_new_line_once(tmp_path):
+    control = Control()
+    watcher = ControlWatcher(tmp_path, control)
+    asked = ControlFile(tmp_path)
+    asked.pause()
+    asked.checkpoint()
+    watcher.poll()
+    assert control.paused.is_set() and control.checkpoint_requested.is_set()
+    control.checkpoint_requested.clear()
+    watcher.poll()  # nothing new: the checkpoint is not asked again
+    assert not control.checkpoint_requested.is_set() and control.paused.is_set()
+    asked.resume()
+    asked.stop()
+    watcher.poll()
+    assert not control.paused.is_set() and control.stop_requested.is_set()
+
+
+def test_intents_written_before_the_trainer_started_are_a_former_trainers(tmp_path):
+    (tmp_path / "control.jsonl").write_text(json.dumps({"intent": "stop", "time": time.time() - 3600}) + "\n"
+                                            + "not json\n")
+    control = Control()
+    ControlWatcher(tmp_path, control).poll()
+    assert not control.stop_requested.is_set()
+
+
+def _events(run):
+    return [json.loads(line) for line in run.metrics_path.read_text().splitlines()]
+
+
+def _wait(predicate, timeout=90.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_another_process_pauses_checkpoints_resumes_and_stops_a_headless_trainer(tmp_path):
+    """What `p`, `c` and `s` in any window do to `vaetui train` running in another terminal."""
+    store = RunStore(tmp_path, include_demo=False)
+    run = store.create(tiny_config(epochs=5000, checkpoint_every=100000), "far")
+    proc = subprocess.Popen([*VAETUI, "train", "--resume", "far", "--runs-dir", str(tmp_path), "--threads", "1",
+                             "--log-format", "json"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        asked = ControlFile(run.path)
+        _wait(lambda: run.metrics_path.exists() and any(e["type"] == "step" for e in _events(run)))
+        asked.pause()
+        _wait(lambda: any(e["type"] == "state" and e["state"] == "paused" for e in _events(run)))
+        paused_at = _events(run)[-1]["step"]
+        asked.checkpoint()
+        _wait(lambda: any(e["type"] == "checkpoint" for e in _events(run)))
+        time.sleep(0.5)
+        assert max(e["step"] for e in _events(run)) == paused_at  # a checkpoint while paused, no steps
+        asked.resume()
+        _wait(lambda: max(e["step"] for e in _events(run)) > paused_at)
+        asked.stop()
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    finally:
+        proc.kill()
+    last = _events(run)[-1]
+    assert last["type"] == "finished" and last["reason"] == "stopped"
+    state, _, _ = run.load_checkpoint("latest", fallback=False)
+    assert state["step"] == last["step"]
+    # the stop it was asked for stays in the file, and a resume is not stopped by it
+    out = subprocess.run([*VAETUI, "train", "--resume", "far", "--runs-dir", str(tmp_path), "--threads", "1",
+                          "--max-steps", str(last["step"] + 3), "--log-format", "json"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.splitlines()[-1])["reason"] == "max_steps"

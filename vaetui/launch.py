@@ -1,0 +1,54 @@
+"""Starting `vaetui train` as a process of its own: for the TUI, and for a study's trials under torchrun.
+
+A trainer in its own process shares nothing with whoever started it: not the GIL (keys stay
+instant in the window), not the cores' OpenMP pools, not the terminal. Its events go to the
+run's metrics.jsonl like any run's, so the starter follows it as it would follow any other
+run, and its intents go through the run's control file (vaetui.control). What it prints on
+stderr (a one-line error, at most) is kept in the run's train.log.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+LOG_NAME = "train.log"
+
+
+def train_command(run_name: str, runs_root: Path, nproc: int = 1, threads: int | None = None,
+                  device: str | None = None) -> list[str]:
+    """`vaetui train --resume RUN` (a new run starts from its first step), under torchrun when nproc > 1."""
+    cmd = [sys.executable, "-m"]
+    if nproc > 1:
+        cmd += ["torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m"]
+    cmd += ["vaetui", "train", "--resume", run_name, "--runs-dir", str(runs_root), "--log-format", "json"]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    if device and device != "auto":
+        cmd += ["--device", device]
+    return cmd
+
+
+def spawn_trainer(run, runs_root: Path, nproc: int = 1, threads: int | None = None, device: str | None = None,
+                  detach: bool = False) -> subprocess.Popen:
+    """Start training run in a child process; detach: in a session of its own, so it outlives this one's
+    terminal (an SSH session that drops does not stop it)."""
+    from vaetui.perf import training_environment
+
+    log = open(run.path / LOG_NAME, "ab")  # a full pipe would stall it; a file outlives the starter
+    try:
+        return subprocess.Popen(train_command(run.name, runs_root, nproc, threads, device), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=log, start_new_session=detach,
+                                env=training_environment())
+    finally:
+        log.close()
+
+
+def last_error(run) -> str:
+    """The last line the trainer wrote to its train.log ('' when none)."""
+    try:
+        lines = (Path(run.path) / LOG_NAME).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1].removeprefix("vaetui: error: ") if lines else ""
