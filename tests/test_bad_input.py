@@ -92,6 +92,10 @@ BAD = [
     (["plot", "missing", *R, "--out", OUT], "no run named"),
     (["plot", "tiny", *R, "--out", "{tmp}/out/curves.txt"], "use a file name ending in .png"),
     (["plot", "fresh", *R, "--out", OUT], "has no metrics yet"),
+    (["latent", "tiny", *R, "--image", "100000", "--out", OUT], "--image 100000 is out of range"),
+    (["latent", "tiny", *R, "--amount", "9", "--out", OUT], "--amount"),
+    (["plot", "--rd", "fresh", *R, "--out", OUT], "has no validation epoch yet"),
+    (["plot", "--rd", "--steps", "tiny", *R, "--out", OUT], "drop --steps"),
     # the run store, the TUI
     (["runs", "--runs-dir", "{tmp}/nowhere"], "no folder"),
     (["monitor", "missing", *R], "no run named"),

@@ -15,7 +15,7 @@ from PIL import Image
 from vaetui import explore
 from vaetui.runs import RunStore
 from vaetui.ui.app import make_app
-from vaetui.ui.screens.explore import GenerateScreen, InterpolateScreen, ReconstructScreen
+from vaetui.ui.screens.explore import GenerateScreen, InterpolateScreen, LatentScreen, ReconstructScreen
 from vaetui.sysstats import ProcessStats, Stats
 
 from helpers import tiny_config, train
@@ -86,11 +86,13 @@ def test_interpolation_endpoints_are_the_reconstructions(runs):
 
 
 def test_screens_show_the_twins_pixels(runs, tmp_path, monkeypatch):
-    monkeypatch.setattr(ProcessStats, "sample", lambda self, gpu=False: Stats(1.0, 1.0))
+    monkeypatch.setattr(ProcessStats, "sample", lambda self: Stats(1.0, 1.0))
     for screen_cls, kwargs, size in [
         (GenerateScreen, {"seed": 4, "temperature": 0.7}, (100, 30)),
         (ReconstructScreen, {}, (100, 30)),
         (ReconstructScreen, {}, (200, 60)),  # a larger window: more bands, the same twin
+        (LatentScreen, {}, (100, 30)),
+        (LatentScreen, {}, (200, 60)),  # more traversal rows
     ]:
         async def scenario():
             app = make_app(runs_dir=runs, include_demo=False)
@@ -110,7 +112,7 @@ def test_screens_show_the_twins_pixels(runs, tmp_path, monkeypatch):
 
 
 def test_explore_screens_by_keyboard(runs, monkeypatch):
-    monkeypatch.setattr(ProcessStats, "sample", lambda self, gpu=False: Stats(1.0, 1.0))
+    monkeypatch.setattr(ProcessStats, "sample", lambda self: Stats(1.0, 1.0))
 
     async def scenario():
         app = make_app(runs_dir=runs, include_demo=False)

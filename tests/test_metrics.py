@@ -86,6 +86,26 @@ def test_eval_cli_stores_results_with_protocol_and_plot_writes_png(tmp_path):
     assert img.size[0] > 400 and len(np.unique(np.asarray(img.convert("RGB")).reshape(-1, 3), axis=0)) > 10
 
 
+def test_plot_rd_puts_each_run_at_its_last_validation(tmp_path):
+    """`vaetui plot --rd`: each run's point is its last validation epoch's (KL, reconstruction), read from the log."""
+    store = RunStore(tmp_path, include_demo=False)
+    train(store, "low", tiny_config(epochs=2, beta=0.1))
+    train(store, "high", tiny_config(epochs=2, beta=8.0))
+    out = subprocess.run([sys.executable, "-m", "vaetui", "plot", "--rd", "low", "high", "--runs-dir", str(tmp_path),
+                          "--out", str(tmp_path / "rd.png")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    for name in ("low", "high"):
+        evals = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+        last = [e for e in evals if e["type"] == "eval"][-1]
+        assert f"{name}: KL {last['kl']:.2f}  reconstruction {last['recon']:.2f}" in out.stdout
+    kl = {ln.split(":")[0]: float(ln.split("KL ")[1].split()[0]) for ln in out.stdout.splitlines() if "KL" in ln}
+    assert kl["high"] < kl["low"]  # the β-VAE picture: a larger β buys a lower rate
+    img = np.asarray(Image.open(tmp_path / "rd.png").convert("RGB"))
+    blue, orange = (31, 119, 180), (255, 127, 14)  # matplotlib's first two colours: one point each
+    for colour in (blue, orange):
+        assert (np.abs(img.astype(int) - colour).sum(-1) < 30).sum() > 20
+
+
 def test_latent_figures_on_the_demo():
     from vaetui import figures
 

@@ -235,6 +235,38 @@ def attribute_strip(model, base: torch.Tensor, vector: torch.Tensor, amounts=(-2
     return Figure(grid(images, ncol=len(amounts)), {"amounts": list(amounts)})
 
 
+LATENT_IMAGES = 512  # validation images the latent screen (and `vaetui latent`) encode
+
+
+def encode_latents(model, config, split: str = "valid", count: int = LATENT_IMAGES) -> tuple:
+    """(μ, log σ², attribute names, attributes, dimensions ranked by KL) of the first images of a split."""
+    mu, logvar, names, attrs = encode_split(model, config, split, count)
+    return mu, logvar, names, attrs, latent_ranking(mu, logvar)
+
+
+def latent_view(model, encoded: tuple, rank: int = 0, image: int = 0, dims: int = 1, attribute: int = 0,
+                amount: float = 1.0, show_scatter: bool = False) -> Figure:
+    """The latent screen's picture: ±3σ traversals of `dims` dimensions from the rank-th by KL, from image's μ,
+    above the attribute vector strip (attribute: an index into the names, cycling) or the scatter of μ."""
+    mu, logvar, names, attrs, ranking = encoded
+    rank, image = max(0, min(rank, len(ranking) - 1)), max(0, min(image, len(mu) - 1))
+    row, base = ranking[rank], mu[image]
+    shown = ranking[rank : rank + max(dims, 1)]  # the selected dimension, then the next by KL
+    parts = [traversals(model, None, base, [(r["dim"], max(r["mu_std"], 1e-3)) for r in shown]).image]
+    name = names[attribute % len(names)] if names else None
+    error = ""
+    if show_scatter:
+        parts.append(scatter(mu, names, attrs, name).image)
+    elif name:
+        try:
+            vec = attribute_vector(mu, names, attrs, name)
+            parts.append(attribute_strip(model, base, vec, [round(amount * k, 2) for k in (-2, -1, 0, 1, 2)]).image)
+        except VaeError as exc:
+            error = str(exc)
+    return Figure(stack_pictures(parts), {"ranking": ranking, "row": row, "rank": rank, "image": image,
+                                          "attribute": name, "attr_error": error})
+
+
 def scatter(mu: torch.Tensor, names: list[str], attrs: np.ndarray, attribute: str | None, size: int = 320) -> Figure:
     """A scatter of μ's first two dimensions (and a second panel for the third), coloured by an attribute."""
     from PIL import ImageDraw

@@ -166,6 +166,23 @@ def newest_eval_with(run, key: str, split: str = "test") -> dict | None:
     return next((r for r in run.evals(split=split) if key in r), None)
 
 
+def samples_summary(s: dict, detail: bool = False) -> str:
+    """'FD-attr 1.23  KID-attr 0.004  precision 0.71 recall 0.55', with (detail) the counts and FID or how to get it."""
+    a = s["attr"]
+    line = f"FD-attr {a['fd']:.3f}  KID-attr {a['kid']:.4f}  precision {a['precision']:.3f} recall {a['recall']:.3f}"
+    if not detail:
+        return line + (f"  FID {s['inception']['fd']:.2f}" if "inception" in s else "")
+    line += f"  ({a['count']} prior samples vs {a['count']} images, attribute-network features)"
+    if "inception" in s:
+        i = s["inception"]
+        line += f"\n           FID {i['fd']:.2f}  KID {i['kid']:.4f}  precision {i['precision']:.3f} recall {i['recall']:.3f}"
+    else:
+        from vaetui.attrnet import INCEPTION_HINT
+
+        line += f"\n           (no FID: {INCEPTION_HINT})"
+    return line
+
+
 def sample_quality(model, config, split, n: int = 2000, seed: int = 0, inception_weights=None,
                    progress: Callable[[int, int, str], None] | None = None) -> dict:
     """FD-attr, KID and precision/recall of n prior samples against the first n images of the split.

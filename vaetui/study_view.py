@@ -95,31 +95,12 @@ def format_table(table: dict[str, Any]) -> str:
 
 def rate_distortion_png(table: dict[str, Any], out: Path) -> Path:
     """KL (rate) against reconstruction (distortion) of every trial with an epoch, labelled by its parameters."""
-    import matplotlib
+    from vaetui.plots import RDPoint, rate_distortion
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from vaetui.files import atomic_path
-
-    points = [r for r in table["rows"] if r["kl"] is not None and r["recon"] is not None]
-    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=100)
-    for r in points:
-        colour = {"complete": "tab:blue", "pruned": "tab:orange", "running": "tab:green"}.get(r["state"], "tab:red")
-        ax.scatter(r["kl"], r["recon"], color=colour)
-        ax.annotate(" ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in r["params"].items()),
-                    (r["kl"], r["recon"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
-    ax.set_xlabel("rate: KL per image (nats)")
-    ax.set_ylabel("distortion: reconstruction NLL per image (nats)")
-    ax.set_title(f"study {table['study']}: {len(points)} trials")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    try:
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, format="png")
-    finally:
-        plt.close(fig)
-    return out
+    points = [RDPoint(" ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in r["params"].items()),
+                      r["kl"], r["recon"], group=r["state"])
+              for r in table["rows"] if r["kl"] is not None and r["recon"] is not None]
+    return rate_distortion(points, f"study {table['study']}: {len(points)} trials", out)
 
 
 def show(root: Path, name: str, as_json: bool = False, out: str | None = None) -> int:

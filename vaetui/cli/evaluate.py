@@ -62,68 +62,40 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"  disentanglement on {dis['count']} images vs {what}: {summary_line(dis)}")
         print(f"    ({dis['bins']} {dis['binning']} bins for MIG; DCI: {dis['regressor']}, {dis['split']})")
     if "samples" in result:
-        print("  samples: " + samples_line(result["samples"]))
+        from vaetui.metrics import samples_summary
+
+        print("  samples: " + samples_summary(result["samples"], detail=True))
     if stored:
         print(f"  stored in {stored}")
     return 0
 
 
-def samples_line(s: dict) -> str:
-    """'FD-attr 1.23  KID-attr 0.004  precision 0.71 recall 0.55 (2000 samples)  FID 41.2 KID 0.03'."""
-    a = s["attr"]
-    line = (f"FD-attr {a['fd']:.3f}  KID-attr {a['kid']:.4f}  precision {a['precision']:.3f} recall {a['recall']:.3f}"
-            f"  ({a['count']} prior samples vs {a['count']} images, attribute-network features)")
-    if "inception" in s:
-        i = s["inception"]
-        line += f"\n           FID {i['fd']:.2f}  KID {i['kid']:.4f}  precision {i['precision']:.3f} recall {i['recall']:.3f}"
-    else:
-        from vaetui.attrnet import INCEPTION_HINT
-
-        line += f"\n           (no FID: {INCEPTION_HINT})"
-    return line
-
-
 def cmd_plot(args: argparse.Namespace) -> int:
-    """The seed's learning curves (train and validation loss against iterations), several runs in one figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from vaetui.files import atomic_path
+    """The seed's learning curves of one or more runs, or (--rd) their rate against distortion."""
+    from vaetui import plots
     from vaetui.runs import RunStore
 
     store = RunStore(args.runs_dir)
-    histories = [(name, store.open(name).history()) for name in args.runs]  # every run checked before drawing
+    histories = [(name, store.open(name).history(steps="all" if args.steps else "none"))
+                 for name in args.runs]  # every run checked before drawing
+    if args.rd:
+        if args.steps or args.log_y:
+            raise VaeError("--rd draws KL against reconstruction: drop --steps/--log-y (see vaetui plot --help)")
+        points = []
+        for name, h in histories:
+            point = plots.rd_point(name, h)
+            if point is None:
+                raise VaeError(f"run {name} has no validation epoch yet: train it for an epoch first")
+            points.append(point)
+        plots.rate_distortion(points, f"rate–distortion: {len(points)} run{'s' * (len(points) > 1)}", args.out)
+        for p in points:
+            print(f"{p.label}: KL {p.kl:.2f}  reconstruction {p.recon:.2f} nats/image (validation, last epoch)")
+        print(f"wrote {args.out}: rate against distortion of {', '.join(args.runs)}")
+        return 0
     for name, h in histories:
         if not h.epochs and not len(h.series["loss"]):
             raise VaeError(f"run {name} has no metrics yet: train it first")
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
-    try:
-        for name, h in histories:
-            line = None
-            if args.steps and len(h.series["loss"]):
-                xs, ys = h.series["loss"].points()
-                (line,) = ax.plot(xs, ys, alpha=0.35, lw=1, label=f"{name} train (per step)")
-            if h.epochs:
-                steps = [e.step for e in h.epochs]
-                color = line.get_color() if line else None
-                (line,) = ax.plot(steps, [e.train_loss for e in h.epochs], "-o", ms=3, color=color,
-                                  label=f"{name} train")
-                ax.plot(steps, [e.valid_loss for e in h.epochs], "--s", ms=3, color=line.get_color(),
-                        label=f"{name} validation")
-        ax.set_xlabel("Iterations")
-        ax.set_ylabel("Loss per image (nats)")
-        ax.set_title("Learning curves")
-        if args.log_y:
-            ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        with atomic_path(args.out) as tmp:
-            fig.savefig(tmp, format=args.out.suffix.lstrip(".").lower())
-    finally:
-        plt.close(fig)
+    plots.learning_curves(histories, args.out, args.steps, args.log_y)
     print(f"wrote {args.out}: learning curves of {', '.join(args.runs)}")
     return 0
 
@@ -146,10 +118,12 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("plot", help="write learning curves (train and validation loss) of one or more runs")
+    p = sub.add_parser("plot", help="write learning curves (train and validation loss) of runs, or --rd their rate against distortion")
     p.add_argument("runs", metavar="RUN", nargs="+")
     p.add_argument("--out", required=True, type=out_file(".png", ".pdf", ".svg"), metavar="FILE.png")
     p.add_argument("--steps", action="store_true", help="also draw the per-step training loss")
     p.add_argument("--log-y", action="store_true")
+    p.add_argument("--rd", action="store_true",
+                   help="rate against distortion instead: validation KL vs reconstruction per run (the β-VAE picture)")
     add_runs_dir(p)
     p.set_defaults(func=cmd_plot)

@@ -1,4 +1,4 @@
-"""`vaetui sample | reconstruct | interpolate`: the explore screens' headless twins (same pixels, tested)."""
+"""`vaetui sample | reconstruct | interpolate | latent`: the explore screens' headless twins (same pixels, tested)."""
 
 from __future__ import annotations
 
@@ -81,6 +81,32 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_latent(args: argparse.Namespace) -> int:
+    """The latent screen's picture: traversals of the dimensions ranked by KL, an attribute strip or the scatter."""
+    from vaetui.figures import LATENT_IMAGES, encode_latents, latent_view
+    from vaetui.imaging import save_image
+
+    run, model, config, path = load(args)
+    encoded = encode_latents(model, config)
+    mu, ranking = encoded[0], encoded[4]
+    need(args.image < len(mu), f"--image {args.image} is out of range: the latent screen encodes the first "
+         f"{len(mu)} validation images (0-{len(mu) - 1})")
+    need(args.rank < len(ranking), f"--rank {args.rank} is out of range: the latent has {len(ranking)} dimensions")
+    fig = latent_view(model, encoded, args.rank, args.image, args.dims, args.attribute, args.amount, args.scatter)
+    out = save_image(fig.image, args.out)
+    if fig.info["attr_error"]:
+        warn(fig.info["attr_error"])
+    shown = ranking[args.rank : args.rank + args.dims]
+    lower = "the scatter of μ" if args.scatter else f"{fig.info['attribute']} ×{args.amount:g}" \
+        if fig.info["attribute"] else "no attributes"
+    print(f"wrote {out}: {run.name} ({path.name}), image {args.image}, ±3σ along "
+          + ", ".join(f"z{r['dim']} (KL {r['kl']:.2f})" for r in shown) + f"; below: {lower}")
+    active = sum(r["active"] for r in ranking)
+    print(f"active {active}/{len(ranking)} on {min(LATENT_IMAGES, len(mu))} validation images; by KL: "
+          + " ".join(f"{'*' if r['active'] else ''}z{r['dim']}:{r['kl']:.2f}" for r in ranking))
+    return 0
+
+
 def register(sub) -> None:
     png = out_file(".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -121,6 +147,19 @@ def register(sub) -> None:
     p.add_argument("--extrapolate", type=float_in(0, 5), default=0.0, metavar="X",
                    help="extend the path by X past both ends")
     p.set_defaults(func=cmd_interpolate)
+
+    p = sub.add_parser("latent", help="write traversals of the latent dimensions (ranked by KL) and an attribute strip")
+    add_run(p)
+    add_checkpoint(p)
+    p.add_argument("--out", required=True, type=png, metavar="FILE.png")
+    p.add_argument("--rank", type=int_in(0), default=0, help="the first dimension shown, by KL rank (0: the most KL)")
+    p.add_argument("--dims", type=int_in(1, 64), default=1, help="dimensions traversed, one row each (default 1)")
+    p.add_argument("--image", type=int_in(0), default=0, help="traverse from the μ of this validation image")
+    p.add_argument("--attribute", type=int_in(0), default=0, metavar="K",
+                   help="the K-th attribute's vector below the traversals (mean μ with it minus without)")
+    p.add_argument("--amount", type=float_in(0.5, 4), default=1.0, help="attribute vector scale (−2…+2 times it)")
+    p.add_argument("--scatter", action="store_true", help="the scatter of μ coloured by the attribute instead")
+    p.set_defaults(func=cmd_latent)
 
 
 __all__ = ["register", "load", "VaeError"]

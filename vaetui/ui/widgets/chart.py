@@ -26,8 +26,9 @@ def _fmt(v: float) -> str:
 
 
 def render_chart(series: Sequence[tuple[str, Sequence[float], Sequence[float], str]], width: int, height: int,
-                 log_y: bool = False, x_label: str = "step", lines: bool = True) -> Text:
-    """Plot (name, xs, ys, colour) lines in width x height cells: y labels left, x axis below, legend on top.
+                 log_y: bool = False, x_label: str = "step", lines: bool = True, title: str | None = None) -> Text:
+    """Plot (name, xs, ys, colour) lines in width x height cells: y labels left, x axis below, legend on top
+    (or a title instead, where a chart beside it already names the colours).
 
     With lines=False each point is a dot of its own (a scatter)."""
     width, height = max(width, 20), max(height, 5)
@@ -36,9 +37,11 @@ def render_chart(series: Sequence[tuple[str, Sequence[float], Sequence[float], s
     pts = [p for p in pts if p[1]]
     out = Text()
     legend = Text()
-    for name, _, _, colour in pts:
+    for name, _, _, colour in pts if title is None else ():
         legend.append("━ ", style=colour)
         legend.append(f"{name}   ")
+    if title is not None:
+        legend.append(title, style="bold")
     if log_y:
         legend.append("(log y)", style="dim")
     out.append_text(legend)
@@ -126,9 +129,11 @@ class Chart(Widget, can_focus=True):
     BINDINGS = [Binding("l", "toggle_log", "log y")]
     log_y: reactive[bool] = reactive(False)
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None):
+    def __init__(self, *, id: str | None = None, classes: str | None = None, x_label: str = "step",
+                 lines: bool = True, title: str | None = None):
         super().__init__(id=id, classes=classes)
         self._series: list[tuple[str, Sequence[float], Sequence[float], str]] = []
+        self.x_label, self.lines, self.title = x_label, lines, title
 
     def set_series(self, series) -> None:
         """Replace the plotted lines: [(name, xs, ys, colour), ...]."""
@@ -142,4 +147,5 @@ class Chart(Widget, can_focus=True):
         self.refresh()
 
     def render(self) -> Text:
-        return render_chart(self._series, self.size.width, self.size.height, self.log_y)
+        return render_chart(self._series, self.size.width, self.size.height, self.log_y, self.x_label, self.lines,
+                            self.title)

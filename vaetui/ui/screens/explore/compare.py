@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.widgets import Header
 from textual.worker import get_current_worker
 
@@ -32,13 +32,19 @@ def quality_cells(r: dict) -> str:
     return out
 
 
-def curves_and_numbers(store, names: list[str], per_step: bool) -> tuple[list, list[str]]:
-    """The chart's lines and the table's rows for these runs, from their histories and newest evals."""
-    lines, cells = [], []
+def curves_and_numbers(store, names: list[str], per_step: bool) -> tuple[list, list, list[str]]:
+    """The chart's lines, the rate–distortion paths and the table's rows for these runs, from their histories
+    and newest evals."""
+    from vaetui.plots import rd_point
+
+    lines, rd, cells = [], [], []
     for k, name in enumerate(names):
         run = store.open(name)
         h = run.history(steps="all" if per_step else "none")
         colour = COLOURS[k % len(COLOURS)]
+        point = rd_point(name, h)
+        if point is not None:
+            rd.append((name, point.path_kl, point.path_recon, colour))
         if per_step:
             lines.append((f"{name} train/step", *h.series["loss"].points(), colour))
         else:
@@ -56,7 +62,7 @@ def curves_and_numbers(store, names: list[str], per_step: bool) -> tuple[list, l
         best = "-" if info.best_valid is None else f"{info.best_valid:.1f}"
         cells.append(f"[{colour}]■[/] [b]{name}[/]  latent {info.latent}  β {info.beta:g}  "
                      f"epochs {info.epochs_done}/{info.epochs}  best valid {best}{extra}")
-    return lines, cells
+    return lines, rd, cells
 
 
 class CompareScreen(ExploreScreen):
@@ -75,7 +81,9 @@ class CompareScreen(ExploreScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Quiet("", id="ex-title")
-        yield Chart(id="cmp-chart")
+        with Horizontal(id="cmp-charts"):
+            yield Chart(id="cmp-chart")
+            yield Chart(id="cmp-rd", x_label="KL", title="rate–distortion (y: recon)")
         yield Quiet("", id="cmp-table")
         with Vertical(id="ex-body"):
             yield picture_class(self.app.image)(None, id="ex-picture")
@@ -89,17 +97,18 @@ class CompareScreen(ExploreScreen):
 
     def title_text(self) -> str:
         what = "training loss per step" if self.per_step else "train (dim) and validation loss per epoch"
-        return f"[b]{what}, numbers, test reconstructions[/]  [dim]e per epoch/step · rows: originals, " + \
+        return f"[b]{what}, rate–distortion path, numbers, test reconstructions[/]  [dim]e per epoch/step · rows: originals, " + \
             ", ".join(self.run_names) + "[/]"
 
     @work(thread=True, exclusive=True, group="compare-curves", exit_on_error=False)
     def _curves(self) -> None:
-        lines, cells = curves_and_numbers(self.app.store, self.run_names, self.per_step)
+        lines, rd, cells = curves_and_numbers(self.app.store, self.run_names, self.per_step)
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._show_curves, lines, cells)
+            self.app.call_from_thread(self._show_curves, lines, rd, cells)
 
-    def _show_curves(self, lines, cells) -> None:
+    def _show_curves(self, lines, rd, cells) -> None:
         self.query_one("#cmp-chart", Chart).set_series(lines)
+        self.query_one("#cmp-rd", Chart).set_series(rd)
         self.query_one("#cmp-table", Quiet).set("\n".join(cells))
 
     def compute(self, model, config):

@@ -7,6 +7,16 @@ from textual.binding import Binding
 from vaetui.ui.screens.explore.base import ExploreScreen
 
 
+def quality_text(scored: dict | None, run: str) -> str:
+    """The newest eval's sample quality (FD-attr, KID, precision/recall), with what it measured; or how to get it."""
+    from vaetui.metrics import samples_summary
+
+    if not scored:
+        return f"[dim]sample quality: not measured yet (vaetui eval {run} --samples)[/]"
+    p, s = scored["protocol"], scored["samples"]
+    return f"{samples_summary(s)}  [dim]({p['checkpoint']}, {s['attr']['count']} samples vs {p['split']} images)[/]"
+
+
 class GenerateScreen(ExploreScreen):
     """Faces from z ~ N(0, T² I): space draws new ones, [ ] step the seed, - + the temperature."""
 
@@ -23,6 +33,7 @@ class GenerateScreen(ExploreScreen):
         super().__init__(run_name, checkpoint)
         self.seed, self.temperature, self.n = seed, temperature, n
         self.selected = 0
+        self.scored: dict | None = None  # the newest eval with sample quality ({} when there is none)
 
     def title_text(self) -> str:
         return f"[b]{self.n} faces from z ~ N(0, T²I)[/]  seed {self.seed}  T {self.temperature:.1f}"
@@ -34,7 +45,10 @@ class GenerateScreen(ExploreScreen):
 
     def compute(self, model, config):
         from vaetui.figures import samples
+        from vaetui.metrics import newest_eval_with
 
+        if self.scored is None:  # read the stored evals once per screen, not on every key
+            self.scored = newest_eval_with(self.app.store.open(self.run_name), "samples") or {}
         return samples(model, self.n, self.seed, self.temperature, self.fitted or 8)
 
     def view(self, figure):
@@ -54,7 +68,8 @@ class GenerateScreen(ExploreScreen):
                 "--out", "samples.png"]
 
     def info_text(self) -> str:
-        return f"[dim]face {self.selected + 1}/{self.n} · headless: vaetui {' '.join(self.headless())}[/]"
+        return (f"[dim]face {self.selected + 1}/{self.n} · headless: vaetui {' '.join(self.headless())}[/]\n"
+                + quality_text(self.scored, self.run_name))
 
     def action_move(self, delta: int) -> None:
         self.selected = max(0, min(self.n - 1, self.selected + delta))

@@ -8,12 +8,12 @@ from vaetui.errors import VaeError
 from vaetui.ui.screens.explore.base import ExploreScreen
 
 
-def disentanglement_text(scored: dict | None) -> str:
+def disentanglement_text(scored: dict | None, run: str) -> str:
     """The newest eval's MIG, DCI and SAP, with what it was measured on; or how to get them."""
     from vaetui.disentangle import summary_line
 
     if not scored:
-        return "[dim]disentanglement: not measured yet (vaetui eval RUN)[/]"
+        return f"[dim]disentanglement: not measured yet (vaetui eval {run})[/]"
     p, d = scored["protocol"], scored["disentanglement"]
     return f"{summary_line(d)}  [dim]({p['checkpoint']}, {d['count']} {p['split']} images)[/]"
 
@@ -55,33 +55,23 @@ class LatentScreen(ExploreScreen):
 
     def compute(self, model, config):
         from vaetui import figures
-
-        if self.encoded is None:
-            mu, logvar, names, attrs = figures.encode_split(model, config, "valid", 512)
-            self.encoded = (mu, logvar, names, attrs, figures.latent_ranking(mu, logvar))
-        mu, logvar, names, attrs, ranking = self.encoded
-        self.rank = max(0, min(self.rank, len(ranking) - 1))
-        self.image = max(0, min(self.image, len(mu) - 1))
-        row = ranking[self.rank]
-        base = mu[self.image]
-        shown = ranking[self.rank : self.rank + (self.fitted or 1)] or [row]  # the selected dimension, then the next
-        parts = [figures.traversals(model, config, base, [(r["dim"], max(r["mu_std"], 1e-3)) for r in shown]).image]
-        self.attribute = names[self.attr_index % len(names)] if names else None
-        self.attr_error = ""
-        if self.show_scatter:
-            parts.append(figures.scatter(mu, names, attrs, self.attribute).image)
-        elif self.attribute:
-            try:
-                vec = figures.attribute_vector(mu, names, attrs, self.attribute)
-                amounts = [round(self.amount * k, 2) for k in (-2, -1, 0, 1, 2)]
-                parts.append(figures.attribute_strip(model, base, vec, amounts).image)
-            except VaeError as exc:
-                self.attr_error = str(exc)
         from vaetui.metrics import newest_eval_with
 
+        if self.encoded is None:
+            self.encoded = figures.encode_latents(model, config)
+        fig = figures.latent_view(model, self.encoded, self.rank, self.image, self.fitted or 1, self.attr_index,
+                                  self.amount, self.show_scatter)
+        self.rank, self.image = fig.info["rank"], fig.info["image"]
+        self.attribute, self.attr_error = fig.info["attribute"], fig.info["attr_error"]
         if self.scored is None:  # read the stored evals once per screen, not on every key
             self.scored = newest_eval_with(self.app.store.open(self.run_name), "disentanglement") or {}
-        return figures.Figure(figures.stack_pictures(parts), {"ranking": ranking, "row": row, "scored": self.scored})
+        fig.info["scored"] = self.scored
+        return fig
+
+    def headless(self) -> list[str]:
+        return ["latent", self.run_name, *self.checkpoint_flag(), "--rank", str(self.rank), "--image",
+                str(self.image), "--dims", str(self.fitted or 1), "--attribute", str(self.attr_index),
+                "--amount", f"{self.amount:g}", *(["--scatter"] if self.show_scatter else []), "--out", "latent.png"]
 
     def info_text(self) -> str:
         if self.figure is None:
@@ -93,8 +83,9 @@ class LatentScreen(ExploreScreen):
         if self.show_scatter:
             lower = f"scatter of μ coloured by [b]{self.attribute}[/] (orange: has it)"
         return (f"z{row['dim']} (rank {self.rank + 1}) KL {row['kl']:.2f} σ(μ) {row['mu_std']:.2f} "
-                f"{'active' if row['active'] else 'inactive'} · image {self.image} · {lower} {self.attr_error}\n"
-                f"[dim]active {active}/{len(ranking)} · by KL: {top}[/]\n{disentanglement_text(self.figure.info['scored'])}")
+                f"{'active' if row['active'] else 'inactive'} · image {self.image} · {lower} {self.attr_error}"
+                f"[dim] · headless: vaetui {' '.join(self.headless())}[/]\n"
+                f"[dim]active {active}/{len(ranking)} · by KL: {top}[/]\n{disentanglement_text(self.figure.info['scored'], self.run_name)}")
 
     def action_dim(self, delta: int) -> None:
         self.rank += delta
