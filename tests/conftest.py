@@ -14,3 +14,24 @@ torch.set_num_threads(1)
 def gen():
     """A seeded CPU generator."""
     return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture(autouse=True)
+def no_trainer_outlives_its_test(monkeypatch):
+    """A trainer the TUI starts lives in a session of its own, on purpose: one a failed test leaves is killed."""
+    import vaetui.launch as launch
+
+    started = []
+    real = launch.spawn_trainer
+
+    def spawn(*args, **kwargs):
+        proc = real(*args, **kwargs)
+        started.append(proc)
+        return proc
+
+    monkeypatch.setattr(launch, "spawn_trainer", spawn)
+    yield
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

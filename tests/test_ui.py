@@ -371,8 +371,19 @@ def test_monitor_follows_a_run_trained_by_another_process(tmp_path):
                 await wait_for(pilot, lambda: state().step > first + 4)  # it keeps following
                 assert state().status == "running"
                 await wait_for(pilot, lambda: "running elsewhere" in str(app.screen.query_one("#status").render()))
-                proc.terminate()  # SIGTERM: the trainer saves and finishes
-                await wait_for(pilot, lambda: state().status in ("stopped", "finished"))
+                # the keys of a second SSH session work on it too: through the run's control file
+                await pilot.press("p")
+                await wait_for(pilot, lambda: state().status == "paused")
+                paused_at = state().step
+                await pilot.press("c")
+                await wait_for(pilot, lambda: state().checkpoints.get("latest") == paused_at)
+                await pilot.press("p")
+                await wait_for(pilot, lambda: state().status == "running" and state().step > paused_at)
+                await pilot.press("s")
+                await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+                await pilot.press("y")
+                await wait_for(pilot, lambda: state().status == "stopped")
+                assert proc.wait(timeout=60) == 0
 
         asyncio.run(scenario())
     finally:
