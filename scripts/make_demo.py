@@ -1,6 +1,6 @@
 """Build the packaged read-only `demo` run (vaetui/demo/demo/) and its pictures in docs/, reproducibly.
 
-    python scripts/make_demo.py                       # trains (about 30 minutes on 2 CPU cores), then packages
+    python scripts/make_demo.py                       # trains (about 30 minutes on 2 quiet CPU cores), then packages
     python scripts/make_demo.py --from-run DIR        # package an already trained run folder
 
 It runs exactly:

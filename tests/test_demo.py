@@ -49,3 +49,16 @@ def test_psnr_relations():
     x = torch.rand(2, 3, 8, 8)
     assert psnr(x, x) == 100.0
     assert psnr(x, (x + 0.01).clamp(0, 1)) > psnr(x, (x + 0.1).clamp(0, 1))
+
+
+def test_the_demo_ships_the_eval_its_screens_show():
+    """The generate and latent screens read the newest stored eval: the read-only demo carries the one its build
+    stored, under its own name."""
+    from vaetui.metrics import newest_eval_with
+    from vaetui.ui.screens.explore.generate import quality_text
+    from vaetui.ui.screens.explore.latent import disentanglement_text
+
+    run = RunStore(include_demo=True).open("demo")
+    samples, dis = newest_eval_with(run, "samples"), newest_eval_with(run, "disentanglement")
+    assert samples["protocol"]["run"] == "demo" and samples["protocol"]["checkpoint"] == "ckpt-best.pt"
+    assert "FD-attr" in quality_text(samples, "demo") and "MIG" in disentanglement_text(dis, "demo")
