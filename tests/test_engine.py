@@ -150,3 +150,28 @@ def test_fp16_on_cpu_is_a_clear_error(tmp_path):
     store = RunStore(tmp_path, include_demo=False)
     _, events = train(store, "fp16", tiny_config(max_steps=2, precision="fp16"))
     assert isinstance(events[-1], FailedEvent) and "bf16" in events[-1].error
+
+
+def test_images_per_s_counts_training_steps_not_validation_or_checkpoints(tmp_path, monkeypatch):
+    """A step's images/s is training throughput: a long validation and its checkpoints at an epoch's end do not
+    drag the next step's number down (a fake clock: each training step takes 0.1 s, each validation 50 s)."""
+    clock = {"now": 0.0}
+    monkeypatch.setattr(engine.time, "perf_counter", lambda: clock["now"])
+    real_loss, real_evaluate = engine.vae_loss, engine.Trainer.evaluate
+
+    def step_loss(*args, **kwargs):
+        clock["now"] += 0.1
+        return real_loss(*args, **kwargs)
+
+    def slow_evaluate(self, *args, **kwargs):
+        clock["now"] += 50.0
+        return real_evaluate(self, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "vae_loss", step_loss)
+    monkeypatch.setattr(engine.Trainer, "evaluate", slow_evaluate)
+    store = RunStore(tmp_path, include_demo=False)
+    _, events = train(store, "rate", tiny_config(epochs=3, log_every=1))
+    rates = [e.images_per_s for e in events if isinstance(e, StepEvent)]
+    assert len(rates) == 24 and all(abs(r - 16 / 0.1) < 1e-6 for r in rates), rates
+    last = [e for e in events if isinstance(e, StepEvent)][-1]
+    assert last.elapsed >= 2 * 50.0  # elapsed (and the ETA) still count the validations before it

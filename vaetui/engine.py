@@ -43,7 +43,7 @@ class _Window:
 
     sums: torch.Tensor
     images: int = 0
-    t0: float = field(default_factory=time.perf_counter)
+    t0: float = field(default_factory=lambda: time.perf_counter())
 
     def reset(self) -> None:
         self.sums.zero_()
@@ -202,12 +202,16 @@ class Trainer(TrainerState):
         epoch_end = self.step % spe == 0
         if self.step % tc.log_every == 0 or epoch_end or self.step == self.total_steps:
             yield from self._step_event()
+        started = time.perf_counter()
         if (self.step % tc.image_every == 0 or self.step == 1) and self.world.main:
             yield self._images()
         if epoch_end:
             yield from self._end_epoch(self.step // spe)
         elif self.step % tc.checkpoint_every == 0:
             yield from self._save("latest")
+        # Pictures, validation and checkpoints are not training: images/s counts the steps alone (elapsed and
+        # the ETA still count everything).
+        self.window.t0 += time.perf_counter() - started
 
     def _finish(self) -> Iterator[Event]:
         tc, spe = self.config.train, self.steps_per_epoch

@@ -52,7 +52,8 @@ class StartedEvent(Event):
 
 @dataclass(frozen=True)
 class StepEvent(Event):
-    """Losses per image averaged since the last step event, and throughput."""
+    """Losses per image averaged since the last step event, and throughput: images_per_s over the training steps
+    alone (pictures, validation and checkpoints left out); elapsed counts everything since the start."""
 
     kind: ClassVar[str] = "step"
     epoch: int
