@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # the feeds (and PIL) load with the first monitor, not before
     import subprocess
 
     from vaetui.ui.feeds import RunView
-    from vaetui.ui.messages import FeedEnded, HistoryLoaded, RunAlive, RunEvents, TrainerExited
+    from vaetui.ui.messages import HistoryLoaded, RunAlive, RunEvents, TrainerExited
 
 
 class VaeApp(App[int]):
@@ -242,12 +242,6 @@ class VaeApp(App[int]):
             view.alive, view.where = message.alive, message.where
             view.stats = message.stats or (view.stats if message.alive else None)
             self._changed(message.run, urgent=False)
-
-    def on_feed_ended(self, message: FeedEnded) -> None:
-        view = self.views.get(message.run)
-        if view is not None:
-            view.ended = True
-            self._changed(message.run, urgent=True)
 
     # ------------------------------------------------------------------ training: a child process, followed
     @property

@@ -24,7 +24,7 @@ from vaetui.events import FailedEvent, FinishedEvent, ImagesEvent, StartedEvent,
 from vaetui.history import History, RunHistory, parse_lines
 from vaetui.runs import Run
 from vaetui.sysstats import ProcessStats, Stats
-from vaetui.ui.messages import FeedEnded, HistoryLoaded, RunAlive, RunEvents
+from vaetui.ui.messages import HistoryLoaded, RunAlive, RunEvents
 
 POST_EVERY_S = 0.25  # the UI hears from a feed at most ~4 times a second
 ALIVE_EVERY_S = 3.0  # liveness and process stats
@@ -46,7 +46,6 @@ class RunView:
     alive: bool | None = None  # None: not known yet (nothing is claimed about it)
     where: str = ""
     stats: Stats | None = None
-    ended: bool = False
     pending: list[str] = field(default_factory=list)  # intents sent, not yet answered by an event ("stop")
 
     def fold(self, events) -> None:
@@ -89,33 +88,30 @@ class TailFeed:
     def work(self, post: Post, cancelled: Cancelled) -> None:
         name = self.run.name
         alive = self._alive_poster(post)
-        try:
-            alive(force=True)  # first: the first frame already knows whether the run is live
-            rh, quick = self._history()
+        alive(force=True)  # first: the first frame already knows whether the run is live
+        rh, quick = self._history()
+        post(HistoryLoaded(name, rh.history, newest_picture(self.run, rh.history)))
+        if quick and not cancelled():  # now every old step too, for the full chart (seconds on a long log)
+            time.sleep(FIRST_FRAME_S)  # but first let the UI thread draw what it has, without competing
+            rh = RunHistory(self.run.metrics_path, name, self.config.train.epochs)
+            rh.refresh()
             post(HistoryLoaded(name, rh.history, newest_picture(self.run, rh.history)))
-            if quick and not cancelled():  # now every old step too, for the full chart (seconds on a long log)
-                time.sleep(FIRST_FRAME_S)  # but first let the UI thread draw what it has, without competing
-                rh = RunHistory(self.run.metrics_path, name, self.config.train.epochs)
-                rh.refresh()
+        follower = rh.follower  # from here on this worker only reads and parses; the UI folds
+        while not cancelled():
+            time.sleep(FOLLOW_EVERY_S)
+            data, reset = follower.read_bytes()
+            turned = reset  # a trainer that starts, pauses or ends changes who holds the run: said at once
+            if reset:  # the log was rewritten (a resume): fold it again from the start
+                rh, _ = self._history()
+                follower = rh.follower
                 post(HistoryLoaded(name, rh.history, newest_picture(self.run, rh.history)))
-            follower = rh.follower  # from here on this worker only reads and parses; the UI folds
-            while not cancelled():
-                time.sleep(FOLLOW_EVERY_S)
-                data, reset = follower.read_bytes()
-                turned = reset  # a trainer that starts, pauses or ends changes who holds the run: said at once
-                if reset:  # the log was rewritten (a resume): fold it again from the start
-                    rh, _ = self._history()
-                    follower = rh.follower
-                    post(HistoryLoaded(name, rh.history, newest_picture(self.run, rh.history)))
-                elif data:
-                    events = tuple(e for e in (event_from_json(d) for d in parse_lines(data)) if e is not None)
-                    images = [e for e in events if isinstance(e, ImagesEvent) and e.path]
-                    picture = load_picture(self.run, images[-1].path) if images else None
-                    post(RunEvents(name, events, picture))
-                    turned = any(isinstance(e, (StartedEvent, StateEvent, FinishedEvent, FailedEvent)) for e in events)
-                alive(force=turned)
-        finally:
-            post(FeedEnded(name))
+            elif data:
+                events = tuple(e for e in (event_from_json(d) for d in parse_lines(data)) if e is not None)
+                images = [e for e in events if isinstance(e, ImagesEvent) and e.path]
+                picture = load_picture(self.run, images[-1].path) if images else None
+                post(RunEvents(name, events, picture))
+                turned = any(isinstance(e, (StartedEvent, StateEvent, FinishedEvent, FailedEvent)) for e in events)
+            alive(force=turned)
 
     def _alive_poster(self, post: Post):
         state = {"at": 0.0, "last": None, "stats": None, "pid": None}

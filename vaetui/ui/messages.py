@@ -43,13 +43,6 @@ class RunAlive(Message):
 
 
 @dataclass
-class FeedEnded(Message):
-    """The feed's worker stopped: the monitor closed."""
-
-    run: str
-
-
-@dataclass
 class TrainerExited(Message):
     """The `vaetui train` process this window started has ended: its exit code and the last line it wrote."""
 
