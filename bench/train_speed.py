@@ -109,9 +109,11 @@ def plain_worker(root: str, size: tuple[int, int], steps: int, threads: int, tun
     from torch.utils.data import DataLoader, Dataset
     from torchvision import transforms
 
+    import vaetui.convgrad
     from vaetui.data.celeba import load_index
     from vaetui.model import ConvVAE
 
+    vaetui.convgrad._split = lambda x, bias: False  # the seed's network: torch.nn's convolutions, as they come
     torch.set_num_threads(threads)
     torch.manual_seed(100)
     index = load_index(root)
@@ -229,7 +231,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="218x178,64x64")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--n", type=int, default=700, help="fake CelebA images to generate")
-    ap.add_argument("--workers", default=",".join(WORKERS), help="also vaetui-fp32-compile, vaetui-bf16-compile")
+    ap.add_argument("--workers", default=",".join(WORKERS), help="also vaetui-fp32-compile, vaetui-bf16-compile, "
+                    "vaetui-fp32-stockconv, vaetui-bf16-stockconv (torch.nn's convolution backward)")
     ap.add_argument("--rounds", type=int, default=3, help="each worker this often, interleaved: medians are shown")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--root", help=argparse.SUPPRESS)
@@ -246,6 +249,10 @@ def main() -> None:
             out = plain_worker(args.root, (h, w), args.steps, args.threads, tuned=True, precision=precision)
         else:
             precision, _, option = precision.partition("-")
+            if option == "stockconv":  # torch.nn's convolutions: oneDNN computes the bias gradient too
+                import vaetui.convgrad
+
+                vaetui.convgrad._split = lambda x, bias: False
             out = engine_worker(args.root, (h, w), args.steps, args.threads, precision,
                                 {"compile": True} if option == "compile" else {})
         c1 = os.times()

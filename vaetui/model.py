@@ -10,6 +10,7 @@ from functools import lru_cache
 import torch
 from torch import nn
 
+from vaetui import convgrad
 from vaetui.config import ModelConfig, RunConfig
 from vaetui.errors import ConfigError
 
@@ -98,7 +99,7 @@ class ConvVAE(nn.Module):
         self.encoder = nn.Sequential(
             *(
                 nn.Sequential(
-                    nn.Conv2d(enc_ch[i], enc_ch[i + 1], kernel_size=3, stride=2, padding=1),
+                    convgrad.Conv2d(enc_ch[i], enc_ch[i + 1], kernel_size=3, stride=2, padding=1),
                     nn.BatchNorm2d(enc_ch[i + 1]),
                     nn.ReLU(),
                 )
@@ -115,7 +116,7 @@ class ConvVAE(nn.Module):
         for i in range(DEPTH):
             blocks.append(
                 nn.Sequential(
-                    nn.ConvTranspose2d(
+                    convgrad.ConvTranspose2d(
                         dec_ch[i], dec_ch[i + 1], kernel_size=4, stride=2, padding=pads[i],
                         output_padding=out_pads if i == DEPTH - 1 else 0,
                     ),
@@ -123,7 +124,7 @@ class ConvVAE(nn.Module):
                     nn.LeakyReLU(),
                 )
             )
-        self.decoder = nn.Sequential(*blocks, nn.Conv2d(c, channels, kernel_size=3, stride=1, padding=1))
+        self.decoder = nn.Sequential(*blocks, convgrad.Conv2d(c, channels, kernel_size=3, stride=1, padding=1))
         self.reset_parameters(init)
 
     @classmethod

@@ -1,0 +1,101 @@
+"""vaetui.convgrad: torch.nn's convolutions with the bias gradient summed outside oneDNN.
+
+Each layer is checked against torch.nn's own layer with the same weights: the forward and every
+gradient, in fp32 and under bf16 autocast, in both memory formats, with the odd paddings and
+output padding the seed's decoder uses; and that the split backward is the one that ran.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from vaetui import convgrad
+from vaetui.model import ConvVAE
+
+LAYERS = {
+    "transposed": (lambda cls: cls(8, 6, 4, 2, (2, 1), output_padding=(1, 0)), nn.ConvTranspose2d,
+                   convgrad.ConvTranspose2d),
+    "conv": (lambda cls: cls(8, 6, 3, 2, 1), nn.Conv2d, convgrad.Conv2d),
+}
+
+
+def _pair(kind: str):
+    make, stock_cls, split_cls = LAYERS[kind]
+    torch.manual_seed(3)
+    stock = make(stock_cls)
+    split = make(split_cls)
+    split.load_state_dict(stock.state_dict())
+    return stock, split
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_same_outputs_and_gradients_as_torch_nn(kind, precision, channels_last):
+    stock, split = _pair(kind)
+    x = torch.randn(4, 8, 13, 11)
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        ya, yb = stock(xa), split(xb)
+    assert "ConvSplitBias" in yb.grad_fn.name()  # the split backward is the one under test
+    assert yb.dtype == ya.dtype and yb.shape == ya.shape
+    torch.testing.assert_close(yb, ya, rtol=0, atol=0)
+    g = torch.randn_like(ya)
+    ya.backward(g)
+    yb.backward(g)
+    tol = {"rtol": 1e-5, "atol": 1e-5} if precision == "fp32" else {"rtol": 2e-2, "atol": 2e-2}
+    torch.testing.assert_close(xb.grad, xa.grad, **tol)
+    torch.testing.assert_close(split.weight.grad, stock.weight.grad, **tol)
+    torch.testing.assert_close(split.bias.grad, stock.bias.grad, **tol)
+    assert split.bias.grad.dtype == torch.float32  # parameters stay fp32 under autocast
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_bias_gradient_is_the_sum_of_the_output_gradient(kind):
+    _, split = _pair(kind)
+    split.double()
+    x = torch.randn(3, 8, 9, 7, dtype=torch.float64)  # the input needs no gradient: the first encoder layer's case
+    y = split(x)
+    g = torch.randn_like(y)
+    y.backward(g)
+    torch.testing.assert_close(split.bias.grad, g.sum((0, 2, 3)), rtol=1e-12, atol=1e-12)
+    assert x.grad is None
+
+
+def test_gradcheck_in_float64():
+    for kind in LAYERS:
+        _, split = _pair(kind)
+        split.double()
+        x = torch.randn(2, 8, 5, 4, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(lambda x, w, b: convgrad._call(x, w, b, *_conf(split)),
+                                        (x, split.weight, split.bias))
+
+
+def _conf(layer):
+    transposed = isinstance(layer, nn.ConvTranspose2d)
+    return (transposed, layer.stride, layer.padding, layer.output_padding if transposed else (0, 0),
+            layer.dilation, layer.groups)
+
+
+def test_without_gradients_the_stock_layer_runs():
+    _, split = _pair("transposed")
+    with torch.no_grad():
+        y = split(torch.randn(2, 8, 5, 4))
+    assert y.grad_fn is None
+    split.bias.requires_grad_(False)
+    y = split(torch.randn(2, 8, 5, 4, requires_grad=True))
+    assert "ConvSplitBias" not in y.grad_fn.name()
+
+
+def test_the_seed_network_is_torch_nn_layers_with_the_same_state_dict():
+    model = ConvVAE((218, 178), hidden=32, latent=100)
+    convs = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    assert [type(m).__bases__[0] for m in convs] == [nn.Conv2d] * 4 + [nn.ConvTranspose2d] * 4 + [nn.Conv2d]
+    stock = nn.ConvTranspose2d(32, 32, 4, 2, (2, 2))  # the last decoder block's, as torch.nn builds it
+    last = model.decoder[3][0]
+    assert {k: v.shape for k, v in last.state_dict().items()} == {k: v.shape for k, v in stock.state_dict().items()}
+    last.load_state_dict(stock.state_dict())  # checkpoints of the stock layers load unchanged
