@@ -51,6 +51,36 @@ def _wait(predicate, timeout=90.0):
         time.sleep(0.1)
 
 
+def test_a_stop_written_just_before_this_trainer_started_is_not_for_it(tmp_path, monkeypatch):
+    """The race CI hit: a stop for the trainer before, written within the second before a resume started."""
+    from vaetui.control import SINCE_ENV
+
+    started = time.time()
+    monkeypatch.setenv(SINCE_ENV, repr(started))  # what a window that spawns a trainer passes it
+    asked = tmp_path / "control.jsonl"
+    asked.write_text(json.dumps({"intent": "stop", "time": started - 0.2}) + "\n")
+    control = Control()
+    watcher = ControlWatcher(tmp_path, control)
+    watcher.poll()
+    assert not control.stop_requested.is_set()
+    with asked.open("a") as fh:  # a key pressed while the trainer was still starting: for it
+        fh.write(json.dumps({"intent": "pause", "time": started + 0.05}) + "\n")
+    watcher.poll()
+    assert control.paused.is_set() and not control.stop_requested.is_set()
+
+
+def test_without_a_window_a_trainer_takes_the_intents_written_since_it_began(monkeypatch):
+    import vaetui
+    from vaetui.control import SINCE_ENV, asked_since
+
+    monkeypatch.delenv(SINCE_ENV, raising=False)
+    assert asked_since() == vaetui.STARTED_AT
+    monkeypatch.setenv(SINCE_ENV, "12.5")
+    assert asked_since() == 12.5
+    monkeypatch.setenv(SINCE_ENV, "garbage")
+    assert asked_since() == vaetui.STARTED_AT
+
+
 def test_another_process_pauses_checkpoints_resumes_and_stops_a_headless_trainer(tmp_path):
     """What `p`, `c` and `s` in any window do to `vaetui train` running in another terminal."""
     store = RunStore(tmp_path, include_demo=False)

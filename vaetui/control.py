@@ -56,6 +56,19 @@ class Control:
 
 CONTROL_NAME = "control.jsonl"
 WATCH_EVERY_S = 0.25
+SINCE_ENV = "VAETUI_INTENTS_SINCE"  # set by a window that starts a trainer: the moment it asked for one
+
+
+def asked_since() -> float:
+    """From when on intents in a control file are for this process: the moment the window that started it
+    spawned it, or else the moment it began to run vaetui (to the microsecond; /proc's start time is only
+    good to a second, and a stop written in that second for the trainer before would stop this one)."""
+    import vaetui
+
+    try:
+        return float(os.environ[SINCE_ENV])
+    except (KeyError, ValueError):
+        return vaetui.STARTED_AT
 
 
 class ControlFile:
@@ -94,18 +107,17 @@ class ControlFile:
 class ControlWatcher:
     """The trainer's side: a thread that applies the intents appended to a run's control file to its Control.
 
-    Lines written before this process started are a former trainer's (the stop it was
-    asked for must not stop the resume) and are skipped; one written while this process
-    was still starting is applied.
+    Lines written before `asked_since()` are a former trainer's (the stop it was asked
+    for must not stop the resume) and are skipped; one written while this process was
+    still starting is applied.
     """
 
     def __init__(self, run_path: str | Path, control: Control, every: float = WATCH_EVERY_S):
         from vaetui.logfile import LogFollower
-        from vaetui.sysstats import process_started_at
 
         self.control, self.every = control, every
         self._follower = LogFollower(ControlFile(run_path).path)
-        self._since = process_started_at() - 1.0  # /proc's boot time is in whole seconds
+        self._since = asked_since()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 

@@ -48,15 +48,3 @@ class ProcessStats:
         except (OSError, ValueError, IndexError):
             rss = float("nan")
         return Stats(pct, rss)
-
-
-def process_started_at(pid: int | None = None) -> float:
-    """When a process started, as a Unix time (Linux /proc; this moment where it cannot be read)."""
-    try:
-        with open(f"/proc/{pid or os.getpid()}/stat") as fh:
-            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])  # field 22: starttime, clock ticks after boot
-        with open("/proc/stat") as fh:
-            boot = next(int(line.split()[1]) for line in fh if line.startswith("btime "))
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError, StopIteration):
-        return time.time()
