@@ -39,7 +39,7 @@ def _guarded(base):
 
 clock = time.monotonic  # the byte budget's clock (a test steps it)
 COLOR_MODES = ("auto", "truecolor", "256")
-BYTES_PER_S = 1600  # a new picture's changed cells trickle out at this rate: no burst over SSH
+BYTES_PER_S = 1200  # a new picture's changed cells trickle out at this rate: no burst over SSH
 TICK_S = 0.25
 CELL_BYTES = {"truecolor": 44, "256": 24}  # what one '▀' cell costs on the wire (two SGR colours, 3 UTF-8 bytes)
 TOLERANCE = 6  # a cell whose colours moved by no more than this (of 255, any channel) is not resent
