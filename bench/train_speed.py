@@ -100,6 +100,13 @@ class LoadMeter:
 
 
 # ----------------------------------------------------------------------------- the seed loop and the tuned loop
+def stock_convolutions() -> None:
+    """vaetui's convolutions with torch.nn's own backward (oneDNN computes the bias gradient too), in this process."""
+    import vaetui.convgrad
+
+    vaetui.convgrad._split = lambda x, bias: False
+
+
 def plain_worker(root: str, size: tuple[int, int], steps: int, threads: int, tuned: bool, precision: str) -> dict:
     import contextlib
 
@@ -109,11 +116,10 @@ def plain_worker(root: str, size: tuple[int, int], steps: int, threads: int, tun
     from torch.utils.data import DataLoader, Dataset
     from torchvision import transforms
 
-    import vaetui.convgrad
     from vaetui.data.celeba import load_index
     from vaetui.model import ConvVAE
 
-    vaetui.convgrad._split = lambda x, bias: False  # the seed's network: torch.nn's convolutions, as they come
+    stock_convolutions()  # the seed's network: torch.nn's convolutions, as they come
     torch.set_num_threads(threads)
     torch.manual_seed(100)
     index = load_index(root)
@@ -249,10 +255,8 @@ def main() -> None:
             out = plain_worker(args.root, (h, w), args.steps, args.threads, tuned=True, precision=precision)
         else:
             precision, _, option = precision.partition("-")
-            if option == "stockconv":  # torch.nn's convolutions: oneDNN computes the bias gradient too
-                import vaetui.convgrad
-
-                vaetui.convgrad._split = lambda x, bias: False
+            if option == "stockconv":
+                stock_convolutions()
             out = engine_worker(args.root, (h, w), args.steps, args.threads, precision,
                                 {"compile": True} if option == "compile" else {})
         c1 = os.times()
