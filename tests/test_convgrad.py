@@ -66,6 +66,19 @@ def test_bias_gradient_is_the_sum_of_the_output_gradient(kind):
     assert x.grad is None
 
 
+def test_a_bf16_bias_gradient_over_a_large_output_is_accumulated_in_fp32():
+    """A full-size decoder output sums ~2.5M values per channel: summed in bf16 the total would drift by
+    percents; accumulated in fp32 and rounded once, it is within one bf16 rounding of the exact sum."""
+    _, split = _pair("transposed")
+    x = torch.randn(16, 8, 64, 64).contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = split(x)
+    g = (torch.rand(y.shape) + 0.5).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)  # all > 0
+    y.backward(g)
+    exact = g.double().sum((0, 2, 3))
+    torch.testing.assert_close(split.bias.grad.double(), exact, rtol=2 ** -8, atol=0)
+
+
 def test_gradcheck_in_float64():
     for kind in LAYERS:
         _, split = _pair(kind)
