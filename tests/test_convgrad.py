@@ -18,6 +18,7 @@ LAYERS = {
     "transposed": (lambda cls: cls(8, 6, 4, 2, (2, 1), output_padding=(1, 0)), nn.ConvTranspose2d,
                    convgrad.ConvTranspose2d),
     "conv": (lambda cls: cls(8, 6, 3, 2, 1), nn.Conv2d, convgrad.Conv2d),
+    "narrow": (lambda cls: cls(8, 3, 3, 1, 1), nn.Conv2d, convgrad.Conv2d),  # the seed's last: bf16 weight grad by shifts
 }
 
 
@@ -77,6 +78,33 @@ def test_a_bf16_bias_gradient_over_a_large_output_is_accumulated_in_fp32():
     y.backward(g)
     exact = g.double().sum((0, 2, 3))
     torch.testing.assert_close(split.bias.grad.double(), exact, rtol=2 ** -8, atol=0)
+
+
+@pytest.mark.parametrize("kernel,padding", [((3, 3), (1, 1)), ((1, 1), (0, 0)), ((5, 3), (2, 1))])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_weight_gradient_by_shifts_is_the_convolution_s(kernel, padding, channels_last):
+    torch.manual_seed(5)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(3, 5, 11, 8, dtype=torch.float64).contiguous(memory_format=fmt)
+    weight = torch.randn(2, 5, *kernel, dtype=torch.float64)
+    grad = torch.randn(3, 2, 11, 8, dtype=torch.float64).contiguous(memory_format=fmt)
+    _, expected, _ = torch.ops.aten.convolution_backward(grad, x, weight, None, [1, 1], list(padding), [1, 1], False,
+                                                         [0, 0], 1, [False, True, False])
+    torch.testing.assert_close(convgrad.weight_grad_by_shifts(grad, x, weight, padding), expected, rtol=1e-12,
+                               atol=1e-12)
+
+
+def test_the_seed_s_last_convolution_takes_its_bf16_weight_gradient_by_shifts(monkeypatch):
+    calls = []
+    real = convgrad.weight_grad_by_shifts
+    monkeypatch.setattr(convgrad, "weight_grad_by_shifts", lambda *a: calls.append(1) or real(*a))
+    model = ConvVAE((32, 32), hidden=8, latent=4)
+    x = torch.rand(2, 3, 32, 32)
+    for precision in ("fp32", "bf16"):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = model(x)
+        out.logits.float().sum().backward()
+    assert len(calls) == 1  # the last layer in bf16 only: fp32 keeps oneDNN's (as fast there)
 
 
 def test_gradcheck_in_float64():

@@ -42,6 +42,29 @@ def test_bce_is_finite_for_saturated_logits():
     assert torch.isfinite(bernoulli_nll(logits, x)).all()
 
 
+def test_bce_gradient_in_float64_and_as_torch_s_in_bf16(gen):
+    logits = (4 * torch.randn(2, 3, 5, 4, generator=gen, dtype=torch.float64)).requires_grad_()
+    x = torch.rand(2, 3, 5, 4, generator=gen, dtype=torch.float64).requires_grad_()
+    assert torch.autograd.gradcheck(bernoulli_nll, (logits, x))
+    low = logits.detach().to(torch.bfloat16).requires_grad_()
+    stock = low.detach().clone().requires_grad_()
+    weights = torch.tensor([1.0, -2.0])  # a per-image weight reaches each image's pixels
+    (bernoulli_nll(low, x.detach()) * weights).sum().backward()
+    (F.binary_cross_entropy_with_logits(stock.float(), x.detach().float(), reduction="none").flatten(1).sum(1)
+     * weights).sum().backward()
+    assert low.grad.dtype == torch.bfloat16
+    torch.testing.assert_close(low.grad, stock.grad, rtol=1e-2, atol=1e-2)
+
+
+def test_bce_gradient_is_finite_for_saturated_logits():
+    logits = torch.tensor([[[[1000.0, -1000.0, 1000.0]]]], requires_grad=True)
+    x = torch.tensor([[[[0.0, 1.0, 1.0]]]])
+    loss = bernoulli_nll(logits, x)
+    loss.sum().backward()
+    torch.testing.assert_close(loss, torch.tensor([2000.0]))
+    torch.testing.assert_close(logits.grad, torch.tensor([[[[1.0, -1.0, 0.0]]]]))
+
+
 def test_gaussian_nll_matches_torch_normal(gen):
     logits = torch.randn(2, 3, 4, 4, generator=gen)
     x = torch.rand(2, 3, 4, 4, generator=gen)

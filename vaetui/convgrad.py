@@ -43,14 +43,46 @@ class _ConvSplitBias(torch.autograd.Function):
         grad_x = grad_w = grad_b = None
         if need_x or need_w:
             grad = grad.contiguous(memory_format=_memory_format(x))
+            by_shifts = need_w and _narrow_same(grad, weight, *ctx.conf)
             grad_x, grad_w, _ = _backward(grad, x, weight, None, list(stride), list(padding), list(dilation),
-                                          transposed, list(output_padding), groups, [need_x, need_w, False])
+                                          transposed, list(output_padding), groups,
+                                          [need_x, need_w and not by_shifts, False])
+            if by_shifts:
+                grad_w = weight_grad_by_shifts(grad, x, weight, padding)
         if need_b:
             # in grad's own dtype: CPU sums of bf16/fp16 accumulate in fp32 and round once at the end (the same
             # numbers as summing to fp32 and casting), while sum(dtype=float32) first copies the whole gradient
             # to fp32 (65 ms at full size in bf16, against 4)
             grad_b = grad.sum((0, 2, 3))
         return grad_x, grad_w, grad_b, None, None, None, None, None, None
+
+
+def _narrow_same(grad, weight, transposed, stride, padding, output_padding, dilation, groups) -> bool:
+    """A 'same' stride-1 convolution to a few channels (the seed's last, 32 -> 3) in bf16/fp16, whose weight
+    gradient oneDNN computes at ~70 GFLOP/s: one matrix product is ~1.6x faster (fp32: no faster)."""
+    return (grad.dtype in (torch.bfloat16, torch.float16) and not transposed and groups == 1
+            and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
+            and all(k % 2 == 1 and p == k // 2 for k, p in zip(weight.shape[2:], padding))
+            and weight.shape[0] * weight.shape[2] * weight.shape[3] <= 32)
+
+
+def weight_grad_by_shifts(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, padding) -> torch.Tensor:
+    """The weight gradient of a stride-1 'same' convolution as one matrix product.
+
+    dW[o, c, a, b] = sum over n, u, v of x[n, c, u, v] * grad[n, o, u + p - a, v + q - b] (zero outside): the
+    output gradient shifted once per kernel tap, stacked into (taps * O, N*H*W), times x as (N*H*W, C).
+    """
+    out, cin, kh, kw = weight.shape
+    ph, pw = padding
+    n, _, h, w = x.shape
+    padded = F.pad(grad.permute(1, 0, 2, 3), (pw, pw, ph, ph))  # (O, N, H + 2p, W + 2q)
+    shifted = grad.new_empty((kh, kw, out, n, h, w))
+    for a in range(kh):
+        for b in range(kw):
+            shifted[a, b] = padded[:, :, 2 * ph - a: 2 * ph - a + h, 2 * pw - b: 2 * pw - b + w]
+    rows = x.permute(0, 2, 3, 1).reshape(-1, cin)  # a view when x is channels_last, else a copy
+    product = shifted.view(kh * kw * out, -1) @ rows
+    return product.view(kh, kw, out, cin).permute(2, 3, 0, 1).contiguous(memory_format=_memory_format(weight))
 
 
 def _memory_format(x: torch.Tensor) -> torch.memory_format:

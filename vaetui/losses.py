@@ -16,9 +16,31 @@ LN2 = math.log(2.0)
 GAUSSIAN_SIGMA = 0.1
 
 
+class _BernoulliNLL(torch.autograd.Function):
+    """Per-image BCE with logits, softplus(l) - x*l summed, in fp32 (at least) whatever the logits' dtype; its gradient
+    (sigmoid(l) - x) * g comes back in the logits' dtype. Four passes over the pixels each way where
+    `F.binary_cross_entropy_with_logits` made nine (its log_sigmoid alone: 38 ms of a 218x178 bf16 step)."""
+
+    @staticmethod
+    def forward(ctx, logits, x):
+        wide = torch.promote_types(logits.dtype, torch.float32)  # fp32, or float64 when given it
+        lf, xf = logits.to(wide), x.to(wide)
+        ctx.save_for_backward(lf, xf)
+        ctx.dtype = logits.dtype
+        return torch.addcmul(F.softplus(lf), xf, lf, value=-1).flatten(1).sum(1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        lf, xf = ctx.saved_tensors
+        per_image = grad.view(-1, *[1] * (lf.dim() - 1))
+        grad_logits = torch.sigmoid(lf).sub_(xf).mul_(per_image).to(ctx.dtype) if ctx.needs_input_grad[0] else None
+        grad_x = (-lf * per_image).to(ctx.dtype) if ctx.needs_input_grad[1] else None
+        return grad_logits, grad_x
+
+
 def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """-log p(x|z) per image under a Bernoulli decoder: BCE summed over pixels (the seed's loss), stable via logits."""
-    return F.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="none").flatten(1).sum(1)
+    return _BernoulliNLL.apply(logits, x)
 
 
 def gaussian_nll(logits: torch.Tensor, x: torch.Tensor, sigma: float = GAUSSIAN_SIGMA) -> torch.Tensor:
