@@ -192,7 +192,7 @@ def main() -> None:
         term.buf = b""
         t0 = time.monotonic()
         term.send(b"?")
-        while b"escape or ? closes" not in term.buf and time.monotonic() - t0 < 5:
+        while not term.shows(b"escape or ? closes") and time.monotonic() - t0 < 5:
             term.read(0.002)
         lat.append(time.monotonic() - t0)
         term.send(b"?")  # closes help too; a lone ESC is held ~200 ms by the input parser (an escape sequence?)

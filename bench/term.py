@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import pty
 import select
 import struct
 import termios
 import time
+
+
+_ESCAPES = re.compile(rb"\x1b(\[[0-9;?<=>]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[()][0-9A-Za-z]|[=>78])")
+
+
+def plain(data: bytes) -> bytes:
+    """data without terminal escape sequences. A partial repaint splits a line wherever the widgets
+    beneath it meet (cursor moves, colours), so a phrase is looked for in the text, not in the bytes."""
+    return _ESCAPES.sub(b"", data)
 
 
 class Term:
@@ -50,9 +60,13 @@ class Term:
         self.buf = (self.buf + out)[-400_000:]
         return out
 
+    def shows(self, needle: bytes) -> bool:
+        """needle is in what was drawn since buf was last cleared (escape sequences aside)."""
+        return needle in self.buf or needle in plain(self.buf)
+
     def wait_for(self, needle: bytes, timeout: float = 30.0) -> float:
         t0 = time.monotonic()
-        while needle not in self.buf:
+        while not self.shows(needle):
             if time.monotonic() - t0 > timeout:
                 raise SystemExit(f"never saw {needle!r}")
             self.read(0.02)

@@ -6,12 +6,12 @@ Runs the real `vaetui` in a pseudo-terminal (120x40) and measures, in one run:
   over a window, and the worst single second;
 - the same for a run trained in the window, then while it is paused (ought to be 0);
 - key -> screen while training in the window ('?' opens help, '?' closes it), p50/p95;
-- training images/s inside the TUI against headless `vaetui train`, same settings, interleaved:
-  headless, the window (following, then keys), headless while the window's run is paused, the
-  window again, headless; the two windows of following against the three headless (the
-  key presses' window, where the UI works hardest, is reported beside it).
+- what the window costs training: the trainer the window started, with a window following it and
+  with none, alternating W H W H W (the window quits with "keep training"; `vaetui monitor`
+  attaches, quits, attaches), images/s from its own log; the key presses' stretch, where the UI
+  works hardest, beside it; and the UI process's own CPU while following.
 
-    python bench/ui_speed.py [--window 60] [--presses 200] [--threads 2] [--colors 256|truecolor]
+    python bench/ui_speed.py [--window 60] [--speed-window 40] [--presses 200] [--threads 2] [--colors 256|truecolor]
 """
 
 from __future__ import annotations
@@ -47,21 +47,20 @@ def window(term: Term, seconds: float) -> tuple[float, int]:
 def speeds(path: Path, window_s: tuple[float, float] | None = None) -> float:
     rates = [e["images_per_s"] for e in map(json.loads, path.read_text().splitlines())
              if e["type"] == "step" and e["step"] > 20 and (window_s is None or window_s[0] <= e["time"] <= window_s[1])]
-    return len(rates) / sum(1 / r for r in rates)
+    return len(rates) / sum(1 / r for r in rates) if rates else float("nan")  # each event: the mean over log_every steps
 
 
-def headless_speed(vaetui: str, runs: Path, env: dict, threads: int, name: str) -> float:
-    """images/s of `vaetui train` with the window's settings, no terminal (the machine drifts: taken twice)."""
-    subprocess.run([vaetui, "train", "--preset", "faces64", "--max-steps", "300", "--image-every", "25",
-                    "--threads", str(threads), "--precision", "fp32", "--runs-dir", str(runs), "--name", name,
-                    "--log-format", "json"], env=env, capture_output=True, check=True)
-    return speeds(runs / name / "metrics.jsonl")
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds process pid has used so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--window", type=float, default=60.0)
     ap.add_argument("--presses", type=int, default=200)
+    ap.add_argument("--speed-window", type=float, default=40.0, help="seconds of each W and H segment")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--colors", default="truecolor", choices=("truecolor", "256"))
     args = ap.parse_args()
@@ -96,8 +95,11 @@ def main() -> None:
     trainer.terminate()
     trainer.wait()
 
-    # 3. a run trained in the window: following, keys, paused; headless right before and after it
-    before = headless_speed(vaetui, runs, env, args.threads, "x-headless-before")  # named to list after "tui"
+    # 3. a run trained in the window: following, keys, paused. Then its cost in training speed, on that same
+    # trainer process, with a window and without one, alternating W H W H W: the window that started it
+    # follows; it quits with "keep training" (no window at all); `vaetui monitor` attaches; quits; attaches.
+    # (Separate headless processes differ among themselves by up to 25% on this host: the same process is
+    # the fair baseline.)
     term = Term([vaetui, "--runs-dir", str(runs), "--threads", str(args.threads), "--colors", args.colors], env,
                 COLS, ROWS)
     term.wait_for(b"enter open")
@@ -107,19 +109,22 @@ def main() -> None:
     term.send(b"c")  # continue a run with no checkpoint yet: starts training
     term.wait_for(b"img/s", timeout=120)
     term.read(5)
-    wall0 = time.time()
+    cpu0 = cpu_seconds(term.pid)
     results["in window: bytes/s"], results["in window: worst second"] = window(term, args.window)
-    wall1 = time.time()
+    cpu1 = cpu_seconds(term.pid)
+    ui_cpu = [(cpu1 - cpu0) / args.window]
+    keys0 = time.time()
     latencies = []
     for _ in range(args.presses):
         term.buf = b""
         t = time.monotonic()
         term.send(b"?")
-        while b"escape or ? closes" not in term.buf and time.monotonic() - t < 5:
+        while not term.shows(b"escape or ? closes") and time.monotonic() - t < 5:
             term.read(0.002)
         latencies.append(time.monotonic() - t)
         term.send(b"?")
         term.read(0.25)
+    keys1 = time.time()
     term.read(1.0)  # the help's last close lands first: a 'p' sent into the help would be lost
     term.buf = b""
     term.send(b"p")
@@ -130,10 +135,6 @@ def main() -> None:
         pass
     results["paused: settled after s"] = time.monotonic() - settle
     results["paused: bytes/s"], results["paused: worst second"] = window(term, 10.0)
-    wall2 = time.time()
-    # headless while the window's run is paused, then the window trains again: A B A B, so that the machine's
-    # drift over minutes falls on both alike
-    middle = headless_speed(vaetui, runs, env, args.threads, "x-headless-middle")
     log = runs / "tui" / "metrics.jsonl"
     resumed = time.time()
     term.send(b"p")
@@ -142,18 +143,61 @@ def main() -> None:
             raise SystemExit("the window's run did not resume")
         term.read(0.5)
     term.read(5)
-    wall3 = time.time()
-    term.read(args.window)
-    wall4 = time.time()
-    term.send(b"q")
-    term.read(0.5)
-    term.send(b"y")
-    term.read(5)
-    term.kill()
-    tui = [speeds(log, (wall0, wall1)), speeds(log, (wall1, wall2)), speeds(log, (wall3, wall4))]
-    headless = [before, middle, headless_speed(vaetui, runs, env, args.threads, "x-headless-after")]
+
+    segments: list[tuple[str, float, float]] = []  # (W or H, wall start, wall end)
+
+    def follow(t: Term) -> None:
+        c0, w0 = cpu_seconds(t.pid), time.time()
+        t.read(args.speed_window)
+        segments.append(("W", w0, time.time()))
+        ui_cpu.append((cpu_seconds(t.pid) - c0) / (time.time() - w0))
+
+    def without_window() -> None:
+        time.sleep(3)  # the window's last frame and exit are not the trainer's business
+        w0 = time.time()
+        time.sleep(args.speed_window)
+        segments.append(("H", w0, time.time()))
+
+    def monitor() -> Term:
+        t = Term([vaetui, "monitor", "tui", "--runs-dir", str(runs), "--colors", args.colors], env, COLS, ROWS)
+        t.wait_for(b"running elsewhere", 60)  # the window that started it has gone: another process trains it
+        t.read(5)
+        return t
+
+    def quit_keep_training(t: Term) -> None:
+        t.buf = b""
+        t.send(b"q")
+        t.wait_for(b"keep training, quit", 10)  # the window that started the trainer asks
+        t.send(b"b")
+        t0 = time.monotonic()
+        while os.waitpid(t.pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() - t0 > 15:
+                raise SystemExit("the window did not quit")
+            t.read(0.1)
+
+    follow(term)
+    quit_keep_training(term)
+    without_window()
+    for last in (False, True):
+        term = monitor()
+        follow(term)
+        term.send(b"q")
+        term.read(2.0)
+        term.kill()
+        if not last:
+            without_window()
+    from vaetui.control import ControlFile
+
+    ControlFile(runs / "tui").stop()
     lat = sorted(latencies)
     p95 = lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))]
+    if os.environ.get("UI_SPEED_DEBUG"):
+        events = [json.loads(line) for line in log.read_text().splitlines()]
+        for k, a, b in segments:
+            print(k, a, b, sum(1 for e in events if e["type"] == "step" and a <= e["time"] <= b))
+        print([(e["type"], e["time"]) for e in events if e["type"] != "step"][-12:])
+    speed = {kind: [speeds(log, (a, b)) for k, a, b in segments if k == kind] for kind in "WH"}
+    during_keys = speeds(log, (keys0, keys1))
 
     print(f"terminal {COLS}x{ROWS}, faces64 fp32, {args.threads} threads, pictures in {args.colors}")
     print(f"  first frame                           {results['first frame ms']:7.0f} ms   (target < 500 ms)")
@@ -163,12 +207,14 @@ def main() -> None:
               f"{results[what + ': worst second'] / 1024:5.1f} KB   (target <= 3 KB/s, <= 20 KB; paused 0)")
     print(f"  key to screen while training, {len(lat)} presses: p50 {statistics.median(lat) * 1000:.0f} ms, "
           f"p95 {p95 * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms   (target p95 < 50 ms)")
-    headless_mean = statistics.mean(headless)
-    following = statistics.mean([tui[0], tui[2]])
-    print(f"  training in the window vs headless, interleaved (window following {tui[0]:.0f} / during the keys "
-          f"{tui[1]:.0f} / following {tui[2]:.0f}, headless {' / '.join(f'{v:.0f}' for v in headless)} images/s):")
-    print(f"    following {following:.0f} vs {headless_mean:.0f} = {100 * following / headless_mean:.0f}%   "
-          f"(target >= 95%); during the key presses {100 * tui[1] / headless_mean:.0f}%")
+    with_w, without = statistics.mean(speed["W"]), statistics.mean(speed["H"])
+    print(f"  training in the window vs no window, the same trainer, alternating W H W H W ({args.speed_window:.0f} s "
+          f"each; images/s {' / '.join(f'{v:.0f}' for v in speed['W'])} with, "
+          f"{' / '.join(f'{v:.0f}' for v in speed['H'])} without):")
+    print(f"    {with_w:.0f} vs {without:.0f} = {100 * with_w / without:.0f}%   (target >= 95%); during the key presses "
+          f"{during_keys:.0f} = {100 * during_keys / without:.0f}%")
+    print(f"    the window's own process (the UI, not the trainer) used {100 * statistics.mean(ui_cpu):.1f}% of a core "
+          f"while following")
 
 
 if __name__ == "__main__":

@@ -11,10 +11,12 @@ import termios
 import time
 
 
-def run_on_pty(argv, env, answer, seconds: float = 12.0, cols: int = 120, rows: int = 40, log=None) -> bytes:
+def run_on_pty(argv, env, answer, seconds: float = 12.0, cols: int = 120, rows: int = 40, log=None,
+               after: bytes | None = None, typed: list[tuple[float, bytes]] = ()) -> bytes:
     """Run argv on a pty, answering its terminal queries with answer(query) -> bytes; return all it wrote.
 
-    With a list as log, each chunk read is appended to it as (seconds since start, bytes).
+    With a list as log, each chunk read is appended to it as (seconds since start, bytes). typed: keys
+    to type, (seconds after `after` was first written, bytes); seconds counts from then too, when given.
     """
     pid, fd = pty.fork()
     if pid == 0:
@@ -24,8 +26,13 @@ def run_on_pty(argv, env, answer, seconds: float = 12.0, cols: int = 120, rows: 
     start = time.monotonic()
     end = start + seconds
     answered = 0
+    pending = sorted(typed)
+    seen = None if after else start
     try:
         while time.monotonic() < end:
+            if seen is not None:
+                while pending and time.monotonic() >= seen + pending[0][0]:
+                    os.write(fd, pending.pop(0)[1])
             r, _, _ = select.select([fd], [], [], 0.05)
             if not r:
                 continue
@@ -34,6 +41,9 @@ def run_on_pty(argv, env, answer, seconds: float = 12.0, cols: int = 120, rows: 
             except OSError:
                 break
             out += chunk
+            if seen is None and after in out:
+                seen = time.monotonic()
+                end = seen + seconds
             if log is not None:
                 log.append((time.monotonic() - start, chunk))
             reply = answer(out[answered:])

@@ -10,7 +10,7 @@ import pytest
 from vaetui.ui.app import VaeApp, make_app
 from vaetui.ui.screens.study import StudyScreen
 from vaetui.ui.screens import dialogs, form, monitor, runs
-from vaetui.ui.screens.dialogs import GLOBAL_KEYS, Help, bindings_of, help_text
+from vaetui.ui.screens.dialogs import GLOBAL_KEYS, bindings_of, help_shown, help_text
 from vaetui.ui.screens.explore import (
     CompareScreen, DataScreen, GenerateScreen, InterpolateScreen, LatentScreen, ReconstructScreen,
 )
@@ -49,9 +49,9 @@ def test_help_lists_exactly_the_keys_of_the_screen_below(tmp_path):
                     await pilot.pause(0.05)
                 below = app.screen
                 await pilot.press("question_mark")
-                while not isinstance(app.screen, Help) and time.monotonic() < deadline:
+                while help_shown(app.screen) is None and time.monotonic() < deadline:
                     await pilot.pause(0.05)
-                texts[cls] = str(app.screen.query_one("Static").render())
+                texts[cls] = str(help_shown(app.screen).render())
                 for binding in bindings_of(below):
                     assert binding.description in texts[cls], (cls.__name__, binding.description)
                 await pilot.press("escape")
@@ -79,3 +79,33 @@ def test_help_fits_80x24():
 
         assert len(lines) <= 22 and max(len(Text.from_markup(line).plain) for line in lines) <= 78, cls.__name__
     assert LatentScreen in SCREENS and dialogs.Help
+
+
+def test_while_the_help_is_open_it_has_the_keys(tmp_path):
+    """Keys typed at the help do not reach the screen beneath it (g does not open generate, q does not
+    quit); escape, ? and q close it, and the screen's keys work again."""
+    async def scenario():
+        app = make_app(runs_dir=tmp_path, include_demo=True)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            below = app.screen
+            closed_by = {}
+            for close in ("escape", "question_mark", "q"):
+                await pilot.press("question_mark")
+                await pilot.pause()
+                assert help_shown(below) is not None
+                await pilot.press("g", "n", "down")
+                await pilot.pause()
+                assert app.screen is below and help_shown(below) is not None and app.is_running
+                await pilot.press(close)
+                await pilot.pause()
+                closed_by[close] = help_shown(below) is None and app.is_running
+            await pilot.press("n")
+            deadline = time.monotonic() + 30
+            while app.screen is below and time.monotonic() < deadline:
+                await pilot.pause(0.05)
+            return closed_by, type(app.screen)
+
+    closed_by, after = asyncio.run(scenario())
+    assert closed_by == {"escape": True, "question_mark": True, "q": True}
+    assert after is form.NewRunScreen

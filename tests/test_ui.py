@@ -12,7 +12,7 @@ import pytest
 from vaetui.config import preset
 from vaetui.runs import RunStore
 from vaetui.ui.app import make_app
-from vaetui.ui.screens.dialogs import Choose, Confirm, Help, TooSmall
+from vaetui.ui.screens.dialogs import Choose, Confirm, TooSmall, help_shown
 from vaetui.ui.screens.form import NewRunScreen, parse_form, field_values
 from vaetui.sysstats import ProcessStats, Stats
 from vaetui.ui.screens.monitor import MonitorScreen
@@ -142,7 +142,8 @@ def test_small_terminal_shows_a_message_and_recovers(tmp_path):
             await pilot.resize_terminal(80, 24)
             await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
             await pilot.press("question_mark")
-            assert isinstance(app.screen, Help)
+            await wait_for(pilot, lambda: help_shown(app.screen) is not None)
+            assert isinstance(app.screen, RunsScreen)  # drawn over the screen, not a screen of its own
 
     asyncio.run(scenario())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -160,6 +161,25 @@ def test_a_finished_run_on_screen_costs_no_bytes(tmp_path):
     assert drawn, "the monitor never drew the run"
     settled = drawn[0] + 4  # the first frame, the picture, the log's first lines
     assert sum(len(chunk) for t, chunk in log if t > settled) == 0, [c[:80] for t, c in log if t > settled]
+
+
+def test_the_help_repaints_its_box_not_the_screen(tmp_path):
+    """Opening the help over a monitor full of pictures, then closing it, sends the box's cells and the
+    cells beneath it: a fraction of one whole frame, where a screen of its own costs more than a frame."""
+    make_finished_run(tmp_path / "runs")
+    env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor"}
+    log = []
+    run_on_pty(vaetui("monitor", "faces-demo", "--runs-dir", str(tmp_path / "runs")), env, terminal_answers,
+               seconds=12, log=log, after=b"faces-demo", typed=[(6.0, b"?"), (9.0, b"?")])
+    start = next(t for t, chunk in log if b"faces-demo" in chunk)
+    frame = sum(len(chunk) for t, chunk in log if t < start + 5.5)  # the first frame, the pictures, the log
+    opened = b"".join(chunk for t, chunk in log if start + 6 <= t < start + 9)
+    closed = sum(len(chunk) for t, chunk in log if t >= start + 9)
+    assert b"escape or ? closes this help" in re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", opened)  # the text, between
+    # the cursor moves and colours that split a line where the widgets beneath it meet
+    assert frame > 50_000, frame  # pictures on screen: a whole repaint would be costly
+    assert len(opened) + closed < 0.25 * frame, (len(opened), closed, frame)
+    assert closed > 0, "the help was not closed"
 
 
 @pytest.mark.parametrize("argv", [[], ["monitor", "faces-demo"]])

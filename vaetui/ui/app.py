@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from textual import events
 from textual.app import App
 from textual.binding import Binding
 from textual.worker import Worker, get_current_worker
 
 from vaetui.errors import VaeError
 from vaetui.runs import Run, RunStore
-from vaetui.ui.screens.dialogs import MIN_HEIGHT, MIN_WIDTH, Choose, Help, TooSmall
+from vaetui.ui.screens.dialogs import MIN_HEIGHT, MIN_WIDTH, Choose, Help, TooSmall, help_shown, open_help
 
 if TYPE_CHECKING:  # the feeds (and PIL) load with the first monitor, not before the first frame
     import subprocess
@@ -88,6 +89,8 @@ class VaeApp(App[int]):
 
     def on_resize(self, event) -> None:
         self._check_size(event.size)
+        for box in self.screen.query(Help):
+            box.call_after_refresh(box.place)
 
     def _check_size(self, size=None) -> None:
         size = size or self.size
@@ -171,9 +174,15 @@ class VaeApp(App[int]):
             return
         self._replace_top(StudyScreen(name))
 
+    async def on_event(self, event) -> None:
+        if isinstance(event, events.Key) and (box := help_shown(self.screen)) is not None:
+            box.key(event.key)  # the help has every key while it is open (it takes no focus: see Help)
+            return
+        await super().on_event(event)
+
     def action_help(self) -> None:
-        if not isinstance(self.screen, (Help, TooSmall)):
-            self.push_screen(Help(self.screen))
+        if not isinstance(self.screen, TooSmall):
+            open_help(self.screen)
 
     # ------------------------------------------------------------------ runs on screen: one flow
     def open_run(self, name: str, own_pid: int | None = None) -> None:

@@ -10,6 +10,7 @@ from textual.widgets import Input, Static
 
 from vaetui.history import SERIES, SERIES_LABELS, History
 from vaetui.ui.widgets.chart import Chart
+from vaetui.ui.widgets.keybar import KeyBar
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
 
@@ -131,21 +132,76 @@ def _plain(markup: str) -> str:
     return Text.from_markup(markup).plain
 
 
-class Help(ModalScreen[None]):
-    """The keys of the screen below (from its bindings, so always exact) and the global ones; fits 80x24."""
+class Help(Static):
+    """The keys of the screen it is opened over (from its bindings, so always exact) and the global ones; fits 80x24.
 
-    BINDINGS = [Binding("escape,question_mark,q", "dismiss_help", "close")]
+    A box drawn over that screen, not a screen of its own: opening and closing it repaint only the box's
+    cells, where pushing a screen repaints the whole terminal and popping it redraws every picture beneath
+    (~190 KB at 120x40). It lives in the screen's key line (it is that line's long form) and is hidden,
+    not removed, when closed, so opening it again only shows it. It takes no focus (a focus change
+    restyles the whole screen and repaints it): while it is open the app hands it every key
+    (VaeApp.on_event); escape, ? or q close it, the rest are swallowed, so the screen's own keys wait
+    until it is closed. A click on it closes it too.
+    """
 
-    def __init__(self, below=None):
-        super().__init__()
-        self.below = below
+    CLOSE_KEYS = ("escape", "question_mark", "q")
 
-    def compose(self) -> ComposeResult:
-        with Vertical(id="help"):
-            yield Static(help_text(self.app, self.below or self.app.screen))
+    def __init__(self, text: str):
+        super().__init__(text, id="help")
+        self.text = text
 
-    def action_dismiss_help(self) -> None:
-        self.dismiss(None)
+    def show(self, text: str) -> None:
+        if text != self.text:
+            self.text = text
+            self.update(text)
+        self.place()
+        self.display = True
+
+    def place(self) -> None:
+        """Centre the box on its screen: an absolute offset from the corner of the widget it is mounted
+        in (an overlay takes no part in layout)."""
+        screen, host = self.screen, self.parent
+        w, h = screen.size
+        box_h = min(len(self.text.splitlines()) + 2, MIN_HEIGHT - 2, h)
+        px, py = host.region.offset if host is not screen else (0, 0)
+        self.styles.offset = (max(0, (w - 78) // 2) - px, max(0, (h - box_h) // 2) - py)
+
+    def key(self, key: str) -> None:
+        """A key pressed while it is open."""
+        if key in self.CLOSE_KEYS:
+            self.close()
+
+    def on_click(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.display = False
+
+
+def help_shown(screen) -> Help | None:
+    """The help open over screen, if any."""
+    return next((box for box in screen.query(Help) if box.display), None)
+
+
+def open_help(screen) -> Help | None:
+    """Open the help over screen, or close it where it is open; the box, or None when it closed."""
+    if (shown := help_shown(screen)) is not None:
+        shown.close()
+        return None
+    text = help_text(screen.app, screen)
+    if boxes := screen.query(Help):
+        boxes.first().show(text)
+        return boxes.first()
+    # Mounted in the key line, not on the screen: the compositor orders a parent's children counting from
+    # the last, so a child added to the screen reorders every widget on it and repaints the whole
+    # terminal; in the key line only that line and the box are repainted.
+    bars = screen.query(KeyBar)
+    host = bars.first() if bars else screen
+    box = Help(text)
+    box.display = False
+    host.mount(box)
+    box.call_after_refresh(box.show, text)  # placed once its host has its region
+    return box
 
 
 class ChartScreen(ModalScreen[None]):
