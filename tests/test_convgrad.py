@@ -48,10 +48,13 @@ def test_same_outputs_and_gradients_as_torch_nn(kind, precision, channels_last):
     g = torch.randn_like(ya)
     ya.backward(g)
     yb.backward(g)
-    tol = {"rtol": 1e-5, "atol": 1e-5} if precision == "fp32" else {"rtol": 2e-2, "atol": 2e-2}
-    torch.testing.assert_close(xb.grad, xa.grad, **tol)
-    torch.testing.assert_close(split.weight.grad, stock.weight.grad, **tol)
-    torch.testing.assert_close(split.bias.grad, stock.bias.grad, **tol)
+    for ours, theirs in ((xb.grad, xa.grad), (split.weight.grad, stock.weight.grad), (split.bias.grad, stock.bias.grad)):
+        # bf16: each is a sum of hundreds of bf16 products, rounded to bf16 (an ulp is 0.4% of the
+        # value) by kernels that add in different orders: an element that cancels to near 0 differs
+        # by an ulp of the terms, so the bound is 2% of the tensor's scale, not of each element
+        scale = theirs.abs().max().item()
+        tol = {"rtol": 1e-5, "atol": 1e-5} if precision == "fp32" else {"rtol": 2e-2, "atol": 2e-2 * max(scale, 1.0)}
+        torch.testing.assert_close(ours, theirs, **tol)
     assert split.bias.grad.dtype == torch.float32  # parameters stay fp32 under autocast
 
 
