@@ -4,6 +4,11 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import tempfile
+
+# The tests (and the programs they start) keep run summaries in a cache of their own, not the user's.
+os.environ["VAETUI_CACHE_DIR"] = tempfile.mkdtemp(prefix="vaetui-test-cache-")
+
 import pytest
 import torch
 

@@ -138,3 +138,34 @@ def test_a_later_process_reads_nothing_of_an_unchanged_run(tmp_path, monkeypatch
     grown = Summaries(tmp_path / "cache").line(Run(path))
     assert folded == [size]  # it continued from the cached offset, not from the start
     assert grown.updated >= first.updated and grown.step == first.step
+
+
+def test_two_threads_asking_at_once_both_get_the_whole_fold(tmp_path, monkeypatch):
+    """The runs list's worker can be restarted while it still folds: a second thread asking for the same
+    run must wait for the fold, not see the log read to its end and cache a half-folded line for good."""
+    import threading
+    import time
+
+    from vaetui.runs import Run
+    from vaetui.summaries import Summaries
+
+    path = make_finished_run(tmp_path / "runs", steps=300, spe=100)
+    real = History.feed
+
+    def slow_feed(self, data, deferred=None):
+        time.sleep(0.5)  # a long log's fold, in the middle of which the other thread asks
+        return real(self, data, deferred)
+
+    monkeypatch.setattr(History, "feed", slow_feed)
+    summaries = Summaries(tmp_path / "cache")
+    lines = []
+    threads = [threading.Thread(target=lambda: lines.append(summaries.line(Run(path)))) for _ in range(2)]
+    for t in threads:
+        t.start()
+        time.sleep(0.1)
+    for t in threads:
+        t.join()
+    monkeypatch.setattr(History, "feed", real)
+    assert [line.status for line in lines] == ["finished", "finished"], lines
+    assert [line.step for line in lines] == [300, 300]
+    assert Summaries(tmp_path / "cache").line(Run(path)).status == "finished"  # and so is what it cached

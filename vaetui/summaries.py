@@ -9,6 +9,7 @@ a small read, not a fold of the whole log.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,11 +93,16 @@ class Summaries:
     """
 
     PERSIST_EVERY_S = 10.0  # a long-lived process writes a run's record at most this often
+    VERSION = 2  # records of another version are folded again (1: could hold a half-folded line, see _lock)
 
     def __init__(self, folder: Path | None = None):
         from vaetui.files import cache_dir
 
         self.folder = folder if folder is not None else cache_dir() / "summaries"
+        # One fold at a time: two threads sharing a run's follower (the runs list's worker restarted while it
+        # still folds) would let the second see the log read to its end while the first is still folding
+        # it, and cache a half-folded line ("new", step 0) under the unchanged files' signature for good.
+        self._lock = threading.RLock()
         self._live: dict[str, Any] = {}  # run path -> RunHistory
         self._saved: dict[str, dict] = {}  # run path -> the record on disk (as loaded or last written)
         self._written: dict[str, float] = {}
@@ -114,13 +120,17 @@ class Summaries:
         if key not in self._saved:
             try:
                 saved = json.loads(self._file(key).read_text())
-                self._saved[key] = saved if saved.get("path") == key else {}
+                self._saved[key] = saved if saved.get("path") == key and saved.get("version") == self.VERSION else {}
             except (OSError, ValueError, AttributeError):
                 self._saved[key] = {}
         return self._saved[key]
 
     def line(self, run) -> RunInfo:
         """The run's RunInfo, current."""
+        with self._lock:
+            return self._line(run)
+
+    def _line(self, run) -> RunInfo:
         key = self._key(run)
         signature = _signature(run)
         record = self._record(key)
@@ -134,6 +144,10 @@ class Summaries:
 
     def history(self, run, cfg=None):
         """The run's summary History (steps='none'), current."""
+        with self._lock:
+            return self._history(run, cfg)
+
+    def _history(self, run, cfg=None):
         from vaetui.history import History, RunHistory
 
         key = self._key(run)
@@ -169,7 +183,7 @@ class Summaries:
         rh = self._live.get(key)
         if rh is not None and rh.follower.identity is not None:
             record.update(identity=list(rh.follower.identity), offset=rh.follower.offset, state=rh.history.state())
-        record["path"] = key
+        record["path"], record["version"] = key, self.VERSION
         try:
             atomic_write_bytes(self._file(key), json.dumps(record, allow_nan=True).encode(), durable=False)
         except OSError:
