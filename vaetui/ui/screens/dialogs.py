@@ -13,6 +13,7 @@ from vaetui.ui.widgets.chart import Chart
 from vaetui.ui.widgets.keybar import KeyBar
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
+HELP_WIDTH = 78  # the help box, border and padding included: fits 80 columns
 
 
 class Confirm(ModalScreen[bool]):
@@ -117,7 +118,7 @@ def help_text(app, screen) -> str:
     lines = [f"[b]vaetui[/] — keys here ([b]{name}[/]), then anywhere"]
     for group in (here, anywhere):
         width = max((len(_plain(c)) for c in group), default=0) + 2
-        per_row = max(1, 74 // max(width, 1))
+        per_row = max(1, (HELP_WIDTH - 4) // max(width, 1))  # inside the border and padding
         for i in range(0, len(group), per_row):
             lines.append("  " + "".join(c + " " * (width - len(_plain(c))) for c in group[i : i + per_row]).rstrip())
         lines.append("")
@@ -145,6 +146,7 @@ class Help(Static):
     """
 
     CLOSE_KEYS = ("escape", "question_mark", "q")
+    DEFAULT_CSS = f"Help {{ width: {HELP_WIDTH}; }}"
 
     def __init__(self, text: str):
         super().__init__(text, id="help")
@@ -164,7 +166,7 @@ class Help(Static):
         w, h = screen.size
         box_h = min(len(self.text.splitlines()) + 2, MIN_HEIGHT - 2, h)
         px, py = host.region.offset if host is not screen else (0, 0)
-        self.styles.offset = (max(0, (w - 78) // 2) - px, max(0, (h - box_h) // 2) - py)
+        self.styles.offset = (max(0, (w - HELP_WIDTH) // 2) - px, max(0, (h - box_h) // 2) - py)
 
     def key(self, key: str) -> None:
         """A key pressed while it is open."""
