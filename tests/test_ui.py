@@ -148,6 +148,47 @@ def test_small_terminal_shows_a_message_and_recovers(tmp_path):
     asyncio.run(scenario())
 
 
+def test_the_app_collects_garbage_again_once_its_first_frame_is_drawn(tmp_path):
+    """run_tui turns the collector off while Textual is imported and the first frame drawn; the app must turn
+    it back on (else a long session's cycles are never collected)."""
+    import gc
+
+    async def scenario():
+        app = make_app(runs_dir=tmp_path, include_demo=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            deadline = time.monotonic() + 10
+            while not gc.isenabled() and time.monotonic() < deadline:
+                await pilot.pause(0.05)
+            return gc.isenabled()
+
+    gc.disable()
+    try:
+        assert asyncio.run(scenario()) is True
+    finally:
+        gc.enable()
+
+
+def test_a_warm_start_lists_the_runs_in_its_first_frame_and_a_changed_run_leaves_it_to_the_worker(tmp_path,
+                                                                                                   monkeypatch):
+    """Cached lines (unchanged files, nobody training) are listed before the first frame; a run whose line
+    is not cached, here one whose log grew since, leaves the whole listing to the worker (disabled here)."""
+    make_finished_run(tmp_path, "a")
+    make_finished_run(tmp_path, "b")
+    RunStore(tmp_path, include_demo=False).infos()  # an earlier process listed them: their lines are cached
+    monkeypatch.setattr(RunsScreen, "_list_runs", lambda self: None)
+
+    async def rows_without_the_worker():
+        app = make_app(runs_dir=tmp_path, include_demo=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            return app.screen.query_one("#runs").row_count
+
+    assert asyncio.run(rows_without_the_worker()) == 2
+    with (tmp_path / "b" / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({"type": "warning", "step": 60, "time": 1.0, "message": "late"}) + "\n")
+    assert asyncio.run(rows_without_the_worker()) == 0
+
+
 def test_quit_while_training_asks_then_saves(tmp_path):
     async def scenario():
         app = make_app(runs_dir=tmp_path, threads=1, include_demo=False)

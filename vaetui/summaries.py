@@ -130,13 +130,25 @@ class Summaries:
         with self._lock:
             return self._line(run)
 
+    def cached_line(self, run) -> RunInfo | None:
+        """The run's line if the cache holds it for the run's files as they are now (and nobody holds its lock),
+        else None: a few stats and, once, a small read; never a fold. What a first frame can afford."""
+        with self._lock:
+            return self._cached(self._key(run), _signature(run))
+
+    def _cached(self, key: str, signature: tuple) -> RunInfo | None:
+        cached = self._record(key).get("line")
+        if cached and cached.get("signature") == _jsonable(signature) and signature[2] is None:
+            return RunInfo(**cached["info"])
+        return None
+
     def _line(self, run) -> RunInfo:
         key = self._key(run)
         signature = _signature(run)
+        if (info := self._cached(key, signature)) is not None:
+            return info
         record = self._record(key)
         cached = record.get("line")
-        if cached and cached.get("signature") == _jsonable(signature) and signature[2] is None:
-            return RunInfo(**cached["info"])
         info = _run_info(run, self)
         record["line"] = {"signature": _jsonable(signature), "info": info.to_json()}
         self._persist(key, force=cached is None)

@@ -76,8 +76,13 @@ def run_tui(runs_dir=None, threads=None, device="auto", image="halfcell", monito
         RunStore(runs_dir).open(monitor)  # a missing run is a one-line error, before the screen opens
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise VaeError("the vaetui TUI needs a terminal; for scripts use the sub-commands (vaetui --help)")
+    import gc
+
     from vaetui.perf import quiet_openmp, tune_allocator
 
+    # Importing Textual and drawing the first frame make objects by the hundred thousand and free almost none of
+    # them: collecting meanwhile only delays that frame. The app freezes them and collects again once it is drawn.
+    gc.disable()
     quiet_openmp()  # before torch is imported: idle OpenMP threads must not spin beside the UI
     tune_allocator()
     from vaetui.ui.app import make_app

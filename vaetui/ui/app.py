@@ -63,7 +63,7 @@ class VaeApp(App[int]):
         self._tails: dict[str, Worker] = {}  # workers following other processes' runs
         self._quit_when_stopped = False
         self._too_small = False
-        from vaetui.ui.screens.explore import ModelCache
+        from vaetui.ui.models import ModelCache
 
         self.models = ModelCache()
 
@@ -84,8 +84,14 @@ class VaeApp(App[int]):
                 self.notify(str(exc), severity="error")
         elif self.start_mode == "new":
             self.action_new_run()
-        self.call_after_refresh(gc.freeze)  # start-up objects never need collecting: no GC pauses later
+        self.call_after_refresh(self._started)
         self._check_size()
+
+    @staticmethod
+    def _started() -> None:
+        """The first frame is drawn: start-up objects never need collecting (no GC pauses later); collect again."""
+        gc.freeze()
+        gc.enable()  # run_tui turned collection off for the start-up
 
     def on_resize(self, event) -> None:
         self._check_size(event.size)

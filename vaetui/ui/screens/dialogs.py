@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import weakref
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
+from textual.strip import Strip
+from textual.visual import Visual
 from textual.widgets import Input, Static
 
 from vaetui.history import SERIES, SERIES_LABELS, History
@@ -99,8 +103,23 @@ def bindings_of(screen) -> list:
     return out
 
 
+_HELP_TEXTS: dict[tuple, str] = {}  # by (app class, screen class, screen name): key bindings are class-level
+
+
 def help_text(app, screen) -> str:
     """The help for the screen it is opened over: exactly its keys, then the keys that work anywhere."""
+    try:
+        name = screen.sub_title or ""
+    except Exception:  # a screen not mounted yet
+        name = ""
+    name = (name or type(screen).__name__.removesuffix("Screen").lower()).split(" · ")[0]
+    key = (type(app), type(screen), name)
+    if key not in _HELP_TEXTS:  # made once: the key press that opens it should not wait for markup and widths
+        _HELP_TEXTS[key] = _help_text(app, screen, name)
+    return _HELP_TEXTS[key]
+
+
+def _help_text(app, screen, name: str) -> str:
     def rows(bindings) -> list[str]:
         cells = []
         for b in bindings:
@@ -110,11 +129,6 @@ def help_text(app, screen) -> str:
 
     here = rows([b for b in bindings_of(screen) if b.description])
     anywhere = rows([b for b in app.BINDINGS if b.show or b.key == "n"])
-    try:
-        name = screen.sub_title or ""
-    except Exception:  # a screen not mounted yet
-        name = ""
-    name = (name or type(screen).__name__.removesuffix("Screen").lower()).split(" · ")[0]
     lines = [f"[b]vaetui[/] — keys here ([b]{name}[/]), then anywhere"]
     for group in (here, anywhere):
         width = max((len(_plain(c)) for c in group), default=0) + 2
@@ -151,6 +165,17 @@ class Help(Static):
     def __init__(self, text: str):
         super().__init__(text, id="help")
         self.text = text
+        self._strips: tuple[tuple, list] = ((), [])  # (what they were made for, the box's lines)
+
+    def render_line(self, y: int) -> Strip:
+        """Its lines, made once per text and size: showing the box again (Textual refreshes a widget that is
+        shown) reuses them instead of laying the markup out again, ~2 ms of the key press that opens it."""
+        key = (self.text, self.size, self.visual_style)
+        if self._strips[0] != key:
+            width, height = self.size
+            self._strips = (key, Visual.to_strips(self, self.visual, width, height, self.visual_style))
+        lines = self._strips[1]
+        return lines[y] if y < len(lines) else Strip.blank(self.size.width, self.visual_style.rich_style)
 
     def show(self, text: str) -> None:
         if text != self.text:
@@ -180,9 +205,13 @@ class Help(Static):
         self.display = False
 
 
+_BOXES: "weakref.WeakKeyDictionary[Screen, Help]" = weakref.WeakKeyDictionary()  # each screen's help box
+
+
 def help_shown(screen) -> Help | None:
-    """The help open over screen, if any."""
-    return next((box for box in screen.query(Help) if box.display), None)
+    """The help open over screen, if any (asked on every key press: a lookup, not a walk of the screen's DOM)."""
+    box = _BOXES.get(screen)
+    return box if box is not None and box.display and box.is_attached else None
 
 
 def open_help(screen) -> Help | None:
@@ -191,15 +220,15 @@ def open_help(screen) -> Help | None:
         shown.close()
         return None
     text = help_text(screen.app, screen)
-    if boxes := screen.query(Help):
-        boxes.first().show(text)
-        return boxes.first()
+    if (box := _BOXES.get(screen)) is not None and box.is_attached:
+        box.show(text)
+        return box
     # Mounted in the key line, not on the screen: the compositor orders a parent's children counting from
     # the last, so a child added to the screen reorders every widget on it and repaints the whole
     # terminal; in the key line only that line and the box are repainted.
     bars = screen.query(KeyBar)
     host = bars.first() if bars else screen
-    box = Help(text)
+    box = _BOXES[screen] = Help(text)
     box.display = False
     host.mount(box)
     box.call_after_refresh(box.show, text)  # placed once its host has its region

@@ -23,6 +23,7 @@ from vaetui.ui.widgets.keybar import KeyBar
 
 SORTS = ("name", "updated", "best valid", "latent", "status")
 REFRESH_EVERY_S = 3.0
+FIRST_FRAME_BUDGET_S = 0.03  # cached lines listed before the first frame, at most this long (~0.1 ms a run)
 
 COLUMNS = ("run", "preset", "data", "size", "latent", "β", "epochs", "best valid", "status", "updated")
 
@@ -66,7 +67,8 @@ class RunsScreen(Screen[None]):
         self._rows: dict[str, tuple] = {}
         self._listed_at = 0.0
         self._frozen = False
-        self.call_after_refresh(self.refresh_runs)  # after the first frame is painted, not competing with it
+        if not self._list_cached():
+            self.call_after_refresh(self.refresh_runs)  # after the first frame is painted, not competing with it
         self._timer = self.set_interval(REFRESH_EVERY_S, self.refresh_runs)
         table.focus()
 
@@ -77,6 +79,24 @@ class RunsScreen(Screen[None]):
         if time.monotonic() - self._listed_at > REFRESH_EVERY_S:  # back from a glance at help: no refresh
             self.refresh_runs()
         self._timer.resume()
+
+    def _list_cached(self) -> bool:
+        """A warm start: when every run's line is cached for its files as they are, list them now, so the first
+        frame shows the runs (not an empty table, then the whole table again a paint later). A run whose
+        line is not cached (new, changed, live), or more runs than FIRST_FRAME_BUDGET_S allows, leaves it
+        to the worker: False."""
+        store, started, infos = self.app.store, time.monotonic(), []
+        for name in store.names():
+            try:
+                info = store.summaries.cached_line(store.open(name))
+            except VaeError:
+                continue
+            if info is None or time.monotonic() - started > FIRST_FRAME_BUDGET_S:
+                return False
+            infos.append(info)
+        self._listed_at = time.monotonic()
+        self.on_runs_listed(RunsListed(tuple(infos), complete=True))
+        return True
 
     def refresh_runs(self) -> None:
         """Ask the worker for fresh summaries (they are folded there, from the appended bytes only)."""

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING
 
-from PIL import Image as PILImage
 from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
@@ -20,6 +20,9 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from vaetui.layout import fitted_size
+
+if TYPE_CHECKING:  # PIL loads with the first picture, not before the first frame (the runs list has none)
+    from PIL import Image as PILImage
 
 RENDERERS = ("auto", "halfcell", "sixel", "kitty", "unicode", "none")
 
@@ -109,6 +112,8 @@ class HalfBlockImage(Widget):
     def _codes(self, width: int, height: int):
         """(rows, cols, 2) integer colour codes of the picture at this size (top, bottom pixel of each cell)."""
         import numpy as np
+
+        from PIL import Image as PILImage
 
         img = self._image.convert("RGB").resize((width, height * 2), PILImage.Resampling.BOX)
         px = np.asarray(img, dtype=np.uint8).reshape(height, 2, width, 3).transpose(0, 2, 1, 3)
@@ -252,7 +257,7 @@ class NoPicture(Static):
     @image.setter
     def image(self, value) -> None:
         self._img = value
-        if isinstance(value, PILImage.Image):
+        if value is not None:
             self.update(f"[dim]image {value.width}x{value.height} (inline images are off: --image none)[/]")
         else:
             self.update("")

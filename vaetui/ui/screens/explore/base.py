@@ -8,7 +8,6 @@ thread only shows the finished picture. Any failure is shown, and "computing…"
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import ComposeResult
@@ -22,27 +21,6 @@ from vaetui.errors import VaeError
 from vaetui.ui.widgets.picture import fit_picture, picture_class
 from vaetui.ui.widgets.text import Quiet
 from vaetui.ui.widgets.keybar import KeyBar
-
-if TYPE_CHECKING:  # torch stays unimported until a model is needed: the first frame does not wait for it
-    from vaetui.figures import LoadedModel
-
-
-class ModelCache:
-    """Loaded models by (run, checkpoint), so switching screens does not reload."""
-
-    def __init__(self):
-        self._models: dict[tuple[str, str | None], LoadedModel] = {}
-
-    def get(self, store, run_name: str, checkpoint: str | None) -> LoadedModel:
-        key = (run_name, checkpoint)
-        if key not in self._models:
-            import gc
-
-            from vaetui.figures import load
-
-            self._models[key] = load(store.open(run_name), checkpoint)
-            gc.freeze()  # torch is loaded now: keep full collections from walking its objects
-        return self._models[key]
 
 
 class ExploreScreen(Screen[None]):
