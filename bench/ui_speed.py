@@ -207,6 +207,9 @@ def main() -> None:
               f"{results[what + ': worst second'] / 1024:5.1f} KB   (target <= 3 KB/s, <= 20 KB; paused 0)")
     print(f"  key to screen while training, {len(lat)} presses: p50 {statistics.median(lat) * 1000:.0f} ms, "
           f"p95 {p95 * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms   (target p95 < 50 ms)")
+    slow = sorted(range(len(latencies)), key=latencies.__getitem__)[-5:][::-1]
+    print("    the slowest presses (press number: ms): "
+          + ", ".join(f"{i + 1}: {latencies[i] * 1000:.0f}" for i in slow))
     with_w, without = statistics.mean(speed["W"]), statistics.mean(speed["H"])
     print(f"  training in the window vs no window, the same trainer, alternating W H W H W ({args.speed_window:.0f} s "
           f"each; images/s {' / '.join(f'{v:.0f}' for v in speed['W'])} with, "
