@@ -15,7 +15,7 @@ from textual.worker import Worker, get_current_worker
 
 from vaetui.errors import VaeError
 from vaetui.runs import Run, RunStore
-from vaetui.ui.screens.dialogs import MIN_HEIGHT, MIN_WIDTH, Choose, Help, TooSmall, help_shown, open_help
+from vaetui.ui.screens.dialogs import MIN_HEIGHT, MIN_WIDTH, Choose, TooSmall, help_shown, open_help
 
 if TYPE_CHECKING:  # the feeds (and PIL) load with the first monitor, not before the first frame
     import subprocess
@@ -95,7 +95,7 @@ class VaeApp(App[int]):
 
     def on_resize(self, event) -> None:
         self._check_size(event.size)
-        for box in self.screen.query(Help):
+        if (box := help_shown(self.screen)) is not None:  # a hidden box is placed when it is shown
             box.call_after_refresh(box.place)
 
     def _check_size(self, size=None) -> None:
