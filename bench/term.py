@@ -92,3 +92,51 @@ class Term:
             os.waitpid(self.pid, 0)
         except (ProcessLookupError, ChildProcessError):
             pass
+
+
+class Freezer:
+    """Stops a process and starts it again without a signal it could see (a cgroup v1 freezer).
+
+    SIGSTOP/SIGCONT would do, but Textual repaints the whole screen on SIGCONT (it takes it for the
+    end of a Ctrl+Z), which would charge the window for a repaint it never does otherwise. Needs
+    root and the v1 freezer hierarchy; `Freezer.make(pid)` returns None without them.
+    """
+
+    ROOT = "/sys/fs/cgroup/freezer"
+
+    def __init__(self, pid: int, path: str):
+        self.pid, self.path = pid, path
+
+    @classmethod
+    def make(cls, pid: int) -> "Freezer | None":
+        path = os.path.join(cls.ROOT, f"vaetui-bench-{os.getpid()}")
+        try:
+            os.makedirs(path, exist_ok=True)
+            with open(os.path.join(path, "cgroup.procs"), "w") as fh:
+                fh.write(str(pid))
+        except OSError:
+            return None
+        return cls(pid, path)
+
+    def _state(self, state: str) -> None:
+        with open(os.path.join(self.path, "freezer.state"), "w") as fh:
+            fh.write(state)
+
+    def freeze(self) -> None:
+        self._state("FROZEN")
+
+    def thaw(self) -> None:
+        self._state("THAWED")
+
+    def close(self) -> None:
+        """Thaw, move the process back to the root group, remove the group."""
+        try:
+            self.thaw()
+            with open(os.path.join(self.ROOT, "cgroup.procs"), "w") as fh:
+                fh.write(str(self.pid))
+        except OSError:
+            pass
+        try:
+            os.rmdir(self.path)
+        except OSError:
+            pass

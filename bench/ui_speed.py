@@ -3,15 +3,16 @@
 Runs the real `vaetui` in a pseudo-terminal (120x40) and measures, in one run:
 - first frame: process start until the runs list is on screen;
 - following a live run trained by another process (`vaetui monitor RUN`): bytes/s averaged
-  over a window, and the worst single second;
+  over a window, and the worst single second; faces64 and the tiny preset (the most events a
+  second a run can send);
 - the same for a run trained in the window, then while it is paused (ought to be 0);
 - key -> screen while training in the window ('?' opens help, '?' closes it), p50/p95;
-- what the window costs training: the trainer the window started, with a window following it and
-  with none, alternating W H W H W (the window quits with "keep training"; `vaetui monitor`
-  attaches, quits, attaches), images/s from its own log; the key presses' stretch, where the UI
-  works hardest, beside it; and the UI process's own CPU while following.
+- what the window costs training: the trainer the window started, with the window drawing and with
+  the window frozen (a cgroup freezer: no work at all, as if there were none), alternating in short
+  segments (W H H W W H ...), images/s from the trainer's own log; the key presses' stretch, where
+  the UI works hardest, beside it; and the UI process's own CPU while following.
 
-    python bench/ui_speed.py [--window 60] [--speed-window 40] [--presses 200] [--threads 2] [--colors 256|truecolor]
+    python bench/ui_speed.py [--window 60] [--speed-window 3] [--alternations 50] [--presses 200] [--threads 2] [--colors 256|truecolor]
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -26,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from term import Term
+from term import Freezer, Term
 
 from vaetui.config import preset, with_overrides
 from vaetui.runs import RunStore
@@ -44,10 +46,14 @@ def window(term: Term, seconds: float) -> tuple[float, int]:
     return (term.total - start_total) / (time.monotonic() - t0), worst
 
 
-def speeds(path: Path, window_s: tuple[float, float] | None = None) -> float:
-    rates = [e["images_per_s"] for e in map(json.loads, path.read_text().splitlines())
-             if e["type"] == "step" and e["step"] > 20 and (window_s is None or window_s[0] <= e["time"] <= window_s[1])]
-    return len(rates) / sum(1 / r for r in rates) if rates else float("nan")  # each event: the mean over log_every steps
+def speeds(path: Path, window_s: tuple[float, float], batch: int) -> float:
+    """images/s between the first and the last step event inside window_s (wall seconds), so that no
+    logged interval straddles its edges."""
+    steps = [(e["time"], e["step"]) for e in map(json.loads, path.read_text().splitlines())
+             if e["type"] == "step" and e["step"] > 20 and window_s[0] <= e["time"] <= window_s[1]]
+    if len(steps) < 2:
+        return float("nan")
+    return (steps[-1][1] - steps[0][1]) * batch / (steps[-1][0] - steps[0][0])
 
 
 def cpu_seconds(pid: int) -> float:
@@ -60,15 +66,18 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--window", type=float, default=60.0)
     ap.add_argument("--presses", type=int, default=200)
-    ap.add_argument("--speed-window", type=float, default=40.0, help="seconds of each W and H segment")
+    ap.add_argument("--speed-window", type=float, default=3.0, help="seconds of each W and H segment")
+    ap.add_argument("--alternations", type=int, default=50, help="pairs of W and H segments")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--colors", default="truecolor", choices=("truecolor", "256"))
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="vaetui-uibench-"))
     runs = tmp / "runs"
     store = RunStore(runs, include_demo=False)
-    long = {"epochs": 200, "image_every": 25, "threads": args.threads, "precision": "fp32"}
-    store.create(with_overrides(preset("faces64"), long), "tui")
+    long = {"epochs": 200, "image_every": 25, "log_every": 2, "threads": args.threads, "precision": "fp32"}
+    config = with_overrides(preset("faces64"), long)
+    batch = config.train.batch_size
+    store.create(config, "tui")
     env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor" if args.colors == "truecolor" else ""}
     vaetui = str(Path(sys.executable).with_name("vaetui"))
     results = {}
@@ -81,19 +90,25 @@ def main() -> None:
     results["first frame ms"] = (time.monotonic() - t0) * 1000
     term.kill()
 
-    # 2. following a run trained by another process
-    trainer = subprocess.Popen([vaetui, "train", "--preset", "faces64", "--epochs", "200", "--image-every", "25",
-                                "--threads", str(args.threads), "--precision", "fp32", "--runs-dir", str(runs),
-                                "--name", "elsewhere", "--log-format", "json"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(8)
-    term = Term([vaetui, "monitor", "elsewhere", "--runs-dir", str(runs), "--colors", args.colors], env, COLS, ROWS)
-    term.wait_for(b"running elsewhere", 60)
-    term.read(5)
-    results["monitor: bytes/s"], results["monitor: worst second"] = window(term, args.window)
-    term.kill()
-    trainer.terminate()
-    trainer.wait()
+    # 2. following a run trained by another process: faces64 (a step event every 2 steps, ~1.5 a second
+    # here, as at GPU speeds) and the tiny preset (~25 step events, 6 pictures and 3 epochs a second: the
+    # most a run can throw at the screen)
+    for preset_name, extra in (("faces64", ["--epochs", "200", "--log-every", "2", "--image-every", "25"]),
+                               ("tiny", ["--epochs", "100000"])):
+        trainer = subprocess.Popen([vaetui, "train", "--preset", preset_name, *extra,
+                                    "--threads", str(args.threads), "--precision", "fp32", "--runs-dir", str(runs),
+                                    "--name", f"elsewhere-{preset_name}", "--log-format", "json"], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(8)
+        term = Term([vaetui, "monitor", f"elsewhere-{preset_name}", "--runs-dir", str(runs), "--colors", args.colors],
+                    env, COLS, ROWS)
+        term.wait_for(b"running elsewhere", 60)
+        term.read(5)
+        what = f"monitor {preset_name}"
+        results[f"{what}: bytes/s"], results[f"{what}: worst second"] = window(term, args.window)
+        term.kill()
+        trainer.terminate()
+        trainer.wait()
 
     # 3. a run trained in the window: following, keys, paused. Then its cost in training speed, on that same
     # trainer process, with a window and without one, alternating W H W H W: the window that started it
@@ -103,7 +118,7 @@ def main() -> None:
     term = Term([vaetui, "--runs-dir", str(runs), "--threads", str(args.threads), "--colors", args.colors], env,
                 COLS, ROWS)
     term.wait_for(b"enter open")
-    for _ in range(2):  # the runs are listed by name (demo, elsewhere, tui): down to "tui"
+    for _ in range(3):  # the runs are listed by name (demo, elsewhere-faces64, elsewhere-tiny, tui): down to "tui"
         term.send(b"\x1b[B")
         term.read(0.3)
     term.send(b"c")  # continue a run with no checkpoint yet: starts training
@@ -144,48 +159,28 @@ def main() -> None:
         term.read(0.5)
     term.read(5)
 
+    # What the window costs its trainer: the same trainer, the window drawing (W) and the window frozen
+    # (it does no work at all, as if there were none: H), in short segments ordered W H H W W H H W ...
+    # so that the host's slow swings (+-10% over tens of seconds here) fall on both alike. On thawing, the
+    # window catches up on what it missed: that burst counts to W.
+    freezer = Freezer.make(term.pid)
+    pause, go = (freezer.freeze, freezer.thaw) if freezer else (lambda: os.kill(term.pid, signal.SIGSTOP),
+                                                                  lambda: os.kill(term.pid, signal.SIGCONT))
     segments: list[tuple[str, float, float]] = []  # (W or H, wall start, wall end)
-
-    def follow(t: Term) -> None:
-        c0, w0 = cpu_seconds(t.pid), time.time()
-        t.read(args.speed_window)
-        segments.append(("W", w0, time.time()))
-        ui_cpu.append((cpu_seconds(t.pid) - c0) / (time.time() - w0))
-
-    def without_window() -> None:
-        time.sleep(3)  # the window's last frame and exit are not the trainer's business
-        w0 = time.time()
-        time.sleep(args.speed_window)
-        segments.append(("H", w0, time.time()))
-
-    def monitor() -> Term:
-        t = Term([vaetui, "monitor", "tui", "--runs-dir", str(runs), "--colors", args.colors], env, COLS, ROWS)
-        t.wait_for(b"running elsewhere", 60)  # the window that started it has gone: another process trains it
-        t.read(5)
-        return t
-
-    def quit_keep_training(t: Term) -> None:
-        t.buf = b""
-        t.send(b"q")
-        t.wait_for(b"keep training, quit", 10)  # the window that started the trainer asks
-        t.send(b"b")
-        t0 = time.monotonic()
-        while os.waitpid(t.pid, os.WNOHANG) == (0, 0):
-            if time.monotonic() - t0 > 15:
-                raise SystemExit("the window did not quit")
-            t.read(0.1)
-
-    follow(term)
-    quit_keep_training(term)
-    without_window()
-    for last in (False, True):
-        term = monitor()
-        follow(term)
-        term.send(b"q")
-        term.read(2.0)
-        term.kill()
-        if not last:
-            without_window()
+    order = ["WH", "HW"] * ((args.alternations + 1) // 2)
+    try:
+        for kind in "".join(order[:args.alternations]):
+            (go if kind == "W" else pause)()
+            c0, w0 = cpu_seconds(term.pid), time.time()
+            term.read(args.speed_window)
+            segments.append((kind, w0, time.time()))
+            if kind == "W":
+                ui_cpu.append((cpu_seconds(term.pid) - c0) / (time.time() - w0))
+    finally:
+        go()
+        if freezer:
+            freezer.close()
+    term.kill()
     from vaetui.control import ControlFile
 
     ControlFile(runs / "tui").stop()
@@ -196,14 +191,16 @@ def main() -> None:
         for k, a, b in segments:
             print(k, a, b, sum(1 for e in events if e["type"] == "step" and a <= e["time"] <= b))
         print([(e["type"], e["time"]) for e in events if e["type"] != "step"][-12:])
-    speed = {kind: [speeds(log, (a, b)) for k, a, b in segments if k == kind] for kind in "WH"}
-    during_keys = speeds(log, (keys0, keys1))
+    speed = {kind: [speeds(log, (a, b), batch) for k, a, b in segments if k == kind] for kind in "WH"}
+    during_keys = speeds(log, (keys0, keys1), batch)
 
-    print(f"terminal {COLS}x{ROWS}, faces64 fp32, {args.threads} threads, pictures in {args.colors}")
+    paused_by = "a cgroup freezer" if freezer else "SIGSTOP (pessimistic: Textual repaints all on SIGCONT)"
+    print(f"terminal {COLS}x{ROWS}, faces64 fp32 (a step event every 2 steps), {args.threads} threads, "
+          f"pictures in {args.colors}; the window paused by {paused_by}")
     print(f"  first frame                           {results['first frame ms']:7.0f} ms   (target < 500 ms)")
     print(f"  (paused: measured once the last picture's wipe ended, {results['paused: settled after s']:.0f} s after)")
-    for what in ("monitor", "in window", "paused"):
-        print(f"  {what + ':':<14} {results[what + ': bytes/s'] / 1024:6.2f} KB/s average, worst second "
+    for what in ("monitor faces64", "monitor tiny", "in window", "paused"):
+        print(f"  {what + ':':<17} {results[what + ': bytes/s'] / 1024:6.2f} KB/s average, worst second "
               f"{results[what + ': worst second'] / 1024:5.1f} KB   (target <= 3 KB/s, <= 20 KB; paused 0)")
     print(f"  key to screen while training, {len(lat)} presses: p50 {statistics.median(lat) * 1000:.0f} ms, "
           f"p95 {p95 * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms   (target p95 < 50 ms)")
@@ -211,11 +208,13 @@ def main() -> None:
     print("    the slowest presses (press number: ms): "
           + ", ".join(f"{i + 1}: {latencies[i] * 1000:.0f}" for i in slow))
     with_w, without = statistics.mean(speed["W"]), statistics.mean(speed["H"])
-    print(f"  training in the window vs no window, the same trainer, alternating W H W H W ({args.speed_window:.0f} s "
-          f"each; images/s {' / '.join(f'{v:.0f}' for v in speed['W'])} with, "
-          f"{' / '.join(f'{v:.0f}' for v in speed['H'])} without):")
-    print(f"    {with_w:.0f} vs {without:.0f} = {100 * with_w / without:.0f}%   (target >= 95%); during the key presses "
-          f"{during_keys:.0f} = {100 * during_keys / without:.0f}%")
+    pairs = sorted(w / h for w, h in zip(speed["W"], speed["H"]))
+    print(f"  training in the window vs the window stopped, the same trainer, {len(segments)} segments of "
+          f"{args.speed_window:.0f} s (W H H W ...; images/s {min(speed['W']):.0f}-{max(speed['W']):.0f} drawing, "
+          f"{min(speed['H']):.0f}-{max(speed['H']):.0f} stopped):")
+    print(f"    {with_w:.0f} vs {without:.0f} = {100 * with_w / without:.1f}%   (target >= 95%); pairs "
+          f"{100 * pairs[0]:.0f}-{100 * pairs[-1]:.0f}%, median {100 * statistics.median(pairs):.0f}%; "
+          f"during the key presses {during_keys:.0f} = {100 * during_keys / without:.0f}%")
     print(f"    the window's own process (the UI, not the trainer) used {100 * statistics.mean(ui_cpu):.1f}% of a core "
           f"while following")
 

@@ -188,3 +188,178 @@ def test_q_typed_at_launch_quits(tmp_path, argv):
     env = {**os.environ, "TERM": "xterm-256color"}
     status, out = typed_at_launch(vaetui(*argv, "--runs-dir", str(tmp_path / "runs")), env, b"q", timeout=60)
     assert status == 0, out[-300:]
+
+
+# ---------------------------------------------------------------------- partial updates: only their cells
+
+
+def written_updates(app_class, size, steps):
+    """Run app_class headless; steps(app, pilot) changes it. Returns what Textual would write to the terminal
+    for each partial update after the first frame (headless apps write nothing; the update is rendered here)."""
+    from rich.console import Console
+    from textual import _compositor
+
+    from vaetui.ui import wire
+
+    wire.install()  # as VaeApp does
+    written: list[str] = []
+    console = Console(force_terminal=True, color_system="truecolor", width=size[0])
+    real = _compositor.Compositor.render_partial_update
+
+    def recording(self):
+        update = real(self)
+        if update is not None and recording.on:
+            written.append(update.render_segments(console))
+        return update
+
+    recording.on = False
+
+    async def scenario():
+        app = app_class()
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            recording.on = True
+            await steps(app, pilot)
+            await pilot.pause()
+
+    _compositor.Compositor.render_partial_update = recording
+    try:
+        asyncio.run(scenario())
+    finally:
+        _compositor.Compositor.render_partial_update = real
+    return written
+
+
+def cells_at(data: str) -> list[tuple[int, int, str]]:
+    """(row, column, text without escapes) of each cursor move in terminal output, 1-based."""
+    return [(int(m[0]), int(m[1]), re.sub(r"\x1b\[[0-9;]*m", "", m[2]))
+            for m in re.findall(r"\x1b\[(\d+);(\d+)H((?:(?!\x1b\[\d+;\d+H)[^\n])*)", data)]
+
+
+def test_a_region_refreshed_at_the_right_of_a_wide_widget_sends_only_its_cells():
+    from textual.geometry import Region
+    from textual.widgets import Static
+
+    class Wide(App):
+        CSS = "Static { width: 100; height: 2; }"
+
+        def compose(self):
+            yield Static("a" * 90 + "0123456789\n" + "b" * 100)
+
+    async def steps(app, pilot):
+        app.query_one(Static).refresh(Region(92, 1, 3, 1))
+
+    assert cells_at("".join(written_updates(Wide, (100, 4), steps))) == [(2, 93, "bbb")]
+
+
+def test_a_quiet_line_sends_the_characters_that_changed_not_the_line():
+    from vaetui.ui.widgets.text import Quiet
+
+    line = "[b]run[/]  [green]● running[/]  epoch 3/10  step {}  elapsed 4s"
+
+    class Status(App):
+        CSS = "Quiet { width: 100; height: 1; padding: 0 1; }"
+
+        def compose(self):
+            yield Quiet(id="status")
+
+    async def steps(app, pilot):
+        quiet = app.query_one(Quiet)
+        quiet.set(line.format(41))
+        await pilot.pause()
+        quiet.set(line.format(42))
+
+    sent = cells_at("".join(written_updates(Status, (100, 3), steps)[-1:]))
+    assert sent and all(text.startswith("2") and len(text.strip()) <= 2 for _, _, text in sent), sent
+    assert sent[0][1] == 1 + 1 + len("run  ● running  epoch 3/10  step 4")  # the padding, then the text
+
+
+def test_a_quiet_text_that_wraps_or_holds_wide_characters_is_sent_whole():
+    from vaetui.ui.widgets.text import Quiet
+
+    class Narrow(App):
+        CSS = "Quiet { width: 12; height: 2; }"
+
+        def compose(self):
+            yield Quiet(id="q")
+
+    async def check():
+        app = Narrow()
+        async with app.run_test(size=(20, 4)):
+            quiet = app.query_one(Quiet)
+            quiet.set("short 1")
+            assert quiet._changed("short 1", "short 2") == [Region(6, 0, 1, 1)]
+            assert quiet._changed("a line far too long 1", "a line far too long 2") is None  # it wraps
+            assert quiet._changed("名前 1", "名前 2") is None  # two cells a character
+
+    from textual.geometry import Region
+
+    asyncio.run(check())
+
+
+def test_a_sparkline_keeps_its_columns_while_a_run_goes_on_and_sends_only_the_newest():
+    from vaetui.ui.widgets.spark import Spark, run_columns
+
+    xs = list(range(1, 200))
+    ys = [100.0 if x <= 8 else 50.0 + x % 7 for x in xs]  # the first steps far above, then inside a steady range
+    ys[150:152] = [53.0, 53.0]  # the newest column moves, inside the range
+    width = 20
+    before = run_columns(xs[:150], ys[:150], width)
+    after = run_columns(xs[:152], ys[:152], width)
+    assert len(before) == len(after) == 19 and after[:-1] == before[:-1] and after[-1] != before[-1]
+    assert len(run_columns(xs, ys, width)) <= width
+
+    class One(App):
+        CSS = f"Spark {{ width: {width}; height: 4; }}"
+
+        def compose(self):
+            yield Spark(id="s")
+
+    async def steps(app, pilot):
+        spark = app.query_one(Spark)
+        spark.set(xs[:150], ys[:150])
+        await pilot.pause()
+        spark.set(xs[:152], ys[:152])
+
+    written = written_updates(One, (30, 6), steps)
+    last = cells_at(written[-1])
+    assert last, "the new points were not drawn"
+    assert {col for _, col, _ in last} == {19}  # the newest column (1-based), nothing left of it
+    assert all(len(text) == 1 for _, _, text in last)
+
+
+def test_a_loss_creeping_down_does_not_move_the_sparkline_s_range_at_each_new_low():
+    from vaetui.ui.widgets.spark import sticky_range
+
+    current = sticky_range(None, 10.0, 20.0)
+    moves = 0
+    for k in range(1, 21):  # a new low every point, 0.1 lower each time
+        new = sticky_range(current, 10.0 - 0.1 * k, 20.0)
+        moves += new != current
+        current = new
+    assert moves <= 2
+    assert current[0] <= 8.0 and current[1] == 20.0
+
+
+def test_the_event_log_follows_new_lines_in_the_same_frame_and_stays_where_a_person_scrolled():
+    from vaetui.ui.widgets.text import EventLog
+
+    class Log(App):
+        CSS = "EventLog { height: 4; }"
+
+        def compose(self):
+            yield EventLog(max_lines=100, wrap=False, markup=False)
+
+    async def check():
+        app = Log()
+        async with app.run_test(size=(40, 6)) as pilot:
+            log = app.query_one(EventLog)
+            shown = log.show([f"line {i}" for i in range(10)], 10, 0)
+            assert shown == 10 and log.scroll_y == log.max_scroll_y == 6  # at once, not a frame later
+            await pilot.pause()
+            log.scroll_to(y=0, animate=False, immediate=True)
+            log.show([f"line {i}" for i in range(12)], 12, shown)
+            await pilot.pause()
+            assert log.scroll_y == 0
+
+    asyncio.run(check())

@@ -49,7 +49,10 @@ class VaeApp(App[int]):
                  image: str = "halfcell", include_demo: bool = True, start: str = "runs",
                  monitor: str | None = None, colors: str = "auto"):
         super().__init__()
+        from vaetui.ui import wire
         from vaetui.ui.widgets.picture import HalfBlockImage, color_mode
+
+        wire.install()  # a partial refresh sends only its cells
 
         HalfBlockImage.colors = color_mode(colors)
         self.store = RunStore(runs_dir, include_demo=include_demo)

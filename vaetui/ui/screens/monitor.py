@@ -29,7 +29,6 @@ from vaetui.ui.widgets.spark import Spark
 from vaetui.ui.widgets.text import EventLog, Quiet, TextBar
 from vaetui.ui.widgets.keybar import KeyBar
 
-SPARK_POINTS = 120
 REDRAW_EVERY_S = 1.0  # what a person reads at a glance; each redraw costs bytes over SSH
 PICTURE_EVERY_S = 12.0  # a new picture is the most expensive redraw: at most this often while following
 QUIET_AFTER_S = 60.0  # a followed run that wrote nothing for this long is marked quiet
@@ -107,7 +106,8 @@ class MonitorScreen(Screen[None]):
             with Vertical(id="right"):
                 yield Quiet("", id="snaplabel")
                 yield picture_class(self.renderer)(None, id="picture")
-        yield EventLog(id="log", max_lines=500, wrap=False, markup=False)
+        with Vertical(id="logbox"):
+            yield EventLog(id="log", max_lines=500, wrap=False, markup=False)
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -143,7 +143,7 @@ class MonitorScreen(Screen[None]):
         self.query_one("#epochbar", TextBar).set(last.epoch_step if last else 0, max(h.steps_per_epoch, 1))
         self.query_one("#runbar", TextBar).set(last.step if last else 0, h.total_steps)
         for key in SERIES:
-            self.query_one(f"#spark-{key}", Spark).set(h.series[key].tail(SPARK_POINTS))
+            self.query_one(f"#spark-{key}", Spark).set(*h.series[key].points())
             value = h.series[key].last
             shown = "-" if value is None else f"{value:.1f}"
             self.query_one(f"#label-{key}", Quiet).set(f"{SHORT_LABELS[key]:<6}[b]{shown:>9}[/]")
