@@ -201,7 +201,7 @@ def written_updates(app_class, size, steps):
 
     from vaetui.ui import wire
 
-    wire.install()  # as VaeApp does
+    assert wire.install()  # as VaeApp does (on the Textual it was written against)
     written: list[str] = []
     console = Console(force_terminal=True, color_system="truecolor", width=size[0])
     real = _compositor.Compositor.render_partial_update

@@ -12,9 +12,15 @@ cells, line by line.
 
 from __future__ import annotations
 
+import inspect
+
 from rich.cells import cell_len
 from rich.control import Control
-from textual._compositor import ChopsUpdate
+
+try:
+    from textual._compositor import ChopsUpdate
+except ImportError:  # a Textual without it: its own rendering stands
+    ChopsUpdate = None
 
 _installed = False
 
@@ -50,9 +56,12 @@ def render_segments(self: ChopsUpdate, console) -> str:
     return "".join(sequences)
 
 
-def install() -> None:
-    """Use the cropping render for every partial update of this process (once)."""
+def install() -> bool:
+    """Use the cropping render for every partial update of this process (once). Only on a Textual whose
+    ChopsUpdate is the one this was written against (chops, spans, chop_ends); else Textual's own stands."""
     global _installed
-    if not _installed:
-        ChopsUpdate.render_segments = render_segments
-        _installed = True
+    if not _installed and ChopsUpdate is not None and hasattr(ChopsUpdate, "render_segments"):
+        if list(inspect.signature(ChopsUpdate.__init__).parameters)[1:] == ["chops", "spans", "chop_ends"]:
+            ChopsUpdate.render_segments = render_segments
+            _installed = True
+    return _installed
