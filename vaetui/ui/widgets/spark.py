@@ -5,11 +5,10 @@ of them redrawn each second were most of what the monitor sent over SSH. This on
 each row in one colour (a row is one escape code and its characters) and gives each column
 a fixed stretch of steps counted from the run's first step (`run_columns`): a new point
 changes only the newest column, until the run outgrows the width and every stretch widens
-by a quarter or so (a few dozen times in a run of thousands of steps). Its
-y-range is sticky (it widens past a new extreme with a margin, narrows only when the data moved
-well inside it) and
-leaves out the first column (the first steps' loss would flatten the rest). Only the
-columns whose cells changed are sent again.
+by a quarter or so (a few dozen times in a run of thousands of steps). Its y-range is
+sticky (it widens past a new extreme with a margin, narrows only when the data moved well
+inside it) and leaves out the first column (the first steps' loss would flatten the rest).
+Only the columns whose cells changed are sent again.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ class Quiet(Static):
     """
 
     _last: str | None = None
+    _only: list[Region] | None = None  # while set() updates: the regions its refresh is limited to
 
     def set(self, text: str) -> None:
         if text == self._last:
@@ -34,9 +35,8 @@ class Quiet(Static):
             self._only = None
 
     def refresh(self, *regions, **kwargs):
-        only = getattr(self, "_only", None)
-        if only is not None and not regions and not kwargs.get("layout"):
-            return super().refresh(*only, **kwargs)
+        if self._only is not None and not regions and not kwargs.get("layout"):
+            return super().refresh(*self._only, **kwargs)
         return super().refresh(*regions, **kwargs)
 
     def _changed(self, old: str, new: str) -> list[Region] | None:
