@@ -71,6 +71,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--colors", default="truecolor", choices=("truecolor", "256"))
     args = ap.parse_args()
+    if args.alternations < 1 or args.speed_window <= 0 or args.window <= 0 or args.presses < 1:
+        ap.error("--alternations and --presses must be at least 1, --window and --speed-window above 0")
     tmp = Path(tempfile.mkdtemp(prefix="vaetui-uibench-"))
     runs = tmp / "runs"
     store = RunStore(runs, include_demo=False)
@@ -111,10 +113,8 @@ def main() -> None:
         trainer.wait()
 
     # 3. a run trained in the window: following, keys, paused. Then its cost in training speed, on that same
-    # trainer process, with a window and without one, alternating W H W H W: the window that started it
-    # follows; it quits with "keep training" (no window at all); `vaetui monitor` attaches; quits; attaches.
-    # (Separate headless processes differ among themselves by up to 25% on this host: the same process is
-    # the fair baseline.)
+    # trainer process (separate headless processes differ among themselves by up to 25% on this host: the same
+    # process is the fair baseline), below.
     term = Term([vaetui, "--runs-dir", str(runs), "--threads", str(args.threads), "--colors", args.colors], env,
                 COLS, ROWS)
     term.wait_for(b"enter open")
@@ -209,9 +209,9 @@ def main() -> None:
           + ", ".join(f"{i + 1}: {latencies[i] * 1000:.0f}" for i in slow))
     with_w, without = statistics.mean(speed["W"]), statistics.mean(speed["H"])
     pairs = sorted(w / h for w, h in zip(speed["W"], speed["H"]))
-    print(f"  training in the window vs the window stopped, the same trainer, {len(segments)} segments of "
+    print(f"  training in the window vs the window frozen, the same trainer, {len(segments)} segments of "
           f"{args.speed_window:.0f} s (W H H W ...; images/s {min(speed['W']):.0f}-{max(speed['W']):.0f} drawing, "
-          f"{min(speed['H']):.0f}-{max(speed['H']):.0f} stopped):")
+          f"{min(speed['H']):.0f}-{max(speed['H']):.0f} frozen):")
     print(f"    {with_w:.0f} vs {without:.0f} = {100 * with_w / without:.1f}%   (target >= 95%); pairs "
           f"{100 * pairs[0]:.0f}-{100 * pairs[-1]:.0f}%, median {100 * statistics.median(pairs):.0f}%; "
           f"during the key presses {during_keys:.0f} = {100 * during_keys / without:.0f}%")

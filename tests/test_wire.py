@@ -275,7 +275,7 @@ def test_a_quiet_line_sends_the_characters_that_changed_not_the_line():
 
 
 def test_a_quiet_text_that_wraps_or_holds_wide_characters_is_sent_whole():
-    from vaetui.ui.widgets.text import Quiet
+    from vaetui.ui.widgets.text import Quiet, _cells
 
     class Narrow(App):
         CSS = "Quiet { width: 12; height: 2; }"
@@ -288,9 +288,12 @@ def test_a_quiet_text_that_wraps_or_holds_wide_characters_is_sent_whole():
         async with app.run_test(size=(20, 4)):
             quiet = app.query_one(Quiet)
             quiet.set("short 1")
-            assert quiet._changed("short 1", "short 2") == [Region(6, 0, 1, 1)]
-            assert quiet._changed("a line far too long 1", "a line far too long 2") is None  # it wraps
-            assert quiet._changed("名前 1", "名前 2") is None  # two cells a character
+            def changed(old, new):
+                return quiet._changed(_cells(old), _cells(new))
+
+            assert changed("short 1", "short 2") == [Region(6, 0, 1, 1)]
+            assert changed("a line far too long 1", "a line far too long 2") is None  # it wraps
+            assert changed("名前 1", "名前 2") is None  # two cells a character
 
     from textual.geometry import Region
 

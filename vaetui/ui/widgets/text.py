@@ -21,13 +21,15 @@ class Quiet(Static):
     """
 
     _last: str | None = None
+    _cells: list | None = None  # _last as cells (see _cells), kept for the next change's comparison
     _only: list[Region] | None = None  # while set() updates: the regions its refresh is limited to
 
     def set(self, text: str) -> None:
         if text == self._last:
             return
-        regions = self._changed(self._last, text) if self._last is not None else None
-        self._last = text
+        cells = _cells(text)
+        regions = self._changed(self._cells, cells) if self._last is not None else None
+        self._last, self._cells = text, cells
         self._only = regions
         try:
             self.update(text, layout=False)  # fixed-size in the CSS: no relayout, only this region is resent
@@ -39,12 +41,11 @@ class Quiet(Static):
             return super().refresh(*self._only, **kwargs)
         return super().refresh(*regions, **kwargs)
 
-    def _changed(self, old: str, new: str) -> list[Region] | None:
-        """The regions (content coordinates) whose cells differ between two markups, None for all of them."""
+    def _changed(self, a: list | None, b: list | None) -> list[Region] | None:
+        """The regions (content coordinates) whose cells differ between two texts' cells, None for all of them."""
         width = self.content_region.width
         if not width or self.styles.text_align not in ("left", "start"):
             return None
-        a, b = _cells(old), _cells(new)
         if a is None or b is None:
             return None
         regions = []
