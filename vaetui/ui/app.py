@@ -49,10 +49,11 @@ class VaeApp(App[int]):
                  image: str = "halfcell", include_demo: bool = True, start: str = "runs",
                  monitor: str | None = None, colors: str = "auto"):
         super().__init__()
-        from vaetui.ui import wire
+        from vaetui.ui import occlusion, wire
         from vaetui.ui.widgets.picture import HalfBlockImage, color_mode
 
         wire.install()  # a partial refresh sends only its cells
+        occlusion.install()  # a widget hidden behind another is not rendered
 
         HalfBlockImage.colors = color_mode(colors)
         self.store = RunStore(runs_dir, include_demo=include_demo)

@@ -1,0 +1,148 @@
+"""A widget hidden behind another, or outside an update, is not rendered; what is drawn stays the same."""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual import _compositor
+from textual.app import App
+from textual.geometry import Region
+from textual.widget import Widget
+from textual.widgets import Static
+
+from vaetui.ui import occlusion
+
+TEXTUAL_GET_RENDERS = _compositor.Compositor._get_renders  # before anything installs (VaeApp does, once)
+
+
+class Counted(Static):
+    def render_lines(self, crop):
+        self.app.rendered.append(self.id)
+        return super().render_lines(crop)
+
+
+class Cached(Counted):
+    """Its lines made once (as the help's are: vaetui.ui.screens.dialogs.Help), so that showing it again asks
+    nothing of the compositor."""
+
+    lines = None
+
+    def render_lines(self, crop):
+        if self.lines is None:
+            self.lines = super().render_lines(Region(0, 0, *self.outer_size))
+        self.app.rendered.append(self.id)
+        return [line.crop(crop.x, crop.right) for line in self.lines[crop.y : crop.bottom]]
+
+
+class Foot(Widget):
+    def render(self):
+        return "the key line"
+
+
+class Stack(App):
+    """Two lines of text, a tall widget beneath, a box that opens over the middle of it."""
+
+    CSS = """
+    #top { height: 1; } #left { width: 30; height: 8; } #right { width: 30; height: 8; }
+    #body { layout: horizontal; height: 8; } #foot { dock: bottom; height: 1; }
+    #box { position: absolute; overlay: screen; offset: 2 -9; width: 50; height: 5; background: red; }
+    """
+
+    def __init__(self, cached: bool = False):
+        super().__init__()
+        self.rendered: list[str] = []
+        self.cached = cached
+
+    def compose(self):
+        from textual.containers import Container
+
+        yield Counted("a title line", id="top")
+        with Container(id="body"):
+            yield Counted("left\n" * 8, id="left")
+            yield Counted("right " * 40, id="right")
+        with Foot(id="foot"):  # the box lives in the key line, as the help does (vaetui.ui.screens.dialogs)
+            box = (Cached if self.cached else Counted)("a box over the others", id="box")
+            box.display = False
+            yield box
+
+
+def screen_text(app) -> list[str]:
+    return [strip.text for strip in app.screen._compositor.render_strips()]
+
+
+def run(steps, cached: bool = False):
+    async def scenario():
+        app = Stack(cached)
+        async with app.run_test(size=(64, 12)) as pilot:
+            await pilot.pause()
+            await steps(app, pilot)
+
+    asyncio.run(scenario())
+
+
+def test_the_widgets_behind_a_box_are_not_rendered_and_the_screen_is_the_same():
+    assert occlusion.install()
+
+    async def steps(app, pilot):
+        box = app.query_one("#box")
+        box.display = True
+        await pilot.pause()
+        app.rendered.clear()
+        box.update("a box over the others, changed")  # an update inside the box only
+        await pilot.pause()
+        assert app.rendered == ["box"]  # not #left and #right beneath it, not the title or the key line
+        ours = screen_text(app)
+        _compositor.Compositor._get_renders = TEXTUAL_GET_RENDERS
+        try:
+            assert screen_text(app) == ours  # Textual's own composition: every cell the same
+        finally:
+            _compositor.Compositor._get_renders = occlusion.get_renders
+        assert "a box over the others, changed" in "".join(ours)
+        assert "left" in ours[1] and "right" in ours[1] and "left" in ours[7]  # above and below the box: drawn
+
+    run(steps)
+
+
+def test_a_widget_outside_an_update_is_not_rendered():
+    assert occlusion.install()
+
+    async def steps(app, pilot):
+        app.rendered.clear()
+        app.query_one("#right").refresh(Region(0, 0, 3, 1))
+        await pilot.pause()
+        assert app.rendered == ["right"]  # Textual rendered every widget whose clip (the screen) overlaps
+
+    run(steps)
+
+
+def test_a_box_closed_after_nothing_beneath_it_was_rendered_repaints_what_it_covered():
+    """The box opens (only it is rendered), closes, opens and closes again: each close repaints the cells it
+    covered (Textual's reflow left its map marked stale, and without the renders beneath the box a region
+    question after the box was hidden rebuilt the map without it: the second close changed nothing)."""
+    assert occlusion.install()
+    painted: set[tuple[int, int]] = set()  # (column, row) of each cell an update repainted
+    real = _compositor.Compositor.render_partial_update
+
+    def recording(self):
+        update = real(self)
+        if update is not None:
+            painted.update((x, y) for y, x1, x2 in update.spans for x in range(x1, x2 + 1))
+        return update
+
+    async def steps(app, pilot):
+        box = app.query_one("#box")
+        _compositor.Compositor.render_partial_update = recording
+        try:
+            for _ in range(2):
+                for shown in (True, False):
+                    painted.clear()
+                    box.display = shown  # (hiding it asks for its size: the region question)
+                    await pilot.pause()
+                    area = {(x, y) for x in range(2, 52) for y in range(2, 7)}  # the box's cells
+                    assert area <= painted, f"display={shown}: {len(area - painted)} of the box's cells not repainted"
+            # (rendering the screen here, between the steps, would ask the region question with the box shown)
+            assert "a box over the others" not in "".join(screen_text(app))
+        finally:
+            _compositor.Compositor.render_partial_update = real
+
+    run(steps, cached=True)
