@@ -72,8 +72,8 @@ def install() -> bool:
     try:
         fits = (list(inspect.signature(Compositor._get_renders).parameters) == ["self", "crop"]
                 and list(inspect.signature(Compositor.reflow).parameters) == ["self", "parent", "size"]
-                and "_full_map_invalidated" in inspect.getsource(Compositor.full_map.fget))
-    except (AttributeError, OSError, TypeError):
+                and "_full_map_invalidated" in Compositor.full_map.fget.__code__.co_names)
+    except (AttributeError, TypeError, ValueError):
         fits = False
     if fits:
         Compositor._get_renders = get_renders

@@ -5,9 +5,9 @@ from __future__ import annotations
 import weakref
 
 from textual.app import ComposeResult
-from textual.geometry import Region
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.geometry import Region
 from textual.screen import ModalScreen, Screen
 from textual.strip import Strip
 from textual.widgets import Input, Static
