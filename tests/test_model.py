@@ -69,13 +69,13 @@ def test_initialisation_runs_and_differs_from_default():
     kaiming = ConvVAE((32, 32), hidden=8, latent=4, init="kaiming")
     torch.manual_seed(0)
     default = ConvVAE((32, 32), hidden=8, latent=4, init="default")
-    conv_k = kaiming.encoder[0][0].weight
-    conv_d = default.encoder[0][0].weight
+    conv_k = kaiming.encoder[0][0].weight.detach()
+    conv_d = default.encoder[0][0].weight.detach()
     fan_in = conv_k[0].numel()
     # He-normal: std sqrt(2 / fan_in); PyTorch's default is uniform with a smaller std.
     assert abs(float(conv_k.std()) - (2 / fan_in) ** 0.5) < 0.25 * (2 / fan_in) ** 0.5
     assert float(conv_d.std()) < 0.8 * float(conv_k.std())
-    assert float(kaiming.fc_mu.weight.abs().max()) < 0.01
+    assert float(kaiming.fc_mu.weight.detach().abs().max()) < 0.01
     assert torch.count_nonzero(kaiming.encoder[0][0].bias) == 0
 
 
