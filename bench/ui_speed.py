@@ -62,7 +62,32 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def trainers_of(runs: Path) -> list[int]:
+    """The pids of the trainers still working on runs (the window's trainer outlives the window)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"train" in argv and str(runs).encode() in argv:
+                pids.append(int(entry.name))
+    return pids
+
+
+def stop_trainers(runs: Path, grace_s: float = 60.0) -> None:
+    """Wait for the trainers on runs to stop (they were asked to), then end any left: the next run of this
+    bench (its first frame above all) would otherwise share the machine with them."""
+    end = time.monotonic() + grace_s
+    while trainers_of(runs) and time.monotonic() < end:
+        time.sleep(0.5)
+    for pid in trainers_of(runs):
+        os.kill(pid, signal.SIGTERM)
+
+
 def main() -> None:
+    global RUNS
     ap = argparse.ArgumentParser()
     ap.add_argument("--window", type=float, default=60.0)
     ap.add_argument("--presses", type=int, default=200)
@@ -75,6 +100,7 @@ def main() -> None:
         ap.error("--alternations and --presses must be at least 1, --window and --speed-window above 0")
     tmp = Path(tempfile.mkdtemp(prefix="vaetui-uibench-"))
     runs = tmp / "runs"
+    RUNS = runs
     store = RunStore(runs, include_demo=False)
     long = {"epochs": 200, "image_every": 25, "log_every": 2, "threads": args.threads, "precision": "fp32"}
     config = with_overrides(preset("faces64"), long)
@@ -219,5 +245,17 @@ def main() -> None:
           f"while following")
 
 
+RUNS: Path | None = None  # the bench's runs folder, once made
+
+
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:  # done or interrupted: every trainer the bench started is asked to stop, waited for, then ended
+        if RUNS is not None and RUNS.is_dir():
+            from vaetui.control import ControlFile
+
+            for run in RUNS.iterdir():
+                if run.is_dir():
+                    ControlFile(run).stop()
+            stop_trainers(RUNS)
