@@ -31,7 +31,7 @@ from pathlib import Path
 from term import Freezer, Term
 
 from vaetui.config import preset, with_overrides
-from vaetui.runs import RunStore
+from vaetui.runs import Run, RunStore
 
 COLS, ROWS = 120, 40
 
@@ -63,17 +63,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 def trainers_of(runs: Path) -> list[int]:
-    """The pids of the trainers still working on runs (the window's trainer outlives the window)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                argv = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"train" in argv and str(runs).encode() in argv:
-                pids.append(int(entry.name))
-    return pids
+    """The pids of the processes training runs here, from each run's lock (the window's trainer outlives it)."""
+    held = (Run(run, read_only=True).lock_holder() for run in runs.iterdir() if run.is_dir())
+    return [h["pid"] for h in held if h and h["alive"] and h["pid"] > 0]
 
 
 def stop_trainers(runs: Path, grace_s: float = 60.0) -> None:
