@@ -132,6 +132,33 @@ def test_monitor_of_a_run_on_disk(tmp_path):
     asyncio.run(scenario())
 
 
+def test_news_that_arrive_while_the_app_closes_are_not_drawn(tmp_path):
+    """A trainer that ends as the window closes (CI saw it): the monitor has lost its widgets, the app still reads its queue."""
+    from vaetui.ui.messages import TrainerExited
+
+    make_finished_run(tmp_path)
+
+    async def scenario():
+        app = make_app(runs_dir=tmp_path, include_demo=False, monitor="faces-demo")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen))
+            await wait_for(pilot, lambda: app.screen.view.history.step == 60)
+            close_all = app._close_all
+
+            async def close_all_with_news():  # as Textual closes a screen: its widgets go first
+                await app.screen.query_children().remove()
+                app.post_message(TrainerExited("faces-demo", 0))
+                for _ in range(20):
+                    await asyncio.sleep(0)
+                await close_all()
+
+            app._close_all = close_all_with_news
+        return app
+
+    app = asyncio.run(scenario())
+    assert app.return_code in (None, 0)
+
+
 def test_small_terminal_shows_a_message_and_recovers(tmp_path):
     async def scenario():
         app = make_app(runs_dir=tmp_path, include_demo=False)

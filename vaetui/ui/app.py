@@ -234,6 +234,8 @@ class VaeApp(App[int]):
         self._replace_top(MonitorScreen(view, image=self.image))
 
     def _changed(self, run: str, urgent: bool) -> None:
+        if not self.is_running:  # closing: the screens lose their widgets while the queue is still read
+            return
         screen = self.screen
         if getattr(screen, "view", None) is self.views.get(run) and hasattr(screen, "view_changed"):
             screen.view_changed(urgent)
