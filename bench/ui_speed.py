@@ -9,7 +9,9 @@ Runs the real `vaetui` in a pseudo-terminal (120x40) and measures, in one run:
 - key -> screen while training in the window ('?' opens help, '?' closes it), p50/p95;
 - what the window costs training: the trainer the window started, with the window drawing and with
   the window frozen (a cgroup freezer: no work at all, as if there were none), alternating in short
-  segments (W H H W W H ...), images/s from the trainer's own log; the key presses' stretch, where
+  segments (W H H W W H ...), images/s from the trainer's own log over the intervals between two
+  step events with no other event between them (a picture, a validation, a checkpoint: the trainer's
+  own work, landing in one kind of segment or the other by chance); the key presses' stretch, where
   the UI works hardest, beside it; and the UI process's own CPU while following.
 
     python bench/ui_speed.py [--window 60] [--speed-window 3] [--alternations 50] [--presses 200] [--threads 2] [--colors 256|truecolor]
@@ -47,13 +49,21 @@ def window(term: Term, seconds: float) -> tuple[float, int]:
 
 
 def speeds(path: Path, window_s: tuple[float, float], batch: int) -> float:
-    """images/s between the first and the last step event inside window_s (wall seconds), so that no
-    logged interval straddles its edges."""
-    steps = [(e["time"], e["step"]) for e in map(json.loads, path.read_text().splitlines())
-             if e["type"] == "step" and e["step"] > 20 and window_s[0] <= e["time"] <= window_s[1]]
-    if len(steps) < 2:
-        return float("nan")
-    return (steps[-1][1] - steps[0][1]) * batch / (steps[-1][0] - steps[0][0])
+    """images/s over the step intervals inside window_s (wall seconds): from one step event to the next, with
+    no other event between them. A picture, an epoch's validation or a checkpoint is the trainer's own work,
+    a second or more at a time, and lands in a W or an H segment by chance (in a 3 s segment it swung that
+    segment's speed by a third); what the window costs shows in the steps. An interval straddling an edge
+    of window_s is left out as well."""
+    steps = seconds = 0.0
+    prev = None
+    for e in map(json.loads, path.read_text().splitlines()):
+        if e["type"] != "step" or e["step"] <= 20 or not window_s[0] <= e["time"] <= window_s[1]:
+            prev = None
+            continue
+        if prev is not None:
+            steps, seconds = steps + e["step"] - prev["step"], seconds + e["time"] - prev["time"]
+        prev = e
+    return steps * batch / seconds if seconds else float("nan")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -210,6 +220,10 @@ def main() -> None:
             print(k, a, b, sum(1 for e in events if e["type"] == "step" and a <= e["time"] <= b))
         print([(e["type"], e["time"]) for e in events if e["type"] != "step"][-12:])
     speed = {kind: [speeds(log, (a, b), batch) for k, a, b in segments if k == kind] for kind in "WH"}
+    kept = [i for i, (w, h) in enumerate(zip(speed["W"], speed["H"])) if w == w and h == h]  # not nan
+    if not kept:
+        raise SystemExit("no segment held two step events with nothing between them: use a longer --speed-window")
+    speed = {kind: [speed[kind][i] for i in kept] for kind in "WH"}
     during_keys = speeds(log, (keys0, keys1), batch)
 
     paused_by = "a cgroup freezer" if freezer else "SIGSTOP (pessimistic: Textual repaints all on SIGCONT)"
@@ -227,7 +241,7 @@ def main() -> None:
           + ", ".join(f"{i + 1}: {latencies[i] * 1000:.0f}" for i in slow))
     with_w, without = statistics.mean(speed["W"]), statistics.mean(speed["H"])
     pairs = sorted(w / h for w, h in zip(speed["W"], speed["H"]))
-    print(f"  training in the window vs the window frozen, the same trainer, {len(segments)} segments of "
+    print(f"  training in the window vs the window frozen, the same trainer, {2 * len(kept)} segments of "
           f"{args.speed_window:.0f} s (W H H W ...; images/s {min(speed['W']):.0f}-{max(speed['W']):.0f} drawing, "
           f"{min(speed['H']):.0f}-{max(speed['H']):.0f} frozen):")
     print(f"    {with_w:.0f} vs {without:.0f} = {100 * with_w / without:.1f}%   (target >= 95%); pairs "

@@ -115,6 +115,52 @@ def test_a_widget_outside_an_update_is_not_rendered():
     run(steps)
 
 
+def written(update) -> dict[tuple[int, int], str]:
+    """The cells a partial update writes: {(column, row): character}."""
+    cells = {}
+    for y, x1, x2 in update.spans:
+        for end, (x, strip) in zip(update.chop_ends[y], update.chops[y].items()):
+            if strip is None or x >= x2 or end <= x1:
+                continue
+            for i, ch in enumerate(strip.text):
+                if x1 <= x + i < x2:
+                    cells[(x + i, y)] = ch
+    return cells
+
+
+def test_a_partial_update_renders_only_the_widgets_whose_cells_it_writes():
+    """A one-line change at the top and one cell at the bottom of the right column: Textual rendered everything
+    in the rectangle around them (the left column, the container); the cells written are the screen's."""
+    assert occlusion.install()
+    updates = []
+    real = _compositor.Compositor.render_partial_update
+
+    def recording(self):
+        update = real(self)
+        if update is not None:
+            updates.append(update)
+        return update
+
+    async def steps(app, pilot):
+        await pilot.pause()
+        app.rendered.clear()
+        _compositor.Compositor.render_partial_update = recording
+        try:
+            app.query_one("#top").update("a new title line")
+            app.query_one("#right").refresh(Region(2, 7, 3, 1))
+            await pilot.pause()
+        finally:
+            _compositor.Compositor.render_partial_update = real
+        assert sorted(app.rendered) == ["right", "top"]
+        cells = {k: v for update in updates for k, v in written(update).items()}
+        screen = screen_text(app)
+        assert {(32, 8), (33, 8), (34, 8)} <= set(cells) and (0, 0) in cells and not any(y in range(1, 8) for _, y in cells)
+        assert all(screen[y][x] == ch for (x, y), ch in cells.items())
+        assert screen[0].startswith("a new title line")
+
+    run(steps)
+
+
 def test_a_box_closed_after_nothing_beneath_it_was_rendered_repaints_what_it_covered():
     """The box opens (only it is rendered), closes, opens and closes again: each close repaints the cells it
     covered (Textual's reflow left its map marked stale, and without the renders beneath the box a region

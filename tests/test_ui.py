@@ -159,6 +159,12 @@ def test_news_that_arrive_while_the_app_closes_are_not_drawn(tmp_path):
     assert app.return_code in (None, 0)
 
 
+def test_a_waiting_trainers_cpu_reads_the_same_at_every_sample():
+    """A paused trainer reads 0, 1 or 2% by chance; each flip was a repaint (51 bytes) of a paused run's screen."""
+    assert Stats(0.0, 512.0).line() == Stats(1.4, 512.0).line() == Stats(2.6, 512.0).line() == "cpu <5%  mem 512 MB"
+    assert Stats(181.2, 512.0).line() == "cpu 181%  mem 512 MB"
+
+
 def test_small_terminal_shows_a_message_and_recovers(tmp_path):
     async def scenario():
         app = make_app(runs_dir=tmp_path, include_demo=False)

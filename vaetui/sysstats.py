@@ -15,7 +15,10 @@ class Stats:
     rss_mb: float
 
     def line(self) -> str:
-        return f"cpu {self.cpu:.0f}%  mem {self.rss_mb:.0f} MB"
+        """What the monitor shows. A process that waits (a paused trainer polls its control file) reads 0, 1
+        or 2% by chance at each sample: shown as "<5%", so that a paused run's screen stays still (0 bytes)."""
+        cpu = "<5" if self.cpu < 5 else f"{self.cpu:.0f}"
+        return f"cpu {cpu}%  mem {self.rss_mb:.0f} MB"
 
 
 class ProcessStats:
