@@ -229,7 +229,7 @@ def main() -> None:
     paused_by = "a cgroup freezer" if freezer else "SIGSTOP (pessimistic: Textual repaints all on SIGCONT)"
     print(f"terminal {COLS}x{ROWS}, faces64 fp32 (a step event every 2 steps), {args.threads} threads, "
           f"pictures in {args.colors}; the window paused by {paused_by}")
-    print(f"  first frame                           {results['first frame ms']:7.0f} ms   (target < 500 ms)")
+    print(f"  first frame                           {results['first frame ms']:7.0f} ms   (no #15 target; importing Python and Textual alone takes ~0.4 s here)")
     print(f"  (paused: measured once the last picture's wipe ended, {results['paused: settled after s']:.0f} s after)")
     for what in ("monitor faces64", "monitor tiny", "in window", "paused"):
         print(f"  {what + ':':<17} {results[what + ': bytes/s'] / 1024:6.2f} KB/s average, worst second "
