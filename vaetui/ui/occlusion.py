@@ -12,7 +12,7 @@ asks only that its clip, the screen for most, overlaps it: a one-cell update ren
 header and the key line). A partial update writes only its dirty cells, line by line, yet
 Textual renders every widget in the rectangle around them all: a status line at the top and
 a picture at the bottom rendered the whole screen (the containers and the labels between
-them, ~30 renders a second while following a run). So in a partial update a widget is
+them, ~20 renders a second while following a run). So in a partial update a widget is
 rendered only when one of the cells it shows is to be written. What is drawn is the same;
 less is rendered.
 
