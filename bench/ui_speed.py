@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import statistics
@@ -220,7 +221,7 @@ def main() -> None:
             print(k, a, b, sum(1 for e in events if e["type"] == "step" and a <= e["time"] <= b))
         print([(e["type"], e["time"]) for e in events if e["type"] != "step"][-12:])
     speed = {kind: [speeds(log, (a, b), batch) for k, a, b in segments if k == kind] for kind in "WH"}
-    kept = [i for i, (w, h) in enumerate(zip(speed["W"], speed["H"])) if w == w and h == h]  # not nan
+    kept = [i for i, (w, h) in enumerate(zip(speed["W"], speed["H"])) if not (math.isnan(w) or math.isnan(h))]
     if not kept:
         raise SystemExit("no segment held two step events with nothing between them: use a longer --speed-window")
     speed = {kind: [speed[kind][i] for i in kept] for kind in "WH"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from textual import _compositor
 from textual.app import App
@@ -115,6 +116,25 @@ def test_a_widget_outside_an_update_is_not_rendered():
     run(steps)
 
 
+@contextlib.contextmanager
+def partial_updates():
+    """Every partial update the compositor renders meanwhile, in a list."""
+    updates = []
+    real = _compositor.Compositor.render_partial_update
+
+    def recording(self):
+        update = real(self)
+        if update is not None:
+            updates.append(update)
+        return update
+
+    _compositor.Compositor.render_partial_update = recording
+    try:
+        yield updates
+    finally:
+        _compositor.Compositor.render_partial_update = real
+
+
 def written(update) -> dict[tuple[int, int], str]:
     """The cells a partial update writes: {(column, row): character}."""
     cells = {}
@@ -132,25 +152,14 @@ def test_a_partial_update_renders_only_the_widgets_whose_cells_it_writes():
     """A one-line change at the top and one cell at the bottom of the right column: Textual rendered everything
     in the rectangle around them (the left column, the container); the cells written are the screen's."""
     assert occlusion.install()
-    updates = []
-    real = _compositor.Compositor.render_partial_update
-
-    def recording(self):
-        update = real(self)
-        if update is not None:
-            updates.append(update)
-        return update
 
     async def steps(app, pilot):
         await pilot.pause()
         app.rendered.clear()
-        _compositor.Compositor.render_partial_update = recording
-        try:
+        with partial_updates() as updates:
             app.query_one("#top").update("a new title line")
             app.query_one("#right").refresh(Region(2, 7, 3, 1))
             await pilot.pause()
-        finally:
-            _compositor.Compositor.render_partial_update = real
         assert sorted(app.rendered) == ["right", "top"]
         cells = {k: v for update in updates for k, v in written(update).items()}
         screen = screen_text(app)
@@ -166,29 +175,19 @@ def test_a_box_closed_after_nothing_beneath_it_was_rendered_repaints_what_it_cov
     covered (Textual's reflow left its map marked stale, and without the renders beneath the box a region
     question after the box was hidden rebuilt the map without it: the second close changed nothing)."""
     assert occlusion.install()
-    painted: set[tuple[int, int]] = set()  # (column, row) of each cell an update repainted
-    real = _compositor.Compositor.render_partial_update
-
-    def recording(self):
-        update = real(self)
-        if update is not None:
-            painted.update((x, y) for y, x1, x2 in update.spans for x in range(x1, x2 + 1))
-        return update
-
     async def steps(app, pilot):
         box = app.query_one("#box")
-        _compositor.Compositor.render_partial_update = recording
-        try:
+        with partial_updates() as updates:
             for _ in range(2):
                 for shown in (True, False):
-                    painted.clear()
+                    updates.clear()
                     box.display = shown  # (hiding it asks for its size: the region question)
                     await pilot.pause()
+                    # (column, row) of each cell an update repainted
+                    painted = {(x, y) for update in updates for y, x1, x2 in update.spans for x in range(x1, x2 + 1)}
                     area = {(x, y) for x in range(2, 52) for y in range(2, 7)}  # the box's cells
                     assert area <= painted, f"display={shown}: {len(area - painted)} of the box's cells not repainted"
             # (rendering the screen here, between the steps, would ask the region question with the box shown)
             assert "a box over the others" not in "".join(screen_text(app))
-        finally:
-            _compositor.Compositor.render_partial_update = real
 
     run(steps, cached=True)

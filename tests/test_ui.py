@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -100,15 +101,21 @@ def test_train_pause_resume_stop_from_the_keyboard(tmp_path):
     assert ckpt["step"] == state.step
 
 
-def test_monitor_of_a_run_on_disk(tmp_path):
+@contextlib.asynccontextmanager
+async def monitor_of_a_finished_run(tmp_path):
+    """The app opened on the monitor of a finished 60-step run on disk, once its history is read."""
     make_finished_run(tmp_path)
+    app = make_app(runs_dir=tmp_path, include_demo=False, monitor="faces-demo")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen))
+        await wait_for(pilot, lambda: app.screen.view.history.step == 60)
+        yield app, pilot
 
+
+def test_monitor_of_a_run_on_disk(tmp_path):
     async def scenario():
-        app = make_app(runs_dir=tmp_path, include_demo=False, monitor="faces-demo")
-        async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen))
+        async with monitor_of_a_finished_run(tmp_path) as (app, pilot):
             screen = app.screen
-            await wait_for(pilot, lambda: screen.view.history.step == 60)
             s = screen.view.history
             assert s.status == "finished" and s.step == 60 and len(s.series["valid"]) == 3
             assert len(s.snapshots) == 3
@@ -136,13 +143,8 @@ def test_news_that_arrive_while_the_app_closes_are_not_drawn(tmp_path):
     """A trainer that ends as the window closes (CI saw it): the monitor has lost its widgets, the app still reads its queue."""
     from vaetui.ui.messages import TrainerExited
 
-    make_finished_run(tmp_path)
-
     async def scenario():
-        app = make_app(runs_dir=tmp_path, include_demo=False, monitor="faces-demo")
-        async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen))
-            await wait_for(pilot, lambda: app.screen.view.history.step == 60)
+        async with monitor_of_a_finished_run(tmp_path) as (app, pilot):
             close_all = app._close_all
 
             async def close_all_with_news():  # as Textual closes a screen: its widgets go first
