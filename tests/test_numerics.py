@@ -7,7 +7,7 @@ import statistics
 import pytest
 import torch
 
-from vaetui import build
+from vaetui import build, perf
 from vaetui.events import StartedEvent, StepEvent
 from vaetui.runs import RunStore
 
@@ -52,4 +52,8 @@ def test_native_bf16_reads_the_cpu_flags(monkeypatch, tmp_path, flags, native):
         return real_open(cpuinfo if path == "/proc/cpuinfo" else path, *a, **k)
 
     monkeypatch.setattr("builtins.open", fake_open)
-    assert build.native_bf16(torch.device("cpu")) is native
+    perf.cpu_flags.cache_clear()
+    try:
+        assert build.native_bf16(torch.device("cpu")) is native
+    finally:
+        perf.cpu_flags.cache_clear()  # this machine's own flags again for the tests that follow

@@ -11,6 +11,7 @@ from vaetui.config import RunConfig, TrainConfig
 from vaetui.data import open_split
 from vaetui.errors import DataError, VaeError
 from vaetui.model import ConvVAE
+from vaetui.perf import cpu_flags
 
 
 def resolve_device(name: str) -> torch.device:
@@ -37,11 +38,7 @@ def native_bf16(device: torch.device) -> bool:
     """Does this device compute bf16 natively (AMX or AVX512-BF16 on the CPU; Ampere or newer on CUDA)?"""
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
-    try:
-        with open("/proc/cpuinfo") as fh:
-            flags = next((line for line in fh if line.startswith("flags")), "").split()
-    except OSError:
-        return False
+    flags = cpu_flags()
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 

@@ -12,7 +12,9 @@ state_dict, same forward) whose backward asks oneDNN for the input and weight gr
 only and sums the bias gradient itself (accumulating in fp32). On other devices (cuDNN's bias gradient is
 fine) and without gradients they are the stock layers. Under autocast the inputs are cast the way
 autocast casts a convolution, outside the custom function, so its backward runs in the
-lower precision too.
+lower precision too. Where oneDNN's weight gradient of the seed's last convolution (32 -> 3,
+stride 1) is slow, it is one matrix product of the shifted output gradient instead
+(`weight_grad_by_shifts`; when, in `_narrow_same`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from vaetui.perf import cpu_flags
 
 _backward = torch.ops.aten.convolution_backward
 
@@ -58,12 +62,19 @@ class _ConvSplitBias(torch.autograd.Function):
 
 
 def _narrow_same(grad, weight, transposed, stride, padding, output_padding, dilation, groups) -> bool:
-    """A 'same' stride-1 convolution to a few channels (the seed's last, 32 -> 3) in bf16/fp16, whose weight
-    gradient oneDNN computes at ~70 GFLOP/s: one matrix product is ~1.6x faster (fp32: no faster)."""
-    return (grad.dtype in (torch.bfloat16, torch.float16) and not transposed and groups == 1
+    """A 'same' stride-1 convolution to a few channels (the seed's last, 32 -> 3) where oneDNN's weight gradient
+    is slow: in bf16/fp16 (~70 GFLOP/s; one matrix product is ~1.6x faster), and in fp32 on a CPU without
+    AVX-512, whose generic AVX2 kernel ran it at ~5 GFLOP/s (input and weight gradients 310 -> 137 ms at
+    218x178, 29 -> 14 ms at 64x64, batch 64, on an AMD EPYC). fp32 with AVX-512 keeps oneDNN's (as fast there)."""
+    return ((grad.dtype in (torch.bfloat16, torch.float16) or _avx2_only()) and not transposed and groups == 1
             and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
             and all(k % 2 == 1 and p == k // 2 for k, p in zip(weight.shape[2:], padding))
             and weight.shape[0] * weight.shape[2] * weight.shape[3] <= 32)
+
+
+def _avx2_only() -> bool:
+    flags = cpu_flags()
+    return "avx2" in flags and "avx512f" not in flags
 
 
 def weight_grad_by_shifts(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, padding) -> torch.Tensor:

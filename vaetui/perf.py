@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 
@@ -52,3 +53,13 @@ def quiet_openmp() -> None:
 def training_environment() -> dict[str, str]:
     """This process's environment without what quiet_openmp set for the UI: what a trainer it starts gets."""
     return {k: v for k, v in os.environ.items() if k not in _set_for_the_ui}
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags as /proc/cpuinfo lists them (empty where there is no such file), read once."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return frozenset(next((line for line in fh if line.startswith("flags")), "").partition(":")[2].split())
+    except OSError:
+        return frozenset()
