@@ -8,7 +8,9 @@ the memory-mapped cache, converted to float in [0, 1] (what the training loop do
 """
 
 import argparse
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -47,6 +49,7 @@ def main() -> None:
     ap.add_argument("--root", help="an existing CelebA root (default: a generated fake one)")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="vaetui-bench-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     os.environ.setdefault("VAETUI_CACHE_DIR", os.path.join(tmp, "cache"))
     root = args.root or tmp
     if not args.root:

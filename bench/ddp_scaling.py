@@ -8,8 +8,10 @@ Scaling efficiency = (images/s with N processes) / (N x images/s with 1 process)
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,6 +37,7 @@ def main() -> None:
     ap.add_argument("--preset", default="faces64")
     args = ap.parse_args()
     runs = tempfile.mkdtemp(prefix="vaetui-ddp-")
+    atexit.register(shutil.rmtree, runs, ignore_errors=True)
     one = rate(1, args, runs)
     two = rate(2, args, runs)
     print(f"{args.preset}, global batch as the preset, 1 thread per process, {args.steps} steps (first 10 not timed)")

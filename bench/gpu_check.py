@@ -10,6 +10,8 @@ peak GPU memory and the loss after N steps. Run by bench/gpu_check.sh.
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import statistics
 import sys
 import tempfile
@@ -34,6 +36,7 @@ def main() -> int:
     from fakes import make_fake_celeba
 
     tmp = Path(tempfile.mkdtemp(prefix="vaetui-gpu-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     os.environ["VAETUI_CACHE_DIR"] = str(tmp / "cache")
     make_fake_celeba(tmp, n=args.n)
     from vaetui.config import preset, with_overrides

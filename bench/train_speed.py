@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -199,17 +200,20 @@ def engine_worker(root: str, size: tuple[int, int], steps: int, threads: int, pr
         "image_every": 10**6, "checkpoint_every": 10**6, "precision": precision, "threads": threads,
         "dataset_size": None, **extra,
     })
-    store = RunStore(tempfile.mkdtemp(prefix="vaetui-bench-runs-"), include_demo=False)
-    run = store.create(cfg, "bench")
+    runs = tempfile.mkdtemp(prefix="vaetui-bench-runs-")
     times, warmup = [], 0.0
-    for event in Trainer(cfg, run).run():
-        if isinstance(event, FailedEvent):
-            raise SystemExit(event.error)
-        if isinstance(event, StepEvent):
-            if event.step <= 2:
-                warmup = event.elapsed  # the first two steps: where torch.compile compiles
-            else:
-                times.append(64 / event.images_per_s)
+    try:
+        run = RunStore(runs, include_demo=False).create(cfg, "bench")
+        for event in Trainer(cfg, run).run():
+            if isinstance(event, FailedEvent):
+                raise SystemExit(event.error)
+            if isinstance(event, StepEvent):
+                if event.step <= 2:
+                    warmup = event.elapsed  # the first two steps: where torch.compile compiles
+                else:
+                    times.append(64 / event.images_per_s)
+    finally:
+        shutil.rmtree(runs, ignore_errors=True)  # its checkpoints: ~480 MB a run at 218x178
     return {"images_per_s": 64 * len(times) / sum(times), "step_times": times, "warmup": warmup,
             "flops": forward_flops(ConvVAE(size, 32, 100), size)}
 
@@ -265,16 +269,24 @@ def main() -> None:
         print(json.dumps(out))
         return
 
+    tmp = tempfile.mkdtemp(prefix="vaetui-bench-")
+    try:
+        measure(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def measure(args, tmp: str) -> None:
+    """Every worker, interleaved over the rounds, at each size, on fake CelebA generated in tmp."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the fake datasets live there
     from fakes import make_fake_celeba
 
-    tmp = tempfile.mkdtemp(prefix="vaetui-bench-")
     print(f"generating {args.n} fake CelebA JPEGs in {tmp} ...", flush=True)
     make_fake_celeba(tmp, n=args.n)
     env = {**os.environ, "VAETUI_CACHE_DIR": str(Path(tmp) / "cache")}
     peaks = {p: matmul_peak(args.threads, p) for p in ("fp32", "bf16")}
     print(f"matmul peak (2048², {args.threads} threads): fp32 {peaks['fp32']:.0f} GFLOP/s, "
-          f"bf16 {peaks['bf16']:.0f} GFLOP/s; load before: {os.getloadavg()[0]:.2f}")
+          f"bf16 {peaks['bf16']:.3g} GFLOP/s; load before: {os.getloadavg()[0]:.2f}")
     workers = args.workers.split(",")
     for size in args.sizes.split(","):
         steps = args.steps if size == "218x178" else args.small_steps

@@ -23,6 +23,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -266,3 +267,4 @@ if __name__ == "__main__":
                 if run.is_dir():
                     ControlFile(run).stop()
             stop_trainers(RUNS)
+            shutil.rmtree(RUNS.parent, ignore_errors=True)

@@ -4,10 +4,14 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import atexit
+import shutil
 import tempfile
 
-# The tests (and the programs they start) keep run summaries in a cache of their own, not the user's.
+# The tests (and the programs they start) keep run summaries in a cache of their own, not the user's,
+# removed when the session ends.
 os.environ["VAETUI_CACHE_DIR"] = tempfile.mkdtemp(prefix="vaetui-test-cache-")
+atexit.register(shutil.rmtree, os.environ["VAETUI_CACHE_DIR"], ignore_errors=True)
 
 import pytest
 import torch
