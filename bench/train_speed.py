@@ -21,6 +21,7 @@ other processes during its window ("disturbed" when another process took > 0.2 c
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import shutil
@@ -201,19 +202,18 @@ def engine_worker(root: str, size: tuple[int, int], steps: int, threads: int, pr
         "dataset_size": None, **extra,
     })
     runs = tempfile.mkdtemp(prefix="vaetui-bench-runs-")
+    atexit.register(shutil.rmtree, runs, ignore_errors=True)  # its checkpoints: ~480 MB a run at 218x178
+    store = RunStore(runs, include_demo=False)
+    run = store.create(cfg, "bench")
     times, warmup = [], 0.0
-    try:
-        run = RunStore(runs, include_demo=False).create(cfg, "bench")
-        for event in Trainer(cfg, run).run():
-            if isinstance(event, FailedEvent):
-                raise SystemExit(event.error)
-            if isinstance(event, StepEvent):
-                if event.step <= 2:
-                    warmup = event.elapsed  # the first two steps: where torch.compile compiles
-                else:
-                    times.append(64 / event.images_per_s)
-    finally:
-        shutil.rmtree(runs, ignore_errors=True)  # its checkpoints: ~480 MB a run at 218x178
+    for event in Trainer(cfg, run).run():
+        if isinstance(event, FailedEvent):
+            raise SystemExit(event.error)
+        if isinstance(event, StepEvent):
+            if event.step <= 2:
+                warmup = event.elapsed  # the first two steps: where torch.compile compiles
+            else:
+                times.append(64 / event.images_per_s)
     return {"images_per_s": 64 * len(times) / sum(times), "step_times": times, "warmup": warmup,
             "flops": forward_flops(ConvVAE(size, 32, 100), size)}
 
@@ -269,18 +269,11 @@ def main() -> None:
         print(json.dumps(out))
         return
 
-    tmp = tempfile.mkdtemp(prefix="vaetui-bench-")
-    try:
-        measure(args, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def measure(args, tmp: str) -> None:
-    """Every worker, interleaved over the rounds, at each size, on fake CelebA generated in tmp."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the fake datasets live there
     from fakes import make_fake_celeba
 
+    tmp = tempfile.mkdtemp(prefix="vaetui-bench-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     print(f"generating {args.n} fake CelebA JPEGs in {tmp} ...", flush=True)
     make_fake_celeba(tmp, n=args.n)
     env = {**os.environ, "VAETUI_CACHE_DIR": str(Path(tmp) / "cache")}
