@@ -1,5 +1,7 @@
 """Sample quality: FD, KID and precision/recall in known relations; the attribute network; the FID path."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -126,3 +128,28 @@ def test_fid_from_a_local_weights_file(tmp_path, monkeypatch):
     feats = attrnet.features(net, test.images, 8, batch=4)
     assert feats.shape == (8, 2048) and np.isfinite(feats).all()
     assert fidelity.frechet_distance(feats, feats) == pytest.approx(0.0, abs=1e-4)
+
+
+class _RunsCode:
+    """Unpickling this object runs code: it touches the file named in its argument."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_inception_weights_file_never_runs_code(tmp_path):
+    """A crafted --inception-weights file is refused, and nothing inside it runs (torch-fidelity itself would
+    torch.load it with weights_only=False)."""
+    marker = tmp_path / "ran"
+    torch.save({"Conv2d_1a_3x3.conv.weight": torch.zeros(1), "payload": _RunsCode(marker)}, tmp_path / "evil.pth")
+    with pytest.raises(VaeError, match="could not be loaded.*--inception-weights"):
+        attrnet.InceptionFeatures(tmp_path / "evil.pth")
+    assert not marker.exists()
+    # Not a state dict: a list of tensors loads safely but is still not weights.
+    torch.save([torch.zeros(1)], tmp_path / "list.pth")
+    with pytest.raises(VaeError, match="not a state dict"):
+        attrnet.InceptionFeatures(tmp_path / "list.pth")
+    assert not marker.exists()

@@ -151,6 +151,20 @@ def features(net: nn.Module, images: Callable[[np.ndarray], torch.Tensor], n: in
     return np.concatenate(out)
 
 
+def _tensors_only(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict read from a file a user named: weights_only=True (no code runs), tensors under string keys only."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a refused pickle, a torn zip, a directory: all "not weights"
+        raise VaeError(f"--inception-weights {path} could not be loaded ({type(exc).__name__}: "
+                       f"{str(exc).splitlines()[0][:120] if str(exc) else 'not a weights file'}). {INCEPTION_HINT}") \
+            from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise VaeError(f"--inception-weights {path} is not a state dict of tensors. {INCEPTION_HINT}")
+    return state
+
+
 class InceptionFeatures(nn.Module):
     """Inception-v3 pool features (2048) from a local weights file, through torchmetrics (never downloaded)."""
 
@@ -164,9 +178,18 @@ class InceptionFeatures(nn.Module):
         except ImportError as exc:
             raise VaeError(f"FID needs torchmetrics with torch-fidelity ({exc}): pip install 'torchmetrics[image]'") \
                 from None
+        state = _tensors_only(weights)
         try:
-            self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
-                                          feature_extractor_weights_path=str(weights))
+            # torch-fidelity's constructor loads a path with torch.load(weights_only=False), which would run code
+            # in a crafted file: it only ever sees a file written here from tensors already loaded with
+            # weights_only=True.
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="vaetui-inception-") as tmp:
+                clean = Path(tmp) / "weights.pth"
+                torch.save(state, clean)
+                self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
+                                              feature_extractor_weights_path=str(clean))
         except Exception as exc:  # noqa: BLE001 - a wrong file fails in many ways inside torch-fidelity
             raise VaeError(f"--inception-weights {weights} could not be loaded ({type(exc).__name__}: "
                            f"{str(exc).splitlines()[0][:120]}). {INCEPTION_HINT}") from None
