@@ -110,9 +110,9 @@ class Trainer(TrainerState):
     def _prepare(self) -> Iterator[Event]:
         """Build everything, restore the newest checkpoint when resuming, say where training starts."""
         self._setup_everywhere()
-        resumed = False
+        resumed, repaired = False, []
         if self.resume:
-            state, _, warnings = self._load_resume_state()
+            state, path, warnings = self._load_resume_state()
             for w in warnings:
                 yield WarningEvent(step=0, message=f"skipped a damaged checkpoint: {w}")
             if state is not None:
@@ -121,6 +121,7 @@ class Trainer(TrainerState):
                     yield WarningEvent(step=self.step, message=note)
                 if self.world.main:
                     self.store.truncate_events_after(self.step)
+                    repaired = self._repair_checkpoints(self.store.path / path)
                 resumed = True
         tc = self.config.train
         yield StartedEvent(
@@ -129,6 +130,8 @@ class Trainer(TrainerState):
             threads=torch.get_num_threads(), precision=self.precision, compiled=tc.compile,
             world_size=self.world.size,
         )
+        for note in repaired:
+            yield WarningEvent(step=self.step, message=note)
         for split in (self.train_split, self.valid_split):
             skipped = getattr(split, "skipped", None)
             if skipped:
@@ -268,12 +271,7 @@ class Trainer(TrainerState):
         mean = (lambda s: s / n) if n else (lambda s: math.nan)
         yield EpochEvent(step=self.step, epoch=epoch, train_loss=mean(es[0]), valid_loss=v["loss"],
                          train_recon=mean(es[1]), train_kl=mean(es[2]), best=best)
-        yield from self._save(f"epoch-{epoch}")
-        if self.world.main:
-            self.store.prune_epoch_checkpoints(self.config.train.keep_last)
-        if best:
-            yield from self._save("best")
-        yield from self._save("latest")
+        yield from self._save_epoch_end(epoch, best)
 
     # ------------------------------------------------------------------ setup
     def _log(self, event: Event) -> Event:

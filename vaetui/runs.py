@@ -122,16 +122,19 @@ class Run:
 
         Files whose step cannot be read (damaged) come last, so they are tried only when nothing else is left.
         """
+        return [p for p, _ in self._ranked()]
+
+    def _ranked(self) -> list[tuple[Path, int | None]]:
+        """(checkpoint, the step it holds or None when unreadable), in checkpoint_candidates' order."""
         paths = [self.checkpoint_path("latest"), *self.epoch_checkpoints(), self.checkpoint_path("best")]
         ranked = []
         for p in paths:
             if not p.exists():
                 continue
-            info = checkpoint.peek(p)
             kind = "epoch" if p.name.startswith("ckpt-epoch-") else p.stem.removeprefix("ckpt-")
-            step = int(info["step"]) if info and "step" in info else -1
-            ranked.append((-step, _KIND_ORDER.get(kind, 3), p.name, p))
-        return [r[-1] for r in sorted(ranked)]
+            step = self.checkpoint_step(p)
+            ranked.append((-(step if step is not None else -1), _KIND_ORDER.get(kind, 3), p.name, p, step))
+        return [(r[3], r[4]) for r in sorted(ranked)]
 
     def resolve_checkpoint(self, which: str | Path) -> Path:
         """A label (best, latest, epoch-N) or a path -> the file it names (which may not exist)."""
@@ -151,9 +154,15 @@ class Run:
         which named: that file; with fallback, a missing or damaged one is replaced by the
         newest good other one (with a warning); without, it is an error.
         """
-        order = self.checkpoint_candidates()
+        ranked = self._ranked()
+        order = [p for p, _ in ranked]
         warnings: list[str] = []
-        if which is not None:
+        if which is None:
+            # A truncated, empty or foreign file ranks last and would never be tried while a good one exists:
+            # say so all the same, as a bit-flipped one (which is tried, and fails its checksum) is reported.
+            warnings += [f"{p} is truncated, empty or not a vaetui checkpoint" for p, step in ranked if step is None]
+            order = [p for p, step in ranked if step is not None]
+        else:
             first = self.resolve_checkpoint(which)
             if not first.exists():
                 if not fallback:
@@ -170,7 +179,7 @@ class Run:
                 if not fallback:
                     raise
                 warnings.append(str(exc))
-        if not any(p.exists() for p in order):
+        if not ranked and not any(p.exists() for p in order):
             raise CheckpointError(f"run {self.name} has no checkpoint yet: train it first (vaetui train --resume {self.name})")
         raise CheckpointError(f"no usable checkpoint in {self.path}: " + "; ".join(warnings))
 

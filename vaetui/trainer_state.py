@@ -3,6 +3,8 @@ rolling back after non-finite losses. A base of engine.Trainer, kept apart so th
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
 from typing import Iterator
 
 import torch
@@ -67,6 +69,58 @@ class TrainerState:
             return
         path = self.store.save_checkpoint(self._state(), label)
         yield CheckpointEvent(step=self.step, path=str(path), label=label)
+
+    def _save_epoch_end(self, epoch: int, best: bool) -> Iterator[Event]:
+        """The epoch's checkpoints, in an order a kill at any point cannot make disagree with the log.
+
+        ckpt-best first: until it is written, every checkpoint of this epoch is missing too, so a resume starts
+        before the epoch's end (and drops its events from the log) with the previous best still the best. Once
+        it is written it is the newest checkpoint, and a resume from it or a later one repairs ckpt-latest and
+        ckpt-epoch-N (_repair_checkpoints).
+        """
+        if best:
+            yield from self._save("best")
+        yield from self._save(f"epoch-{epoch}")
+        if self.world.main:
+            self.store.prune_epoch_checkpoints(self.config.train.keep_last)
+        yield from self._save("latest")
+
+    def _repair_checkpoints(self, resumed: Path) -> list[str]:
+        """After a resume from `resumed`: make ckpt-latest, ckpt-epoch-N and ckpt-best agree with the state it holds.
+
+        A kill inside an epoch's end (or a run of an older vaetui, which wrote ckpt-best last) can leave ckpt-latest
+        behind the newest checkpoint, and ckpt-best holding an older epoch than the log's best. The resumed file is
+        the truth (it is what the log was truncated to): files are copied, byte for byte, where they belong.
+        """
+        notes = []
+        store = self.store
+
+        def copy(source: Path, label: str, why: str) -> None:
+            target = store.checkpoint_path(label)
+            if target != source:
+                checkpoint.save(target, source.read_bytes())
+                notes.append(f"repaired {target.name} ({why}): it now holds step "
+                             f"{store.checkpoint_step(target)}, as {source.name} does")
+
+        latest = store.checkpoint_step(store.checkpoint_path("latest"))
+        if latest is None or latest < self.step:
+            copy(resumed, "latest", "missing or damaged" if latest is None else f"it held step {latest}")
+        spe = self.steps_per_epoch
+        if self.step > 0 and self.step % spe == 0:
+            label = f"epoch-{self.step // spe}"
+            if store.checkpoint_step(store.checkpoint_path(label)) != self.step:
+                copy(resumed, label, "missing or damaged")
+        best = checkpoint.peek(store.checkpoint_path("best")) or {}
+        if math.isfinite(self.best_valid) and best.get("best_valid") != self.best_valid:
+            # The best weights are those of the epoch end where best_valid was reached: the earliest checkpoint
+            # that carries it (later ones carry it too, with other weights). If keep_last pruned it, none is left.
+            found = sorted((int(info["step"]), path) for path in store.checkpoint_candidates()
+                           if (info := checkpoint.peek(path) or {}).get("best_valid") == self.best_valid
+                           and "step" in info)
+            if found and found[0][0] % spe == 0:
+                held = f"it held step {best['step']}" if "step" in best else "missing or damaged"
+                copy(found[0][1], "best", f"{held}, not the log's best validation loss {self.best_valid:.6g}")
+        return notes
 
     def _rollback(self) -> Iterator[Event]:
         self.rollbacks += 1

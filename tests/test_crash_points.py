@@ -1,0 +1,118 @@
+"""A trainer killed at any point of an epoch's end resumes with ckpt-best and ckpt-latest agreeing with its log.
+
+The kill is real: a forked child trains and calls os._exit at the chosen point (no finally runs, no lock is
+released, nothing is flushed beyond what was written), and this process resumes the run.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+
+import pytest
+
+import vaetui.engine as engine
+from vaetui import checkpoint
+from vaetui.runs import Run, RunStore
+
+from helpers import tiny_config, train
+
+STEPS_PER_EPOCH = 8  # tiny_config: 128 images, batch 16
+
+
+@pytest.fixture
+def falling_validation(monkeypatch):
+    """Validation loss 100 - step: every epoch is the best so far, so each epoch end writes ckpt-best."""
+    real = engine.Trainer.evaluate
+
+    def evaluate(self, count=None):
+        return {**real(self, count), "loss": 100.0 - self.step}
+
+    monkeypatch.setattr(engine.Trainer, "evaluate", evaluate)
+
+
+def _train_and_die(root: str, point: str) -> None:
+    """In the child: train a 2-epoch run and die at `point` of epoch 2's end (step 16)."""
+    real_append, real_save = Run.append_event, Run.save_checkpoint
+
+    def append(self, event):
+        real_append(self, event)
+        if point == "epoch event" and event.get("type") == "epoch" and event.get("epoch") == 2:
+            os._exit(0)
+
+    def save(self, payload, label):
+        path = real_save(self, payload, label)
+        if point == f"after {label}" and checkpoint.peek(path)["step"] == 2 * STEPS_PER_EPOCH:
+            os._exit(0)
+        return path
+
+    Run.append_event, Run.save_checkpoint = append, save
+    train(RunStore(root, include_demo=False), "r", tiny_config(epochs=2, checkpoint_every=100))
+    os._exit(3)  # the point was never reached
+
+
+def _kill_at(root, point: str) -> None:
+    child = multiprocessing.get_context("fork").Process(target=_train_and_die, args=(str(root), point))
+    child.start()
+    child.join(120)
+    assert child.exitcode == 0, f"the child did not die at {point!r} (exit {child.exitcode})"
+
+
+def _agrees_with_its_log(run: Run) -> None:
+    epochs = [json.loads(line) for line in run.metrics_path.read_text().splitlines()
+              if '"type":"epoch"' in line]
+    assert [e["epoch"] for e in epochs] == [1, 2]  # each epoch once
+    best = min(epochs, key=lambda e: e["valid_loss"])
+    assert best["best"]
+    held = checkpoint.peek(run.checkpoint_path("best"))
+    assert (held["step"], held["best_valid"]) == (best["step"], best["valid_loss"])
+    assert checkpoint.peek(run.checkpoint_path("latest"))["step"] == 2 * STEPS_PER_EPOCH
+    assert checkpoint.peek(run.checkpoint_path("epoch-2"))["step"] == 2 * STEPS_PER_EPOCH
+    state, path, _ = run.load_checkpoint("best", fallback=False)  # what `vaetui eval` scores by default
+    assert state["step"] == best["step"] and path.name == "ckpt-best.pt"
+
+
+@pytest.mark.parametrize("point", ["epoch event", "after best", "after epoch-2", "after latest"])
+def test_a_kill_at_any_point_of_the_epoch_end_resumes_with_best_and_latest_as_the_log_says(
+        tmp_path, falling_validation, point):
+    _kill_at(tmp_path, point)
+    store = RunStore(tmp_path, include_demo=False)
+    run, events = train(store, "r", tiny_config(epochs=2, checkpoint_every=100), resume=True)
+    assert events[-1].kind == "finished" and events[-1].reason == "completed"
+    _agrees_with_its_log(run)
+
+
+def test_a_run_left_by_the_old_order_is_repaired_on_resume(tmp_path, falling_validation):
+    """Older vaetui wrote ckpt-epoch-N, then ckpt-best, then ckpt-latest: killed after the first, ckpt-best held
+    epoch N-1 while the log said N. The resume copies the right file back and says so."""
+    store = RunStore(tmp_path, include_demo=False)
+    run, _ = train(store, "r", tiny_config(epochs=2, checkpoint_every=100))
+    for label in ("best", "latest"):  # both as epoch 1 left them
+        shutil.copy(run.checkpoint_path("epoch-1"), run.checkpoint_path(label))
+    _, events = train(store, "r", tiny_config(epochs=2, checkpoint_every=100), resume=True)
+    notes = [e.message for e in events if e.kind == "warning"]
+    assert any(n.startswith("repaired ckpt-best.pt") for n in notes), notes
+    assert any(n.startswith("repaired ckpt-latest.pt") for n in notes), notes
+    _agrees_with_its_log(run)
+
+
+@pytest.mark.parametrize("damage", ["zero bytes", "truncated", "empty dict"])
+def test_a_damaged_latest_is_reported_on_resume_and_replaced(tmp_path, damage):
+    """A truncated, zero-byte or empty-dict ckpt-latest.pt ranked last and was skipped without a word."""
+    import torch
+
+    store = RunStore(tmp_path, include_demo=False)
+    run, _ = train(store, "d", tiny_config(max_steps=10, checkpoint_every=3))
+    latest = run.checkpoint_path("latest")
+    if damage == "zero bytes":
+        latest.write_bytes(b"")
+    elif damage == "truncated":
+        latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 2])
+    else:
+        torch.save({}, latest)
+    _, events = train(store, "d", tiny_config(max_steps=12, checkpoint_every=3), resume=True)
+    skipped = [e.message for e in events if e.kind == "warning" and "skipped a damaged checkpoint" in e.message]
+    assert skipped and "ckpt-latest.pt" in skipped[0]
+    assert checkpoint.peek(latest)["step"] == 12
