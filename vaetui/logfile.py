@@ -3,19 +3,24 @@
 Writing: one event a line, each written with a single write() call; a line torn by a
 kill is trimmed before this process's first append, so it cannot swallow the next event.
 Reading: `LogFollower` reads only the appended bytes, remembering the file's identity
-(device, inode) and offset; a rewrite (a resume, a roll-back: a rename, a new inode) or
-a shrink means "read again from the start", and it says so. Folding the events into
+(device, inode, first line) and offset; a rewrite (a resume, a roll-back: a new first
+line, whatever inode it gets) or a shrink means "read again from the start", and it says so. Folding the events into
 what screens show is vaetui.history's job.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 from vaetui.files import atomic_write_bytes
+
+HEADER = "log"  # the first line of a rewritten log: {"type":"log","generation":N,"time":…}; readers skip it
+HEAD_BYTES = 4096  # how much of the first line identifies the file
 
 
 class EventLog:
@@ -79,7 +84,7 @@ class EventLog:
             lines = self.path.read_bytes().splitlines(keepends=True)
         except FileNotFoundError:
             return
-        keep = []
+        keep, generation = [], 0
         for line in lines:
             if not line.endswith(b"\n"):
                 continue  # a torn last line
@@ -87,11 +92,17 @@ class EventLog:
                 e = json.loads(line)
             except ValueError:
                 continue
-            if e.get("step", 0) <= step or e.get("type") == "started":
+            if e.get("type") == HEADER:
+                generation = max(generation, int(e.get("generation", 0)))
+            elif e.get("step", 0) <= step or e.get("type") == "started":
                 keep.append(line)
         if len(keep) == len(lines):
             return
-        atomic_write_bytes(self.path, b"".join(keep))
+        # A new first line: followers know the file by it (see LogFollower), since the rewritten file may well get
+        # the old one's inode back and grow past a follower's offset before it looks again.
+        header = json.dumps({"type": HEADER, "generation": generation + 1, "time": time.time()},
+                            separators=(",", ":")).encode() + b"\n"
+        atomic_write_bytes(self.path, header + b"".join(keep))
 
     def read(self, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
         """Events from byte offset on, and the offset after the last complete line."""
@@ -144,12 +155,24 @@ def line_kind(line: bytes) -> str | None:
     return line[start:end].decode("ascii", "replace") if end > 0 else None
 
 
+def head_of(fh) -> str:
+    """A digest of the file's first line (empty while it has none): what tells one log from its rewrite."""
+    head = os.pread(fh.fileno(), HEAD_BYTES, 0)
+    nl = head.find(b"\n")
+    return hashlib.blake2b(head[: nl + 1] if nl >= 0 else b"", digest_size=8).hexdigest() if nl >= 0 else ""
+
+
 class LogFollower:
-    """Incremental reader of a JSON-lines file that may be appended to, replaced or truncated."""
+    """Incremental reader of a JSON-lines file that may be appended to, replaced or truncated.
+
+    The file is known by (device, inode, its first line): a rewrite often gets the old inode back (ext4 does) and
+    may grow past the offset before the next read, so neither the inode nor the size can tell it; every rewrite
+    (EventLog.truncate_after) gives the file a new first line.
+    """
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.identity: tuple[int, int] | None = None
+        self.identity: tuple[int, int, str] | None = None
         self.offset = 0
 
     def read_bytes(self, limit: int | None = None) -> tuple[bytes, bool]:
@@ -162,8 +185,9 @@ class LogFollower:
             return b"", reset
         with fh:
             st = os.fstat(fh.fileno())
-            identity = (st.st_dev, st.st_ino)
-            reset = self.identity is not None and (identity != self.identity or st.st_size < self.offset)
+            identity = (st.st_dev, st.st_ino, head_of(fh))
+            reset = self.identity is not None and self.offset > 0 and (
+                identity != self.identity or st.st_size < self.offset)
             if reset or self.identity is None:
                 self.offset = 0
             self.identity = identity

@@ -9,6 +9,7 @@ a small read, not a fold of the whole log.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vaetui.files import atomic_write_bytes
+from vaetui.logfile import head_of
 
 
 @dataclass
@@ -93,7 +95,8 @@ class Summaries:
     """
 
     PERSIST_EVERY_S = 10.0  # a long-lived process writes a run's record at most this often
-    VERSION = 2  # records of another version are folded again (1: could hold a half-folded line, see _lock)
+    VERSION = 3  # records of another version are folded again (1: could hold a half-folded line, see _lock;
+    # 2: knew a log by its inode alone)
 
     def __init__(self, folder: Path | None = None):
         from vaetui.files import cache_dir
@@ -175,16 +178,18 @@ class Summaries:
     @staticmethod
     def _restore(run, rh, history_cls, saved: dict) -> None:
         try:
-            st = run.metrics_path.stat()
+            with open(run.metrics_path, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                identity = (st.st_dev, st.st_ino, head_of(fh))
         except OSError:
             return
-        if saved.get("identity") != [st.st_dev, st.st_ino] or st.st_size < int(saved.get("offset", 0)):
+        if saved.get("identity") != list(identity) or st.st_size < int(saved.get("offset", 0)):
             return
         try:
             rh.history = history_cls.from_state(saved["state"])
         except (KeyError, TypeError, ValueError):
             return
-        rh.follower.identity, rh.follower.offset = (st.st_dev, st.st_ino), int(saved["offset"])
+        rh.follower.identity, rh.follower.offset = identity, int(saved["offset"])
 
     def _persist(self, key: str, force: bool = False) -> None:
         now = time.monotonic()
