@@ -26,6 +26,22 @@ DEFAULT_ROOT = Path("checkpoints")
 _KIND_ORDER = {"latest": 0, "epoch": 1, "best": 2}
 
 
+# What a run's folder holds (everything else in it is somebody else's and is never deleted with the run).
+RUN_FILE_RE = re.compile(r"^(config\.json|metrics\.jsonl|lock|control\.jsonl|train\.log|ckpt-[A-Za-z0-9-]+\.pt"
+                         r"|\..+\.tmp)$")
+RUN_FOLDERS = {"snapshots": (".png", ".tmp"), "eval": (".json", ".tmp")}
+# What marks a folder as a study's (vaetui.study): never a run's too.
+STUDY_FILES = ("study.json", "journal.log")
+
+
+def _is_run_file(name: str) -> bool:
+    return bool(RUN_FILE_RE.match(name))
+
+
+def is_study_folder(path: Path) -> bool:
+    return any((Path(path) / f).exists() for f in STUDY_FILES)
+
+
 def validate_name(name: str) -> str:
     """A run name is a plain folder name: letters, digits, '.', '_', '-' (no path traversal)."""
     if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
@@ -327,6 +343,10 @@ class RunStore:
         path = self.root / name
         if (path / "config.json").exists():
             raise RunError(f"run {name!r} already exists: resume it with --resume {name} or choose another --name")
+        if is_study_folder(path):
+            raise RunError(f"{name!r} is a study (runs and studies share one namespace): choose another --name")
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise RunError(f"{path} exists and is not a vaetui run: choose another --name")
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -354,12 +374,38 @@ class RunStore:
         os.rename(run.path, target)
         return Run(target)
 
-    def delete(self, name: str) -> None:
-        """Delete a run's folder and everything in it (not while it trains)."""
+    def delete(self, name: str) -> list[str]:
+        """Delete what belongs to a run (not while it trains); returns the names of what was left because it is
+        not a run's (a study's journal, a user's notes): then the folder stays too.
+
+        A run that is a symbolic link is refused: vaetui deletes only what it made, not where a link points.
+        """
         import shutil
 
         run = self._editable(name)
-        shutil.rmtree(run.path)
+        if run.path.is_symlink():
+            raise RunError(f"run {name} is a link to {os.readlink(run.path)}: remove the link (rm "
+                           f"{run.path}) and the folder it points to yourself")
+        left = []
+        try:
+            for entry in sorted(run.path.iterdir()):
+                if entry.name in RUN_FOLDERS and entry.is_dir() and not entry.is_symlink():
+                    for inner in entry.iterdir():
+                        if inner.is_file() and not inner.is_symlink() and inner.suffix in RUN_FOLDERS[entry.name]:
+                            inner.unlink()
+                        else:
+                            left.append(f"{entry.name}/{inner.name}")
+                    if not any(entry.iterdir()):
+                        entry.rmdir()
+                elif _is_run_file(entry.name) and (entry.is_file() or entry.is_symlink()):
+                    entry.unlink()
+                else:
+                    left.append(entry.name)
+            if not left:
+                run.path.rmdir()
+        except OSError as exc:
+            raise RunError(f"cannot delete run {name}: {exc.strerror or exc}") from None
+        return left
 
     def infos(self) -> list:
         """RunInfo for every run, skipping folders that are not runs."""

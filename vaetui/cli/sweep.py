@@ -29,12 +29,29 @@ def _spec_from_args(args: argparse.Namespace, root: Path):
         given["preset"] = args.preset
     name = args.study or (args.space if args.space in ("latent", "beta") else Path(args.space).stem)
     validate_name(name)
-    with file_lock(study_dir(root, name) / "claim.lock"):  # two processes starting together make one study
-        if (study_dir(root, name) / "study.json").exists():
-            return _existing(args, root, name, given)
+    folder = study_dir(root, name)
+    if (folder / "config.json").exists():
+        raise ConfigError("study", f"{name!r} is a run (runs and studies share one namespace): choose another "
+                          "--study")
+    new = None
+    if not (folder / "study.json").exists():
         if args.resume or args.join:
             raise ConfigError("study", f"no study {name!r} in {root} to resume: start it without --resume")
-        return _create(args, root, name, given)
+        if folder.exists() and (not folder.is_dir() or any(p.name != "claim.lock" for p in folder.iterdir())):
+            raise ConfigError("study", f"{folder} exists and is not a study: choose another --study")
+        new = _new_spec(args, name, given)  # every input checked before anything is made
+    made = not folder.exists()
+    try:
+        with file_lock(folder / "claim.lock"):  # two processes starting together make one study
+            if (folder / "study.json").exists():
+                return _existing(args, root, name, given)
+            return _create(root, new)
+    except BaseException:
+        if made and not (folder / "study.json").exists():  # nothing half-made is left behind
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def _existing(args, root: Path, name: str, given: dict):
@@ -59,10 +76,11 @@ def _existing(args, root: Path, name: str, given: dict):
     return spec
 
 
-def _create(args, root: Path, name: str, given: dict):
+def _new_spec(args, name: str, given: dict):
+    """A new study's spec from SPACE and the flags, checked (the space, the trials' settings): no file is made."""
     from dataclasses import replace
 
-    from vaetui.study import StudySpec, load_space, new_study, write_spec
+    from vaetui.study import StudySpec, load_space
     from vaetui.sweep import trial_config
 
     space = load_space(args.space)
@@ -77,8 +95,15 @@ def _create(args, root: Path, name: str, given: dict):
     prune = args.pruner or ("none" if sampler == "grid" else "median")
     spec = StudySpec(name, space, metric, sampler, prune, trials, args.storage or "", args.sweep_seed)
     trial_config(spec, {p.name: (p.values[0] if p.values else p.low) for p in space.params}, {})  # settings valid
-    write_spec(root, spec)
+    return spec
+
+
+def _create(root: Path, spec):
+    """Make the study in its storage first (a bad or unreachable storage fails here), then its study.json."""
+    from vaetui.study import new_study, write_spec
+
     new_study(root, spec)
+    write_spec(root, spec)
     return spec
 
 

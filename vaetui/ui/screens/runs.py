@@ -259,10 +259,13 @@ class RunsScreen(Screen[None]):
         def done(yes: bool | None) -> None:
             if yes:
                 try:
-                    self.app.store.delete(info.name)
+                    left = self.app.store.delete(info.name)
                 except VaeError as exc:
                     self.notify(str(exc), severity="error")
                     return
+                if left:
+                    self.notify(f"deleted run {info.name}; kept {', '.join(left[:3])}"
+                                f"{' …' if len(left) > 3 else ''} (not a run's) in its folder")
                 self.marked.discard(info.name)
                 self.action_refresh()
 
