@@ -50,3 +50,40 @@ def make_finished_run(root: Path, name: str = "faces-demo", steps: int = 60, spe
     for f in path.rglob("*"):
         os.utime(f, (FIXED_TIME, FIXED_TIME))
     return path
+
+
+class FixedPictures(torch.nn.Module):
+    """A stand-in network whose pictures and codes come out the same on every CPU, for snapshots of screen layout.
+
+    A real decoder's pixels depend on the host's kernels (an AVX-512 host and an AVX2 one differ in the last bit,
+    and now and then a half-block cell's colour): here every decoded pixel is a saturated logit (+-30, whose sigmoid
+    is exactly 0 or 1 in float32) taken from a synthetic face, and every code is a fixed pattern of exact
+    quarters. The pictures themselves are compared with the headless twins in test_explore.
+    """
+
+    def __init__(self, latent: int, size: tuple[int, int]):
+        super().__init__()
+        self.latent = latent
+        self.anchor = torch.nn.Parameter(torch.zeros(1), requires_grad=False)  # where a caller finds the device
+        faces = SyntheticFaces(tuple(size), split="test").images(np.arange(16))
+        self.register_buffer("signs", (faces > 127).float() * 60.0 - 30.0)
+
+    def encode(self, x: torch.Tensor):
+        k = torch.arange(len(x)).unsqueeze(1) * 7 + torch.arange(self.latent).unsqueeze(0) * 3
+        mu = (k % 11 - 5).float() / 4.0
+        return mu, torch.full_like(mu, -1.0)
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.signs[torch.arange(len(z)) % len(self.signs)]
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.decode_logits(z))
+
+    def sample(self, n: int, generator=None, temperature: float = 1.0) -> torch.Tensor:
+        return self.decode(torch.zeros(n, self.latent))
+
+    def forward(self, x, generator=None):
+        from vaetui.model import VAEOutput
+
+        mu, logvar = self.encode(x)
+        return VAEOutput(self.decode_logits(mu), mu, logvar, mu)

@@ -86,6 +86,9 @@ def test_interpolation_endpoints_are_the_reconstructions(runs):
 
 
 def test_screens_show_the_twins_pixels(runs, tmp_path, monkeypatch):
+    """The real network's pictures on screen against the headless twin's file, on this host: tolerance 0 levels
+    (one machine computes them alike; the snapshots of the screens use fake_runs.FixedPictures, since a real
+    decoder's last bits differ between CPUs)."""
     monkeypatch.setattr(ProcessStats, "sample", lambda self: Stats(1.0, 1.0))
     for screen_cls, kwargs, size in [
         (GenerateScreen, {"seed": 4, "temperature": 0.7}, (100, 30)),

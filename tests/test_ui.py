@@ -323,6 +323,30 @@ def test_snapshot_too_small(snap_compare, snap_runs):
     assert snap_compare(make_app(runs_dir=snap_runs, include_demo=False), terminal_size=(60, 16))
 
 
+@pytest.fixture
+def fixed_pictures(monkeypatch):
+    """The explore screens show FixedPictures' pictures, the same on every CPU (see fake_runs.FixedPictures)."""
+    import dataclasses
+
+    import vaetui.figures as figures
+    from fake_runs import FixedPictures
+
+    real = figures.load
+
+    def load(run, checkpoint=None, device="cpu"):
+        loaded = real(run, checkpoint, device)
+        return dataclasses.replace(loaded, model=FixedPictures(loaded.config.model.latent, loaded.config.data.size))
+
+    monkeypatch.setattr(figures, "load", load)
+    # The per-image losses shown are sums over every pixel: in float64 their last digit shown no longer depends on
+    # the order the host's kernels sum in.
+    import vaetui.losses as losses
+
+    real_nll = losses.reconstruction_nll
+    monkeypatch.setattr(losses, "reconstruction_nll",
+                        lambda logits, x, likelihood="bernoulli": real_nll(logits.double(), x.double(), likelihood))
+
+
 def _explore_ready(key: str, *then: str):
     async def run_before(pilot) -> None:
         await pilot.press(key)
@@ -340,20 +364,20 @@ def _explore_ready(key: str, *then: str):
 
 
 @pytest.mark.parametrize("key", ["g", "i", "r", "d"])
-def test_snapshot_explore_screens_on_the_demo(snap_compare, snap_runs, key):
+def test_snapshot_explore_screens_on_the_demo(snap_compare, snap_runs, fixed_pictures, key):
     app = make_app(runs_dir=snap_runs, include_demo=True)
     assert snap_compare(app, terminal_size=(100, 30), run_before=_explore_ready(key))
 
 
 @pytest.mark.parametrize("size", [(80, 24), (200, 60)])
 @pytest.mark.parametrize("key", ["g", "i", "r", "d", "z"])
-def test_snapshot_explore_screens_fill_the_window(snap_compare, snap_runs, key, size):
+def test_snapshot_explore_screens_fill_the_window(snap_compare, snap_runs, fixed_pictures, key, size):
     app = make_app(runs_dir=snap_runs, include_demo=True)
     assert snap_compare(app, terminal_size=size, run_before=_explore_ready(key))
 
 
 @pytest.mark.parametrize("key, then", [("g", ["right", "enter"]), ("r", ["down", "enter"])])
-def test_snapshot_zoomed_picture(snap_compare, snap_runs, key, then):
+def test_snapshot_zoomed_picture(snap_compare, snap_runs, fixed_pictures, key, then):
     app = make_app(runs_dir=snap_runs, include_demo=True)
     assert snap_compare(app, terminal_size=(80, 24), run_before=_explore_ready(key, *then))
 
