@@ -258,20 +258,68 @@ def test_a_resume_that_loses_the_lock_does_not_rewrite_the_settings(tmp_path):
     assert run.config_path.read_bytes() == before
 
 
-def test_a_lock_on_another_host_is_judged_by_its_heartbeat(tmp_path):
-    """7. A holder on another host: fresh heartbeat -> refused, naming host and age; silent -> taken over."""
+def test_a_lock_on_another_host_is_judged_by_its_heartbeat(tmp_path, monkeypatch):
+    """7. A holder on another host: its heartbeat moving -> refused, naming host and silence; standing still for
+    STALE_AFTER_S by this host's clock -> taken over. The other host's clock is never compared with ours: a
+    heartbeat stamped 10 minutes in the past (a clock behind ours) still counts as alive when it moves."""
+    import vaetui.locks as locks
+
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(locks, "_now", lambda: clock["now"])
     store = RunStore(tmp_path, include_demo=False)
     run = store.create(tiny_config(), "nfs")
-    run.lock_path.write_text(json.dumps({"pid": 4242, "host": "node-b", "time": time.time(),
-                                         "heartbeat": time.time() - 5}))
-    with pytest.raises(RunError, match=r"pid 4242 on node-b \(heartbeat \d+s ago\)"):
+    for beat in (1.0, 2.0, 3.0):  # node-b's clock is far behind ours; its heartbeat moves every 20 s
+        run.lock_path.write_text(json.dumps({"pid": 4242, "host": "node-b", "time": 0, "heartbeat": beat}))
+        with pytest.raises(RunError, match=r"pid 4242 on node-b \(its heartbeat unchanged for 0s"):
+            run.acquire_lock()
+        assert run.info().status == "running"
+        clock["now"] += 20
+    clock["now"] += locks.STALE_AFTER_S - 30  # the last heartbeat has stood still for 110 s here: still alive
+    with pytest.raises(RunError, match=r"unchanged for 1m50s"):
         run.acquire_lock()
-    assert run.info().status == "running"
-    run.lock_path.write_text(json.dumps({"pid": 4242, "host": "node-b", "time": 0, "heartbeat": time.time() - 600}))
+    clock["now"] += 20
     warning = run.acquire_lock()
-    assert warning and "node-b" in warning and "silent for 10m" in warning
+    assert warning and "node-b" in warning and "silent for 2m10s" in warning
     run.release_lock()
     assert not run.lock_path.exists()
+
+
+@pytest.mark.parametrize("damage", ['{"pid": 7, "host": "node-b", "heartbeat": "soon"}', '{"pid": "x", "host": 3}',
+                                    '[1, 2]', '{"pid": 7, "heartbeat": null, "time": "later"}', "\x00\x01"])
+def test_a_damaged_lock_file_is_read_as_a_dead_holder_not_a_traceback(tmp_path, damage):
+    """8. A damaged lock crashed `vaetui runs` for every run, and `train --resume`."""
+    store = RunStore(tmp_path, include_demo=False)
+    run = store.create(tiny_config(), "d")
+    run.lock_path.write_text(damage)
+    holder = run.lock_holder()
+    assert holder is not None and not holder["alive"]
+    assert [i.name for i in store.infos()] == ["d"]
+    warning = run.acquire_lock()
+    assert warning and "took over" in warning
+    run.release_lock()
+
+
+def test_the_heartbeat_never_leaves_the_lock_file_empty(tmp_path, monkeypatch):
+    """8. The heartbeat was rewritten as truncate-then-write: a reader between the two saw an empty lock (no
+    holder) and could take it. Every write now replaces the record whole."""
+    import vaetui.locks as locks
+
+    store = RunStore(tmp_path, include_demo=False)
+    run = store.create(tiny_config(), "h")
+    run.lock_path.write_text("x" * 2000)  # a longer, damaged file from before
+    run.acquire_lock()
+    lock = run._lock
+    sizes = []
+    real_pwrite, real_truncate = os.pwrite, os.ftruncate
+    monkeypatch.setattr(locks.os, "pwrite", lambda fd, data, off: (real_pwrite(fd, data, off),
+                                                                   sizes.append(os.fstat(fd).st_size))[0])
+    monkeypatch.setattr(locks.os, "ftruncate", lambda fd, n: (sizes.append(("truncate", n)), real_truncate(fd, n)))
+    for _ in range(3):
+        lock._me["heartbeat"] = time.time()
+        lock._write()
+    assert all(size == locks.RECORD_BYTES for size in sizes), sizes
+    assert json.loads(run.lock_path.read_text())["pid"] == os.getpid()
+    run.release_lock()
 
 
 # ---------------------------------------------------------------------------- 9. file modes
@@ -342,3 +390,50 @@ def test_a_stopped_run_is_stopped_everywhere(tmp_path):
     assert run.history().status == "stopped"
     out = subprocess.run([*VAETUI, "runs", "--runs-dir", str(tmp_path)], capture_output=True, text=True)
     assert "stopped" in out.stdout and "interrupted" not in out.stdout
+
+
+def test_a_lock_file_replaced_between_open_and_flock_is_not_taken(tmp_path, monkeypatch):
+    """8. The replaced-file guard: a taker whose open() got the old file, removed and made anew by another taker
+    before its flock, must not believe it holds the lock (both would train the run)."""
+    import vaetui.locks as locks
+
+    path = tmp_path / "lock"
+    path.write_text("")
+    winner = locks.RunLock(path)
+    real_open = os.open
+    calls = {"n": 0}
+
+    def racing_open(p, flags, *mode):
+        fd = real_open(p, flags, *mode)
+        calls["n"] += 1
+        if calls["n"] == 1 and Path(p) == path:  # between our open and our flock, another takes it anew
+            path.unlink()
+            monkeypatch.setattr(locks.os, "open", real_open)
+            winner.acquire()
+            monkeypatch.setattr(locks.os, "open", racing_open)
+        return fd
+
+    monkeypatch.setattr(locks.os, "open", racing_open)
+    loser = locks.RunLock(path)
+    with pytest.raises(locks.HeldElsewhere):
+        loser.acquire()
+    monkeypatch.setattr(locks.os, "open", real_open)
+    assert winner.held and not loser.held
+    winner.release()
+
+
+def test_the_holder_refreshes_its_heartbeat(tmp_path, monkeypatch):
+    """8. A holder that never refreshes its heartbeat is taken for dead by every other host after 2 minutes."""
+    import vaetui.locks as locks
+
+    monkeypatch.setattr(locks, "HEARTBEAT_S", 0.05)
+    lock = locks.RunLock(tmp_path / "lock")
+    lock.acquire()
+    first = json.loads((tmp_path / "lock").read_text())["heartbeat"]
+    deadline = time.monotonic() + 10
+    beats = {first}
+    while len(beats) < 3 and time.monotonic() < deadline:  # wait on the file's state, not for a time
+        beats.add(json.loads((tmp_path / "lock").read_text())["heartbeat"])
+        time.sleep(0.01)
+    lock.release()
+    assert len(beats) >= 3, beats

@@ -50,16 +50,66 @@ def try_lock(path: Path) -> int | None:
     return fd
 
 
+RECORD_BYTES = 512  # the holder's record, padded with spaces: every write replaces it whole, never empties it
+
+
 def _read_json(path: Path) -> dict[str, Any] | None:
+    """The lock file's record: None when there is none (no file, or empty: its taker had not written yet),
+    {} when it is damaged; else {pid: int, host: str, heartbeat: float | None}, whatever the file holds."""
     try:
         data = json.loads(path.read_text() or "null")
     except FileNotFoundError:
         return None
-    except (OSError, ValueError):
+    except (OSError, ValueError, UnicodeDecodeError):
         return {}
-    if data is None:  # an empty file: its taker had not written its name yet, or it was just created
+    if data is None:
         return None
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    return {"pid": _number(data.get("pid"), int, -1), "host": data.get("host") if isinstance(data.get("host"), str)
+            else "?", "heartbeat": _number(data.get("heartbeat", data.get("time")), float, None)}
+
+
+def _number(value, kind, default):
+    """value as kind when it is a finite number (a damaged record holds "soon", null, a list...), else default."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or abs(value) == float("inf"):
+        return default
+    return kind(value)
+
+
+def silence(path: Path, record: dict[str, Any]) -> float:
+    """Seconds this host has seen the holder's heartbeat unchanged: another host's clock is never compared with
+    ours, only what was read here, at two moments of our own clock.
+
+    The first look at a heartbeat value says 0 (it may have just been written); each look is noted in the cache
+    folder, so a later process (`vaetui train --resume` a minute on) sees how long it has stood still.
+    """
+    from vaetui.files import atomic_write_bytes, cache_dir
+
+    token = f"{record.get('host')}:{record.get('pid')}:{record.get('heartbeat')!r}"
+    key = os.path.realpath(path)
+    book = cache_dir() / "heartbeats.json"
+    now = _now()
+    try:
+        seen = json.loads(book.read_text())
+        seen = seen if isinstance(seen, dict) else {}
+    except (OSError, ValueError):
+        seen = {}
+    mine = seen.get(key)
+    if isinstance(mine, list) and len(mine) == 2 and mine[0] == token and isinstance(mine[1], (int, float)):
+        return max(0.0, now - float(mine[1]))
+    seen = {k: v for k, v in seen.items() if isinstance(v, list) and len(v) == 2
+            and isinstance(v[1], (int, float)) and now - v[1] < 30 * 86400}
+    seen[key] = [token, now]
+    try:
+        atomic_write_bytes(book, json.dumps(seen).encode(), durable=False)
+    except OSError:
+        pass  # a read-only cache: every look is a first look, and a silent holder elsewhere is never taken over
+    return 0.0
+
+
+def _now() -> float:
+    return time.time()
 
 
 class HeldElsewhere(Exception):
@@ -108,13 +158,15 @@ class RunLock:
             previous = _read_json(self.path)
             warning = None
             if previous:
-                age = time.time() - float(previous.get("heartbeat", previous.get("time", 0)) or 0)
-                elsewhere = previous.get("host") not in (None, "?", socket.gethostname())
-                if elsewhere and age < STALE_AFTER_S:
+                elsewhere = previous["host"] not in ("?", socket.gethostname())
+                beating = elsewhere and previous["heartbeat"] is not None
+                age = silence(self.path, previous) if beating else None
+                if beating and age < STALE_AFTER_S:
                     os.close(fd)
                     raise HeldElsewhere(self._describe({**previous, "age": age, "alive": True}))
-                who = f"pid {previous.get('pid', '?')}" + (f" on {previous['host']}" if elsewhere else "")
-                silent = f", silent for {_age(age)}" if elsewhere else ", which is no longer running"
+                who = f"pid {previous['pid']}" + (f" on {previous['host']}" if elsewhere else "")
+                silent = (f", silent for {_age(age)}" if beating else ", with no readable heartbeat" if elsewhere
+                          else ", which is no longer running")
                 warning = f"took over the lock left by {who}{silent}"
             elif previous == {}:
                 warning = "took over a damaged lock file"
@@ -130,9 +182,12 @@ class RunLock:
         raise HeldElsewhere("another process keeps taking the lock")
 
     def _write(self) -> None:
-        data = json.dumps(self._me).encode()
-        os.ftruncate(self._fd, 0)
+        """The record, padded to RECORD_BYTES, in one pwrite over the old one: a reader (here, or on another host
+        over a shared filesystem) sees the old record or the new one, never an empty file."""
+        data = json.dumps(self._me).encode().ljust(RECORD_BYTES)
         os.pwrite(self._fd, data, 0)
+        if os.fstat(self._fd).st_size > RECORD_BYTES:  # a longer file left by an older vaetui
+            os.ftruncate(self._fd, RECORD_BYTES)
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
@@ -162,15 +217,18 @@ class RunLock:
     def _describe(h: dict[str, Any]) -> str:
         where = f"pid {h.get('pid', '?')} on {h.get('host', '?')}"
         age = h.get("age")
-        beat = f" (heartbeat {_age(age)} ago)" if age is not None and h.get("host") != socket.gethostname() else ""
-        return where + beat
+        if age is None or h.get("host") == socket.gethostname():
+            return where
+        return (f"{where} (its heartbeat unchanged for {_age(age)} as seen here; a holder silent for "
+                f"{_age(STALE_AFTER_S)} is taken to be gone)")
 
 
 def holder(path: Path, wait: bool = False) -> dict[str, Any] | None:
     """Who holds the lock at path: {pid, host, alive, age}, or None when there is no lock file.
 
-    alive: a process here holds the flock, or a holder on another host refreshed its
-    heartbeat within STALE_AFTER_S.
+    alive: a process here holds the flock, or a holder on another host whose heartbeat this
+    host has not seen stand still for STALE_AFTER_S (age: how long it has, by our clock).
+    A damaged file is a holder of pid -1 on "?" (never a traceback).
     """
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -194,12 +252,11 @@ def holder(path: Path, wait: bool = False) -> dict[str, Any] | None:
             data = _read_json(path) or {}
     finally:
         os.close(fd)
-    beat = data.get("heartbeat", data.get("time"))
-    age = time.time() - float(beat) if beat is not None else None
     host = data.get("host", "?")
     elsewhere = host not in ("?", socket.gethostname())
+    age = silence(path, data) if elsewhere and data.get("heartbeat") is not None else None
     alive = locked or (elsewhere and age is not None and age < STALE_AFTER_S)
-    return {"pid": int(data.get("pid", -1)), "host": host, "alive": bool(alive), "age": age}
+    return {"pid": data.get("pid", -1), "host": host, "alive": bool(alive), "age": age}
 
 
 def _age(seconds: float | None) -> str:
