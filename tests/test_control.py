@@ -32,12 +32,34 @@ def test_the_watcher_applies_each_new_line_once(tmp_path):
     assert not control.paused.is_set() and control.stop_requested.is_set()
 
 
-def test_intents_written_before_the_trainer_started_are_a_former_trainers(tmp_path):
-    (tmp_path / "control.jsonl").write_text(json.dumps({"intent": "stop", "time": time.time() - 3600}) + "\n"
+def test_intents_written_before_the_trainer_started_are_a_former_trainers(tmp_path, monkeypatch):
+    from vaetui.control import FROM_ENV
+
+    monkeypatch.delenv(FROM_ENV, raising=False)
+    (tmp_path / "control.jsonl").write_text(json.dumps({"intent": "stop", "time": time.time() + 3600}) + "\n"
                                             + "not json\n")
     control = Control()
-    ControlWatcher(tmp_path, control).poll()
-    assert not control.stop_requested.is_set()
+    watcher = ControlWatcher(tmp_path, control)
+    watcher.poll()
+    assert not control.stop_requested.is_set()  # stamped in the future by a clock ahead of ours: still old
+    ControlFile(tmp_path).stop()
+    watcher.poll()
+    assert control.stop_requested.is_set()
+
+
+def test_a_damaged_line_does_not_lose_the_intents_beside_it(tmp_path, monkeypatch):
+    """One damaged line in control.jsonl lost a real stop read in the same poll."""
+    from vaetui.control import FROM_ENV
+
+    monkeypatch.delenv(FROM_ENV, raising=False)
+    control = Control()
+    watcher = ControlWatcher(tmp_path, control)
+    with (tmp_path / "control.jsonl").open("a") as fh:
+        fh.write(json.dumps({"intent": "pause", "time": "soon"}) + "\n")
+        fh.write('{"intent": "checkpoint", "time": [1]}\n[1, 2]\n"stop"\n')
+        fh.write(json.dumps({"intent": "stop", "time": 0.0, "by": "node-b:1"}) + "\n")  # a clock far behind ours
+    watcher.poll()
+    assert control.paused.is_set() and control.checkpoint_requested.is_set() and control.stop_requested.is_set()
 
 
 def _events(run):
@@ -52,33 +74,33 @@ def _wait(predicate, timeout=90.0):
 
 
 def test_a_stop_written_just_before_this_trainer_started_is_not_for_it(tmp_path, monkeypatch):
-    """The race CI hit: a stop for the trainer before, written within the second before a resume started."""
-    from vaetui.control import SINCE_ENV
+    """The race CI hit: a stop for the trainer before, written just before a resume started; and a key pressed
+    while the trainer was still starting, which is for it."""
+    from vaetui.control import FROM_ENV
 
-    started = time.time()
-    monkeypatch.setenv(SINCE_ENV, repr(started))  # what a window that spawns a trainer passes it
     asked = tmp_path / "control.jsonl"
-    asked.write_text(json.dumps({"intent": "stop", "time": started - 0.2}) + "\n")
+    asked.write_text(json.dumps({"intent": "stop", "time": time.time() + 5}) + "\n")
+    monkeypatch.setenv(FROM_ENV, str(asked.stat().st_size))  # what a window that spawns a trainer passes it
+    with asked.open("a") as fh:  # pressed while the trainer was still starting, by a host whose clock is behind
+        fh.write(json.dumps({"intent": "pause", "time": 12.0}) + "\n")
     control = Control()
     watcher = ControlWatcher(tmp_path, control)
-    watcher.poll()
-    assert not control.stop_requested.is_set()
-    with asked.open("a") as fh:  # a key pressed while the trainer was still starting: for it
-        fh.write(json.dumps({"intent": "pause", "time": started + 0.05}) + "\n")
     watcher.poll()
     assert control.paused.is_set() and not control.stop_requested.is_set()
 
 
-def test_without_a_window_a_trainer_takes_the_intents_written_since_it_began(monkeypatch):
-    import vaetui
-    from vaetui.control import SINCE_ENV, asked_since
+def test_without_a_window_a_trainer_takes_the_intents_written_since_it_began(tmp_path, monkeypatch):
+    from vaetui.control import FROM_ENV, intents_from
 
-    monkeypatch.delenv(SINCE_ENV, raising=False)
-    assert asked_since() == vaetui.STARTED_AT
-    monkeypatch.setenv(SINCE_ENV, "12.5")
-    assert asked_since() == 12.5
-    monkeypatch.setenv(SINCE_ENV, "garbage")
-    assert asked_since() == vaetui.STARTED_AT
+    path = tmp_path / "control.jsonl"
+    monkeypatch.delenv(FROM_ENV, raising=False)
+    assert intents_from(path) == 0
+    path.write_text("x" * 10)
+    assert intents_from(path) == 10
+    monkeypatch.setenv(FROM_ENV, "4")
+    assert intents_from(path) == 4
+    monkeypatch.setenv(FROM_ENV, "garbage")
+    assert intents_from(path) == 10
 
 
 def test_another_process_pauses_checkpoints_resumes_and_stops_a_headless_trainer(tmp_path):

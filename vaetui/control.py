@@ -56,19 +56,21 @@ class Control:
 
 CONTROL_NAME = "control.jsonl"
 WATCH_EVERY_S = 0.25
-SINCE_ENV = "VAETUI_INTENTS_SINCE"  # set by a window that starts a trainer: the moment it asked for one
+FROM_ENV = "VAETUI_INTENTS_FROM"  # set by a window that starts a trainer: the control file's size as it asked
+INTENTS = ("stop", "pause", "resume", "checkpoint")
 
 
-def asked_since() -> float:
-    """From when on intents in a control file are for this process: the moment the window that started it
-    spawned it, or else the moment it began to run vaetui (to the microsecond; /proc's start time is only
-    good to a second, and a stop written in that second for the trainer before would stop this one)."""
-    import vaetui
-
+def intents_from(path: Path) -> int:
+    """Where in a control file the intents for this process begin: at the size it had when the window that
+    started it asked for it, or else its size now. Intents are told apart by where they stand in the file,
+    never by a time: an asker's clock on another host is not ours."""
     try:
-        return float(os.environ[SINCE_ENV])
+        return max(0, int(os.environ[FROM_ENV]))
     except (KeyError, ValueError):
-        return vaetui.STARTED_AT
+        try:
+            return path.stat().st_size
+        except OSError:
+            return 0
 
 
 class ControlFile:
@@ -89,6 +91,12 @@ class ControlFile:
 
         EventLog(self.path).append({"intent": intent, "time": time.time(), "by": f"{socket.gethostname()}:{os.getpid()}"})
 
+    def size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return 0
+
     def pause(self) -> None:
         self._ask("pause")
 
@@ -107,9 +115,9 @@ class ControlFile:
 class ControlWatcher:
     """The trainer's side: a thread that applies the intents appended to a run's control file to its Control.
 
-    Lines written before `asked_since()` are a former trainer's (the stop it was asked
-    for must not stop the resume) and are skipped; one written while this process was
-    still starting is applied.
+    Lines that stood in the file before `intents_from()` are a former trainer's (the stop it was
+    asked for must not stop the resume) and are skipped; one written while this process was
+    still starting is applied. A damaged line is skipped alone: the lines beside it still count.
     """
 
     def __init__(self, run_path: str | Path, control: Control, every: float = WATCH_EVERY_S):
@@ -117,16 +125,17 @@ class ControlWatcher:
 
         self.control, self.every = control, every
         self._follower = LogFollower(ControlFile(run_path).path)
-        self._since = asked_since()
+        start = intents_from(self._follower.path)
+        if start:
+            self._follower.read_bytes(limit=start)  # takes the file's identity; these lines are not ours
+            self._follower.offset = min(start, self._follower.size())
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def poll(self) -> None:
         """Apply the intents appended since the last look."""
-        lines, _ = self._follower.read()  # a replaced file is read from its start: its lines are judged by time
+        lines, _ = self._follower.read()  # a file made anew is read from its start: all of it is new
         for line in lines:
-            if not isinstance(line, dict) or float(line.get("time", 0) or 0) < self._since:
-                continue
             intent = line.get("intent")
             if intent == "stop":
                 self.control.stop()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 LOG_NAME = "train.log"
@@ -35,10 +34,11 @@ def spawn_trainer(run, runs_root: Path, nproc: int = 1, threads: int | None = No
                   detach: bool = False) -> subprocess.Popen:
     """Start training run in a child process; detach: in a session of its own, so it outlives this one's
     terminal (an SSH session that drops does not stop it)."""
-    from vaetui.control import SINCE_ENV
+    from vaetui.control import FROM_ENV, ControlFile
     from vaetui.perf import training_environment
 
-    env = {**training_environment(), SINCE_ENV: repr(time.time())}  # a key pressed while it starts is for it
+    # What the control file holds now is a former trainer's; a key pressed while this one starts is for it.
+    env = {**training_environment(), FROM_ENV: str(ControlFile(run.path).size())}
     log = open(run.path / LOG_NAME, "ab")  # a full pipe would stall it; a file outlives the starter
     try:
         return subprocess.Popen(train_command(run.name, runs_root, nproc, threads, device), stdin=subprocess.DEVNULL,
