@@ -148,3 +148,24 @@ def test_a_bad_invocation_from_a_real_process_is_one_line(place):
                          env={**os.environ, "VAETUI_CACHE_DIR": str(place / "cache")})
     assert out.returncode == 2 and out.stdout == "" and out.stderr.count("\n") == 1
     assert "--temperature" in out.stderr and not (place / "x.png").exists()
+
+
+def test_a_new_run_whose_data_fails_leaves_no_run_behind(tmp_path, capsys):
+    """A missing folder is said before the run exists; a folder none of whose images decode fails in the trainer,
+    and the new run it made (no checkpoint, no step) is removed, not listed as `failed`."""
+    from fakes import corrupt_files
+
+    runs = tmp_path / "runs"
+    assert main(["train", "--data", "folder", "--data-root", str(tmp_path / "missing"), "--runs-dir", str(runs),
+                 "--name", "m"]) == 2
+    assert not (runs / "m").exists()
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    for k in range(40):
+        for name, data in corrupt_files().items():
+            (junk / f"{k}-{name}").write_bytes(data)
+    assert main(["train", "--data", "folder", "--data-root", str(junk), "--size", "32", "--batch-size", "8",
+                 "--runs-dir", str(runs), "--name", "j", "--threads", "1"]) == 1
+    assert "could be read" in capsys.readouterr().err
+    assert not (runs / "j").exists()
+    assert [i.name for i in RunStore(runs, include_demo=False).infos()] == []

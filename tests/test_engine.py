@@ -175,3 +175,20 @@ def test_images_per_s_counts_training_steps_not_validation_or_checkpoints(tmp_pa
     assert len(rates) == 24 and all(abs(r - 16 / 0.1) < 1e-6 for r in rates), rates
     last = [e for e in events if isinstance(e, StepEvent)][-1]
     assert last.elapsed >= 2 * 50.0  # elapsed (and the ETA) still count the validations before it
+
+
+def test_more_threads_than_cores_are_capped_with_a_warning(tmp_path):
+    """--threads 1024 on 2 cores trained at 1 image/s: it is capped to the cores, and the log says so."""
+    import torch
+
+    from vaetui.build import usable_cores
+
+    before = torch.get_num_threads()
+    try:
+        store = RunStore(tmp_path, include_demo=False)
+        _, events = train(store, "t", tiny_config(max_steps=1, threads=1024))
+    finally:
+        torch.set_num_threads(before)
+    started = next(e for e in events if e.kind == "started")
+    assert started.threads == usable_cores() < 1024
+    assert any(e.kind == "warning" and "threads 1024 is more than" in e.message for e in events)

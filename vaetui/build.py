@@ -64,6 +64,22 @@ def device_for(tc: TrainConfig, world) -> torch.device:
     return device
 
 
+def check_data(cfg: RunConfig) -> None:
+    """What can be known of the data without decoding it: the folder and its index, and splits large enough.
+    (Whether the images decode is found out by the trainer, which builds the decode cache.)"""
+    if cfg.data.source == "synthetic":
+        return
+    from vaetui.data.sources import file_index, split_files
+
+    index = file_index(cfg.data)
+    sizes = {split: len(split_files(cfg.data, index, split)[0]) for split in ("train", "valid")}
+    if sizes["train"] < cfg.train.batch_size:
+        raise DataError(f"the training split of {index.folder} has {sizes['train']} images, fewer than one batch "
+                        f"({cfg.train.batch_size}): lower --batch-size or add images")
+    if sizes["valid"] == 0:
+        raise DataError(f"the validation split of {index.folder} is empty: add images (or check the partition file)")
+
+
 def open_data(cfg: RunConfig):
     """(train split, valid split, steps per epoch, total steps)."""
     tc = cfg.train
@@ -128,3 +144,13 @@ class Feeder:
         self._copied[k] = torch.cuda.Event()
         self._copied[k].record()
         return to_float(x, self.device)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container or taskset may allow fewer than exist)."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)

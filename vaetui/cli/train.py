@@ -87,8 +87,11 @@ def _resume_run(args: argparse.Namespace, store):
 
 
 def _new_run(args: argparse.Namespace, store):
+    from vaetui.build import check_data
+
     cfg = build_train_config(args)
     preflight(cfg)
+    check_data(cfg)  # a missing folder or an empty split: said before a run folder exists
     return store.create(cfg, args.name), cfg
 
 
@@ -154,10 +157,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     if isinstance(last, FailedEvent):
         if world.main:  # the same reason on every rank: said once
             print(f"vaetui: error: {last.error}", file=sys.stderr)
+            if not args.resume and _never_trained(run):
+                store.delete(run.name)  # a new run that failed before its first step holds nothing to keep
         return 1
     if isinstance(last, FinishedEvent) and last.reason == "stopped":
         return 130 if args.log_format != "json" else 0
     return 0
+
+
+def _never_trained(run) -> bool:
+    """No checkpoint and no step in its log: what a new run whose data or set-up failed leaves."""
+    from vaetui.logfile import line_kind
+
+    if run.has_checkpoint():
+        return False
+    try:
+        return not any(line_kind(line) == "step" for line in run.metrics_path.read_bytes().splitlines())
+    except FileNotFoundError:
+        return True
 
 
 def cmd_model(args: argparse.Namespace) -> int:
