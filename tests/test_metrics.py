@@ -126,3 +126,16 @@ def test_latent_figures_on_the_demo():
     assert float(((mu[on] - mu[~on].mean(0)) @ vec).mean()) > 0
     sc = figures.scatter(mu[:, :3], names, attrs, "Smiling")
     assert sc.info["count"] == 256 and sc.image.width > sc.image.height
+
+
+def test_plot_of_a_run_with_steps_but_no_epoch_draws_its_steps(tmp_path):
+    """`vaetui plot RUN` said "no metrics yet" for a run whose steps had losses (no epoch ended yet)."""
+    from vaetui.cli import main
+
+    store = RunStore(tmp_path, include_demo=False)
+    train(store, "early", tiny_config(max_steps=5))
+    store.create(tiny_config(), "empty")
+    out = tmp_path / "curves.png"
+    assert main(["plot", "early", "--runs-dir", str(tmp_path), "--out", str(out)]) == 0
+    assert len(np.unique(np.asarray(Image.open(out).convert("RGB")).reshape(-1, 3), axis=0)) > 10
+    assert main(["plot", "empty", "--runs-dir", str(tmp_path), "--out", str(tmp_path / "e.png")]) == 2

@@ -235,3 +235,25 @@ def test_resume_refuses_to_change_the_model(tmp_path):
     out = subprocess.run([*TRAIN[:4], "--resume", "m", "--latent", "4", "--runs-dir", str(tmp_path)],
                          capture_output=True, text=True)
     assert out.returncode != 0 and "latent" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_run_with_a_damaged_config_is_listed_as_damaged(tmp_path):
+    """`vaetui runs` left it out without a word."""
+    store = RunStore(tmp_path, include_demo=False)
+    train(store, "good", tiny_config(max_steps=1))
+    bad = store.create(tiny_config(), "bad")
+    bad.config_path.write_text('{"model": ')
+    assert {i.name: i.status for i in RunStore(tmp_path, include_demo=False).infos()} == {
+        "bad": "damaged", "good": "stopped"}
+    out = subprocess.run([sys.executable, "-m", "vaetui", "runs", "--runs-dir", str(tmp_path)], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and any(line.startswith("bad") and "damaged" in line for line in out.stdout.splitlines())
+
+
+def test_a_run_ended_by_max_steps_before_its_epochs_is_stopped_not_finished(tmp_path):
+    store = RunStore(tmp_path, include_demo=False)
+    train(store, "short", tiny_config(epochs=2, max_steps=3))
+    train(store, "whole", tiny_config(epochs=1, max_steps=8))  # max-steps and the epochs end together
+    infos = {i.name: i for i in RunStore(tmp_path, include_demo=False).infos()}
+    assert (infos["short"].status, infos["short"].epochs_done, infos["short"].epochs) == ("stopped", 0, 2)
+    assert infos["whole"].status == "finished"

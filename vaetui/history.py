@@ -155,7 +155,9 @@ class History:
         self._log(f"{e.state} at step {e.step}")
 
     def _finished(self, e: FinishedEvent) -> None:
-        self.status = "stopped" if e.reason == "stopped" else "finished"
+        # "max_steps": --max-steps ended it before its epochs did (the engine says "completed" when both end at
+        # once): stopped, resumable with a larger --max-steps, not finished
+        self.status = "finished" if e.reason == "completed" else "stopped"
         self.reason = e.reason
         self._log(f"{e.reason} at step {e.step}")
 

@@ -288,6 +288,18 @@ def load_checkpoint_file(path: Path, map_location: str = "cpu") -> dict[str, Any
     return checkpoint.load(path, map_location)
 
 
+def damaged_info(run: Run):
+    """The runs-list line of a run whose config.json is damaged: its name, status "damaged", nothing else known."""
+    from vaetui.summaries import RunInfo
+
+    try:
+        updated = run.config_path.stat().st_mtime
+    except OSError:
+        updated = 0.0
+    return RunInfo(name=run.name, preset="?", data="?", size="?", latent=0, beta=float("nan"), epochs_done=0,
+                   epochs=0, step=0, best_valid=None, status="damaged", updated=updated, read_only=run.read_only)
+
+
 class RunStore:
     """All runs under one folder (default ./checkpoints), plus the packaged read-only demo run."""
 
@@ -408,13 +420,17 @@ class RunStore:
         return left
 
     def infos(self) -> list:
-        """RunInfo for every run, skipping folders that are not runs."""
+        """RunInfo for every run; one whose config.json cannot be read is listed as damaged, not left out."""
         out = []
         for name in self.names():
             try:
-                out.append(self.open(name).info(self.summaries))
+                run = self.open(name)
             except VaeError:
                 continue
+            try:
+                out.append(run.info(self.summaries))
+            except VaeError:
+                out.append(damaged_info(run))
         return out
 
     def __iter__(self) -> Iterator[Run]:

@@ -92,10 +92,17 @@ def cmd_plot(args: argparse.Namespace) -> int:
             print(f"{p.label}: KL {p.kl:.2f}  reconstruction {p.recon:.2f} nats/image (validation, last epoch)")
         print(f"wrote {args.out}: rate against distortion of {', '.join(args.runs)}")
         return 0
+    steps = args.steps
     for name, h in histories:
         if not h.epochs and not len(h.series["loss"]):
-            raise VaeError(f"run {name} has no metrics yet: train it first")
-    plots.learning_curves(histories, args.out, args.steps, args.log_y)
+            if h.last is None:
+                raise VaeError(f"run {name} has no metrics yet: train it first")
+            steps = True  # no epoch has ended yet, but its steps have losses: draw those
+    if steps and not args.steps:
+        print("no epoch has ended yet in " + ", ".join(n for n, h in histories if not h.epochs)
+              + ": drawing the losses of every step")
+        histories = [(name, store.open(name).history(steps="all")) for name in args.runs]
+    plots.learning_curves(histories, args.out, steps, args.log_y)
     print(f"wrote {args.out}: learning curves of {', '.join(args.runs)}")
     return 0
 

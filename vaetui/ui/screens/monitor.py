@@ -36,7 +36,7 @@ SHORT_LABELS = {"loss": "total", "recon": "recon", "kl": "KL", "valid": "valid"}
 SPARK_COLOURS = {"loss": "dodger_blue2", "recon": "dodger_blue2", "kl": "dodger_blue2", "valid": "magenta"}
 PREVIEW_COLUMNS = 8  # the engine's preview batch: images per row of a snapshot
 STATUS_STYLE = {"running": "green", "paused": "yellow", "finished": "cyan", "stopped": "yellow", "failed": "red",
-                "interrupted": "yellow", "new": "dim"}
+                "damaged": "red", "interrupted": "yellow", "new": "dim"}
 
 
 def shown_status(view: RunView) -> str:
