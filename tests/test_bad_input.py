@@ -43,6 +43,8 @@ BAD = [
     (["data", "info", "--data", "celeba", "--data-root", "{tmp}/missing"], "does not exist"),
     # train
     (["train", "--epochs", "0", *R], "--epochs: must be in [1, 100000]"),
+    (["train", "--bogus", "1", *R], "unrecognized arguments: --bogus 1; see vaetui train --help"),
+    (["sweep", "show", "x", "--nope", *R], "see vaetui sweep --help"),
     (["train", "--beta", "-1", *R], "--beta"),
     (["train", "--beta", "nan", *R], "--beta"),
     (["train", "--lr", "0", *R], "--lr"),

@@ -28,13 +28,16 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for group in GROUPS:
         group.register(sub)
+    parser.commands = sub.choices  # name -> its parser: an unknown flag is answered by its command's parser
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run vaetui; errors a user can cause print one line and return non-zero."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the sub-command's parser, which points to its own --help
+        parser.commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         if args.command is None:
             return runs.run_tui(runs_dir=args.tui_runs_dir, threads=args.tui_threads, device=args.tui_device,
