@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,7 +176,8 @@ class StudySpec:
 
     def to_json(self) -> dict:
         return {"name": self.name, "space": self.space.to_json(), "metric": self.metric, "sampler": self.sampler,
-                "pruner": self.pruner, "trials": self.trials, "storage": self.storage, "seed": self.seed}
+                "pruner": self.pruner, "trials": self.trials, "storage": without_password(self.storage),
+                "seed": self.seed}
 
     @classmethod
     def from_json(cls, data: dict) -> StudySpec:
@@ -210,13 +212,46 @@ def read_spec(runs_root: Path, name: str) -> StudySpec:
         raise ConfigError("study", f"{path} is damaged ({type(exc).__name__}): start a new study") from None
 
 
+STORAGE_ENV = "VAETUI_STORAGE_URL"  # a storage URL with its password: given to workers, never written to disk
+
+
+def without_password(url: str) -> str:
+    """The URL as study.json keeps it: user, host and database, never a password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = (f"{parts.username}@" if parts.username else "") + (f"[{host}]" if ":" in host else host) + (
+        f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def storage_url(stored: str) -> str:
+    """The URL to connect with: the one in $VAETUI_STORAGE_URL when it names the same storage (it may carry the
+    password), else the stored one (the driver then finds the password in its own files: ~/.pgpass, PGPASSWORD,
+    MySQL's option files)."""
+    given = os.environ.get(STORAGE_ENV, "")
+    return given if given and without_password(given) == stored else stored
+
+
 def storage(runs_root: Path, spec: StudySpec):
     """The Optuna storage: the study's journal file, or the URL it was created with."""
     if spec.storage:
-        return spec.storage
+        return storage_url(spec.storage)
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     return JournalStorage(JournalFileBackend(str(study_dir(runs_root, spec.name) / "journal.log")))
+
+
+def _storage_error(spec: StudySpec, exc: Exception) -> ConfigError:
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    for secret in {storage_url(spec.storage), os.environ.get(STORAGE_ENV, "")} - {"", spec.storage}:
+        first = first.replace(secret, spec.storage)  # never print a password
+    return ConfigError("storage", f"cannot open the study in {spec.storage or 'its journal file'} "
+                       f"({type(exc).__name__}: {first[:200]}): check the URL, that the server is up and that "
+                       "its driver is installed (pip install 'vaetui[postgres]')")
 
 
 def sampler(spec: StudySpec):
@@ -237,13 +272,27 @@ def pruner(spec: StudySpec):
     return optuna.pruners.NopPruner()
 
 
-def load_study(runs_root: Path, spec: StudySpec):
-    """The Optuna study (created on first use), quiet: vaetui says what happens itself."""
+def load_study(runs_root: Path, spec: StudySpec, create: bool = True):
+    """The Optuna study (created on first use unless create=False), quiet: vaetui says what happens itself.
+    A storage that cannot be reached, or a URL it cannot read, is a one-line ConfigError."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(study_name=spec.name, storage=storage(runs_root, spec), sampler=sampler(spec),
-                               pruner=pruner(spec), direction=METRICS[spec.metric], load_if_exists=True)
+    try:
+        if not create:
+            return optuna.load_study(study_name=spec.name, storage=storage(runs_root, spec), sampler=sampler(spec),
+                                     pruner=pruner(spec))
+        return optuna.create_study(study_name=spec.name, storage=storage(runs_root, spec), sampler=sampler(spec),
+                                   pruner=pruner(spec), direction=METRICS[spec.metric], load_if_exists=True)
+    except KeyError:
+        raise ConfigError("study", f"study {spec.name!r} is not in {spec.storage or 'its journal file'}") from None
+    except (ImportError, ValueError, RuntimeError, OSError) as exc:
+        raise _storage_error(spec, exc) from None
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy's and the drivers' own errors (OperationalError, ...)
+        if type(exc).__module__.split(".")[0] in ("sqlalchemy", "psycopg2", "psycopg", "pymysql", "MySQLdb",
+                                                  "optuna"):
+            raise _storage_error(spec, exc) from None
+        raise
 
 
 def new_study(runs_root: Path, spec: StudySpec):

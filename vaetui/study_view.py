@@ -26,7 +26,7 @@ def study_table(root: Path, name: str) -> dict[str, Any]:
     from vaetui.runs import Run
 
     spec = read_spec(root, name)
-    study = load_study(root, spec)
+    study = load_study(root, spec, create=False)  # showing a study never writes to its storage
     rows = []
     for t in study.get_trials(deepcopy=False):
         run_name = t.user_attrs.get("run", "")

@@ -43,17 +43,12 @@ def _me() -> str:
 
 
 def _gone(worker: str) -> bool:
-    """Whether the worker that claimed a trial is no longer running (only this host's can be told)."""
+    """Whether the worker that claimed a trial is no longer running (only this host's can be told; a PID now
+    used by another program is gone too)."""
     host, _, pid = (worker or "").rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return not is_sweep_worker(int(pid))
 
 
 def abandoned(study, runs_root: Path) -> list:
@@ -86,6 +81,9 @@ def claim(study, spec: StudySpec, runs_root: Path, overrides: dict, resume: bool
                 trial = optuna.Trial(study, frozen._trial_id)
                 trial.set_user_attr("worker", _me())
                 run = Run(Path(runs_root) / frozen.user_attrs["run"])
+                if not run.config_path.exists():  # its worker died before making the run: make it now
+                    run = RunStore(runs_root, include_demo=False).create(
+                        trial_config(spec, frozen.params, overrides), run.name)
                 return trial, run, run.has_checkpoint()
         budget = spec.trials if spec.sampler != "grid" else min(spec.trials, spec.space.size() or spec.trials)
         started = [t for t in study.get_trials(deepcopy=False) if t.state != optuna.trial.TrialState.WAITING]
@@ -115,6 +113,26 @@ def value_of(event, metric: str) -> float | None:
     if metric == "elbo" and isinstance(event, EvalEvent) and event.split == "valid":
         return event.recon + event.kl  # −ELBO at β = 1, nats per image
     return None
+
+
+def logged_value(run, metric: str) -> float | None:
+    """The last finite value of the metric in the run's log (what its epochs reported while it trained)."""
+    import math
+
+    from vaetui.events import event_from_json
+    from vaetui.logfile import parse_lines
+
+    value = None
+    try:
+        data = run.metrics_path.read_bytes()
+    except OSError:
+        return None
+    for line in parse_lines(data):
+        event = event_from_json(line)
+        v = value_of(event, metric) if event is not None else None
+        if v is not None and math.isfinite(v):
+            value = v
+    return value
 
 
 def final_psnr(run) -> float:
@@ -209,6 +227,8 @@ def train_trial(study, spec: StudySpec, trial, run, resuming: bool, control: Con
         return Outcome(trial.number, run.name, "pruned", value, reason)
     if isinstance(last, FinishedEvent) and last.reason == "stopped":
         return Outcome(trial.number, run.name, "stopped", value, "stopped with a checkpoint: --resume continues it")
+    if value is None and isinstance(last, FinishedEvent):
+        value = logged_value(run, spec.metric)  # it had finished before its worker died, untold: its log says
     if spec.metric == "psnr":
         value = final_psnr(run)
     if value is None or not math.isfinite(value):
@@ -262,9 +282,20 @@ def stop_workers(study) -> tuple[int, int]:
         if host != socket.gethostname() or not pid.isdigit():
             elsewhere.add(t.user_attrs.get("worker", "?"))
             continue
+        if not is_sweep_worker(int(pid)):  # long gone, and its PID now someone else's
+            continue
         try:
             os.kill(int(pid), signal.SIGTERM)
             signalled.add(pid)
         except (ProcessLookupError, PermissionError):
             continue
     return len(signalled), len(elsewhere)
+
+
+def is_sweep_worker(pid: int) -> bool:
+    """Whether the process with this PID here is a `vaetui sweep` worker (a PID in the journal may be reused)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(a == b"vaetui" or a.endswith(b"/vaetui") or a == b"vaetui.cli" for a in argv) and b"sweep" in argv

@@ -115,6 +115,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from vaetui.runs import RunStore
 
     root = RunStore(args.runs_dir, include_demo=False).root
+    if args.storage:  # this process and its workers connect with it; study.json keeps it without a password
+        from vaetui.study import STORAGE_ENV, without_password
+
+        os.environ[STORAGE_ENV] = args.storage
+        args.storage = without_password(args.storage)
     spec = _spec_from_args(args, root)
     workers = args.workers
     threads = args.threads or max(1, (os.cpu_count() or 1) // (workers * (args.torchrun or 1)))
@@ -181,6 +186,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     if not args.study_arg:
         raise ConfigError("sweep show", "name the study: vaetui sweep show STUDY")
+    from vaetui.runs import validate_name
+
+    validate_name(args.study_arg)
     root = RunStore(args.runs_dir, include_demo=False).root
     return show(root, args.study_arg, as_json=args.json, out=args.out)
 
