@@ -286,3 +286,35 @@ def test_data_info_reports_what_the_cache_skipped(celeba):
                           str(celeba), "--size", "32"], capture_output=True, text=True, env={**os.environ})
     assert out.returncode == 0, out.stderr
     assert "unreadable skipped" in out.stdout and ".skipped.txt" in out.stdout
+
+
+def test_an_image_replaced_with_its_mtime_kept_is_decoded_again(celeba, tmp_path):
+    """`cp -p`, `rsync -t`, `tar x`: a same-size image with the old mtime kept its stale decode. And the cache it
+    replaces is removed (nothing asks for it again)."""
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(celeba, root)
+    cfg = DataConfig(source="celeba", root=str(root), size=(32, 32))
+    first = open_split(cfg, "valid")
+    folder = root / "celeba" / "img_align_celeba"
+    a, b = folder / first.files[0], folder / first.files[1]
+    # A different image of exactly the same size, its times carried over as `cp -p` does.
+    data = bytearray(a.read_bytes())
+    other = Image.open(b).convert("RGB").resize(Image.open(a).size)
+    stand_in = tmp_path / "stand-in.jpg"
+    for quality in range(95, 5, -1):  # a JPEG of the other face with exactly a's byte count
+        other.save(stand_in, quality=quality)
+        if stand_in.stat().st_size <= len(data):
+            break
+    replaced = stand_in.read_bytes().ljust(len(data), b"\0")  # JPEG readers stop at EOI: padding is ignored
+    st = a.stat()
+    a.write_bytes(replaced)
+    os.utime(a, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (a.stat().st_size, a.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    again = open_split(cfg, "valid")
+    assert again.cache.path != first.cache.path
+    assert torch.equal(again.images([0]), torch.as_tensor(load_rgb(str(a), (32, 32), "native")).unsqueeze(0))
+    assert not torch.equal(again.images([0]), first.images([0]))
+    assert not first.cache.path.exists()  # the superseded cache is gone
+    assert again.cache.path.exists()

@@ -1,8 +1,9 @@
 """Decode once: every image of a split decoded into one uint8 array on disk, then memory-mapped.
 
 Later epochs and later runs take batches as array slices: no PIL, no per-image Python in
-the training loop. The cache is keyed by the files (paths, sizes, mtimes) and the
-geometry, so a changed dataset rebuilds it. It is written under a temporary name and
+the training loop. The cache is keyed by the files (paths, sizes, mtimes, inodes and
+change times) and the geometry, so a changed dataset rebuilds it, and the cache it
+replaces is removed. It is written under a temporary name and
 renamed when complete, so an interrupted build is never used (and its temp file is
 removed by the next build). One process builds at a time, under a file lock.
 """
@@ -31,13 +32,21 @@ BUILDING = ".u8.building"  # the temp file of a build in progress: .<base>.u8.bu
 
 
 def cache_key(folder: Path, files: Sequence[str], size: tuple[int, int], geometry: str) -> str:
-    """A digest of the source files' paths, sizes and mtimes, and the geometry."""
+    """A digest of the source files' identities and the geometry: path, size, mtime, and the inode and its change
+    time (ctime).
+
+    mtime alone can be carried over with the file (`cp -p`, `rsync -t`, `tar x`, `touch -r`): a same-size image
+    copied that way kept its old decode. ctime cannot be set from user space: the kernel sets it to "now" on
+    every write, every new file and every utime() call, so a file that was replaced in any way changes the key.
+    It costs nothing beyond the stat() already made (a content hash of each file's head and tail would cost two
+    reads per file: ~400,000 for CelebA at every start).
+    """
     h = hashlib.sha256()
-    h.update(f"v1|{folder.resolve()}|{size[0]}x{size[1]}|{geometry}|{len(files)}\n".encode())
+    h.update(f"v2|{folder.resolve()}|{size[0]}x{size[1]}|{geometry}|{len(files)}\n".encode())
     for f in files:
         try:
             st = (folder / f).stat()
-            h.update(f"{f}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+            h.update(f"{f}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_ctime_ns}\n".encode())
         except OSError:
             h.update(f"{f}|missing\n".encode())
     return h.hexdigest()[:20]
@@ -152,7 +161,25 @@ def build_or_open(folder: Path, files: Sequence[str], size: tuple[int, int], geo
         meta = {"files": len(files), "good": [i for i in range(len(files)) if i not in errors],
                 "skipped": skipped, "log": str(log) if log else None, "source": str(folder)}
         atomic_write_bytes(meta_path, json.dumps(meta).encode())
+        _remove_superseded(root, base, str(folder))
     return _open(data_path, shape, meta, base)
+
+
+def _remove_superseded(root: Path, base: Path, source: str) -> None:
+    """Remove the caches this build replaces: the same split, size and geometry of the same folder, whose files
+    have changed since (nothing will ask for them again). A process still reading one keeps its mapping."""
+    prefix = base.name[: base.name.rfind("-") + 1]
+    for meta_path in root.glob(f"{prefix}*.json"):
+        old = meta_path.with_suffix("")
+        if old.name == base.name or old.name.rfind("-") + 1 != len(prefix):
+            continue
+        try:
+            if json.loads(meta_path.read_text()).get("source") != source:
+                continue  # another copy of the dataset: still in use
+        except (OSError, ValueError, AttributeError):
+            continue
+        for suffix in (".u8", ".skipped.txt", ".json", ".lock"):
+            old.with_suffix(suffix).unlink(missing_ok=True)
 
 
 def _build(folder, files, size, geometry, name, shape, tmp: Path, data_path: Path, progress, workers) -> dict[int, str]:
