@@ -139,3 +139,22 @@ def test_plot_of_a_run_with_steps_but_no_epoch_draws_its_steps(tmp_path):
     assert main(["plot", "early", "--runs-dir", str(tmp_path), "--out", str(out)]) == 0
     assert len(np.unique(np.asarray(Image.open(out).convert("RGB")).reshape(-1, 3), axis=0)) > 10
     assert main(["plot", "empty", "--runs-dir", str(tmp_path), "--out", str(tmp_path / "e.png")]) == 2
+
+
+def test_eval_of_another_run_s_checkpoint_is_refused_and_a_loose_one_is_not_stored(tmp_path):
+    """`eval a --checkpoint runs/b/ckpt-best.pt` stored b's numbers as a's best."""
+    import shutil
+
+    from vaetui.cli import main
+
+    store = RunStore(tmp_path / "runs", include_demo=False)
+    a, _ = train(store, "a", tiny_config(max_steps=8))
+    b, _ = train(store, "b", tiny_config(max_steps=8, seed=3))
+    common = ["--runs-dir", str(tmp_path / "runs"), "--n", "8", "--k", "1", "--disentangle-n", "64"]
+    assert main(["eval", "a", "--checkpoint", str(b.checkpoint_path("best")), *common]) == 2
+    loose = tmp_path / "elsewhere.pt"
+    shutil.copy(b.checkpoint_path("best"), loose)
+    assert main(["eval", "a", "--checkpoint", str(loose), *common]) == 0
+    assert not (a.path / "eval").exists() or not list((a.path / "eval").glob("*.json"))
+    assert main(["eval", "a", "--checkpoint", "best", *common]) == 0
+    assert [p.name for p in (a.path / "eval").glob("*.json")] == ["best-test-n8-k1-s0.json"]

@@ -22,6 +22,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         raise VaeError(f"--inception-weights {args.inception_weights}: no such file. {INCEPTION_HINT}")
     run, model, config, path = load(args)
+    own = Path(path).resolve().parent == run.path.resolve()
+    if not own and (Path(path).resolve().parent / "config.json").exists():
+        other = Path(path).resolve().parent.name
+        raise VaeError(f"--checkpoint {path} is run {other}'s: evaluate it as that run's "
+                       f"(vaetui eval {other} --checkpoint {Path(path).stem.removeprefix('ckpt-')})")
     split = open_split(config.data, args.split, progress=progress_printer())
     result = evaluate(model, config, split, args.n, args.k, args.seed, progress=progress_printer(),
                       disentangle_n=args.disentangle_n)
@@ -35,7 +40,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     protocol = {"run": run.name, "checkpoint": path.name, "split": args.split, "count": min(args.n, len(split)),
                 "k": args.k, "seed": args.seed, "disentangle_n": min(args.disentangle_n, len(split))}
     result = {"protocol": protocol, **result}
-    stored = None if run.read_only else run.save_eval(result)
+    # Results are stored under the checkpoint's run, by its name: a loose file is measured, never filed as if it
+    # were one of this run's checkpoints.
+    stored = None if run.read_only or not own else run.save_eval(result)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -67,6 +74,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print("  samples: " + samples_summary(result["samples"], detail=True))
     if stored:
         print(f"  stored in {stored}")
+    elif not own:
+        print(f"  not stored: {path} is not one of run {run.name}'s checkpoints")
     return 0
 
 
