@@ -169,3 +169,19 @@ def test_two_threads_asking_at_once_both_get_the_whole_fold(tmp_path, monkeypatc
     assert [line.status for line in lines] == ["finished", "finished"], lines
     assert [line.step for line in lines] == [300, 300]
     assert Summaries(tmp_path / "cache").line(Run(path)).status == "finished"  # and so is what it cached
+
+
+def test_a_resume_with_more_epochs_changes_the_epoch_total(tmp_path):
+    """A monitor open on a run resumed with more --epochs showed "epoch 43/50000" beside "step 340/720000"."""
+    from vaetui.runs import RunStore
+
+    from helpers import tiny_config, train
+
+    store = RunStore(tmp_path, include_demo=False)
+    run, _ = train(store, "r", tiny_config(epochs=1))
+    rh = RunHistory(run.metrics_path, "r", 1, steps="all")  # the monitor, opened on the 1-epoch run
+    rh.refresh()
+    assert (rh.history.epochs_planned, rh.history.total_steps) == (1, 8)
+    train(store, "r", tiny_config(epochs=3), resume=True)
+    rh.refresh()
+    assert (rh.history.epochs_planned, rh.history.total_steps) == (3, 24)

@@ -128,7 +128,7 @@ class Trainer(TrainerState):
             step=self.step, run=self.store.name, device=str(self.device), parameters=parameter_count(self.model),
             total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch, resumed=resumed,
             threads=torch.get_num_threads(), precision=self.precision, compiled=tc.compile,
-            world_size=self.world.size,
+            world_size=self.world.size, epochs=tc.epochs,
         )
         for note in repaired + ([self.thread_note] if self.thread_note else []):
             yield WarningEvent(step=self.step, message=note)

@@ -48,6 +48,7 @@ class StartedEvent(Event):
     precision: str = "fp32"  # as resolved: fp32, bf16 or fp16
     compiled: bool = False
     world_size: int = 1  # processes training it (torchrun)
+    epochs: int | None = None  # epochs planned as it (re)starts: a resume may give more (older logs: absent)
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,8 @@ class History:
     def _started(self, e: StartedEvent) -> None:
         self.device, self.parameters, self.threads, self.precision = e.device, e.parameters, e.threads, e.precision
         self.total_steps, self.steps_per_epoch = e.total_steps, max(e.steps_per_epoch, 1)
+        if e.epochs:  # a resume with more (or fewer) --epochs: what the monitor shows beside the steps
+            self.epochs_planned = e.epochs
         self.status, self.reason, self.error = "running", "", ""
         if self.last is not None:
             self.base_elapsed = self.last.elapsed
