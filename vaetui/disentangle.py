@@ -31,17 +31,23 @@ PROTOCOL = {"bins": BINS, "binning": "equal-frequency", "regressor": f"ridge alp
 
 
 def discretise(x: np.ndarray, bins: int = BINS) -> np.ndarray:
-    """Each column as integers 0..bins-1 by equal-frequency bins; a column with ≤ bins distinct values keeps them."""
+    """Each column as integers 0..bins-1 by equal-frequency bins; a column with ≤ bins distinct values keeps them.
+
+    Tied values always share a bin (a value's place is the centre of its run in sorted order, not where each
+    copy happens to stand), and the bins are the same for a column and its negation: a centre on a bin boundary
+    goes to the bin nearer the middle. (Splitting ties by sample order scored a perfect code of a 30-level factor
+    0.996 and its negation 0.867.)
+    """
     x = np.asarray(x, dtype=np.float64)
     out = np.empty(x.shape, dtype=np.int64)
     for j in range(x.shape[1]):
-        col = x[:, j]
-        values, inverse = np.unique(col, return_inverse=True)
+        values, inverse, counts = np.unique(x[:, j], return_inverse=True, return_counts=True)
         if len(values) <= bins:
-            out[:, j] = inverse
-        else:
-            ranks = np.argsort(np.argsort(col, kind="stable"), kind="stable")
-            out[:, j] = ranks * bins // len(col)
+            out[:, j] = inverse.reshape(-1)
+            continue
+        centre = bins * (np.cumsum(counts) - counts / 2) / len(x)  # each value's run, in units of bins
+        edge = np.where(centre < bins / 2, np.floor(centre), np.ceil(centre) - 1)
+        out[:, j] = np.clip(edge, 0, bins - 1).astype(np.int64)[inverse.reshape(-1)]
     return out
 
 

@@ -56,8 +56,18 @@ def kid(a: np.ndarray, b: np.ndarray, subsets: int = KID_SUBSETS, subset_size: i
     return float(np.mean(values)), float(np.std(values))
 
 
-def _sq_distances(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return np.clip((x**2).sum(1)[:, None] + (y**2).sum(1)[None, :] - 2 * x @ y.T, 0, None)
+def _sq_distances(x: np.ndarray, y: np.ndarray, exact_chunk: int = 65536) -> np.ndarray:
+    """Squared distances: by expansion (|x|² + |y|² − 2x·y, one matrix product), and again by exact differences
+    where the expansion's rounding error could be as large as the distance itself (near-duplicates: a collapsed
+    decoder's identical samples got k-NN radii of rounding noise, not 0)."""
+    nx, ny = (x**2).sum(1), (y**2).sum(1)
+    d = nx[:, None] + ny[None, :] - 2 * x @ y.T
+    scale = nx[:, None] + ny[None, :]
+    i, j = np.nonzero(d <= 1e-9 * scale)
+    for start in range(0, len(i), exact_chunk):
+        ii, jj = i[start : start + exact_chunk], j[start : start + exact_chunk]
+        d[ii, jj] = ((x[ii] - y[jj]) ** 2).sum(1)
+    return np.clip(d, 0, None)
 
 
 def _radii(x: np.ndarray, k: int) -> np.ndarray:
