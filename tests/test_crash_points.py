@@ -116,3 +116,55 @@ def test_a_damaged_latest_is_reported_on_resume_and_replaced(tmp_path, damage):
     skipped = [e.message for e in events if e.kind == "warning" and "skipped a damaged checkpoint" in e.message]
     assert skipped and "ckpt-latest.pt" in skipped[0]
     assert checkpoint.peek(latest)["step"] == 12
+
+
+def _train_and_die_after_step(root: str, name: str, step: int, config) -> None:
+    """In the child: train, and die right after the step event of `step` is logged."""
+    real_append = Run.append_event
+
+    def append(self, event):
+        real_append(self, event)
+        if event.get("type") == "step" and event.get("step") == step:
+            os._exit(0)
+
+    Run.append_event = append
+    train(RunStore(root, include_demo=False), name, config)
+    os._exit(3)
+
+
+def _kill_after_step(root, name: str, step: int, config) -> None:
+    child = multiprocessing.get_context("fork").Process(target=_train_and_die_after_step,
+                                                         args=(str(root), name, step, config))
+    child.start()
+    child.join(120)
+    assert child.exitcode == 0, f"the child did not die after step {step} (exit {child.exitcode})"
+
+
+def _logged(run: Run, kind: str) -> list[dict]:
+    return [json.loads(line) for line in run.metrics_path.read_text().splitlines() if f'"type":"{kind}"' in line]
+
+
+def test_killed_between_checkpoints_the_resumed_log_has_each_step_once(tmp_path):
+    """Steps 4 and 5 were logged after the checkpoint at 3, then the trainer was killed: the resume trains them
+    again and its log holds each step once (the first run's 4 and 5 are dropped, not kept beside the new ones)."""
+    config = tiny_config(epochs=2, checkpoint_every=3)
+    _kill_after_step(tmp_path, "k", 5, config)
+    run = Run(tmp_path / "k")
+    assert [e["step"] for e in _logged(run, "step")] == [1, 2, 3, 4, 5]
+    train(RunStore(tmp_path, include_demo=False), "k", config, resume=True)
+    assert [e["step"] for e in _logged(run, "step")] == list(range(1, 17))
+
+
+@pytest.mark.parametrize("log_every", [1, 2])
+def test_an_epoch_s_train_loss_is_the_same_after_a_mid_epoch_kill(tmp_path, log_every):
+    """The epoch's running sums are training state: a resume from a checkpoint inside epoch 1 must report epoch 1's
+    train loss over all its steps, as the run that was never stopped does (and with log_every 2, the steps since
+    the last step event are in the checkpoint's sums too)."""
+    config = tiny_config(epochs=2, checkpoint_every=3, log_every=log_every)
+    train(RunStore(tmp_path, include_demo=False), "straight", config)
+    _kill_after_step(tmp_path, "killed", 4, config)
+    train(RunStore(tmp_path, include_demo=False), "killed", config, resume=True)
+    straight = [(e["epoch"], e["train_loss"]) for e in _logged(Run(tmp_path / "straight"), "epoch")]
+    resumed = [(e["epoch"], e["train_loss"]) for e in _logged(Run(tmp_path / "killed"), "epoch")]
+    assert [epoch for epoch, _ in resumed] == [1, 2]
+    assert resumed == pytest.approx(straight, rel=1e-6)

@@ -58,9 +58,8 @@ def test_resume_gives_identical_parameters(tmp_path, split_at):
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
-    # The log has each step once.
-    steps = [e["step"] for e in half.read_events()[0] if e["type"] == "step"]
-    assert steps == sorted(set(steps))
+    # (That the log then has each step once is tested where something is left to undo: a trainer killed between
+    # checkpoints, tests/test_crash_points.py. Here the first half ends with a checkpoint at its last step.)
 
 
 def test_pause_resume_stop_and_checkpoint_requests(tmp_path):

@@ -25,8 +25,20 @@ class TrainerState:
             config=self.config, model=self.model, optimizer=self.optimizer, scaler=self.scaler, noise=self.noise,
             device_type=self.device.type, step=self.step, epoch=self.step // self.steps_per_epoch,
             lr_scale=self.lr_scale, best_valid=self.best_valid, nonfinite_total=self.nonfinite_total,
-            rollbacks=self.rollbacks, epoch_sums=self.epoch_sums,
+            rollbacks=self.rollbacks, epoch_sums=self._epoch_sums_now(),
         )
+
+    def _epoch_sums_now(self) -> list:
+        """The epoch's running sums with the steps since the last step event: a checkpoint between two step events
+        (log_every > 1) must hold them, since the resumed trainer starts with an empty window. (Under torchrun the
+        window holds this rank's share alone and summing it would take a collective that only rank 0 reaches
+        here: there a checkpoint keeps the sums of the last step event, as step events are what ranks agree on.)"""
+        window = getattr(self, "window", None)
+        if window is None or window.images == 0 or self.world.distributed:
+            return list(self.epoch_sums)
+        loss, recon, kl = window.sums.tolist()
+        es = self.epoch_sums
+        return [es[0] + loss, es[1] + recon, es[2] + kl, es[3] + window.images]
 
     def _restore(self, state: dict) -> str | None:
         """Load a checkpoint's state; returns a note when the noise generator had to be reseeded."""
