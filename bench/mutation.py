@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # module -> the tests that guard it (pytest node ids or -k expressions on files), fast and in-process
 GUARDS = {
-    "locks": ["tests/test_trust.py", "-k", "lock or heartbeat or racing"],
+    "locks": ["tests/test_locks.py", "tests/test_trust.py", "-k", "lock or heartbeat or racing"],
     "logfile": ["tests/test_log_identity.py", "tests/test_history.py", "tests/test_trust.py", "-k",
                 "log or rewrit or torn or truncat or fsync or summary or refresh or history"],
     "control": ["tests/test_control.py", "-k", "not headless"],
@@ -113,8 +113,12 @@ def main() -> int:
             continue
         print(f"vaetui/{module}.py: {r['killed']} killed, {r['survived']} survived, score {r['score']:.0%} "
               f"({r['seconds']} s{', ' + str(r['other']) if r['other'] else ''})", flush=True)
+        by_function: dict[str, int] = {}
         for name in r["survivors"]:
-            print(f"  survived: {name}")
+            function = re.sub(r"__mutmut_\d+$", "", name.split(".", 2)[-1]).replace("\u01c1", ".").lstrip("x_.")
+            by_function[function] = by_function.get(function, 0) + 1
+        if by_function:
+            print("  survivors by function: " + ", ".join(f"{f} {n}" for f, n in sorted(by_function.items())))
     if args.json:
         print(json.dumps(results, indent=2))
     return 0

@@ -117,8 +117,9 @@ def test_another_process_pauses_checkpoints_resumes_and_stops_a_headless_trainer
         paused_at = _events(run)[-1]["step"]
         asked.checkpoint()
         _wait(lambda: any(e["type"] == "checkpoint" for e in _events(run)))
-        time.sleep(0.5)
-        assert max(e["step"] for e in _events(run)) == paused_at  # a checkpoint while paused, no steps
+        asked.checkpoint()  # served too: the paused trainer went round its loop again, and trained no step
+        _wait(lambda: sum(e["type"] == "checkpoint" for e in _events(run)) == 2)
+        assert max(e["step"] for e in _events(run)) == paused_at  # checkpoints while paused, no steps
         asked.resume()
         _wait(lambda: max(e["step"] for e in _events(run)) > paused_at)
         asked.stop()

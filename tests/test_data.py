@@ -220,6 +220,7 @@ def counted(args):
     return real(args)
 cache._decode_chunk = counted
 files = sorted(p.name for p in folder.iterdir())
+Path(sys.argv[5] + f".ready-{os.getpid()}").touch()  # at the start line
 while not Path(sys.argv[5]).exists():  # start together
     time.sleep(0.005)
 c = cache.build_or_open(folder, files, (32, 32), "native", "race", workers=1)
@@ -259,7 +260,10 @@ def test_two_processes_building_one_cache_decode_it_once(celeba, tmp_path):
     procs = [subprocess.Popen([sys.executable, "-c", BUILD, str(images), str(tmp_path / "m"), str(tmp_path / "n"),
                                "0.05", str(go)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
-    time.sleep(1.5)  # both are waiting at the start line
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("go.ready-*"))) < 2:  # both are waiting at the start line
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "a builder never got ready"
+        time.sleep(0.02)
     go.touch()
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs

@@ -52,7 +52,7 @@ def test_train_pause_quit_and_resume_in_tmux(tmp_path):
         tmux.wait_for(r"preset\s+faces64")
         # preset: open the list, one down (faces64 -> tiny), choose
         tmux.send("Enter")
-        time.sleep(0.5)
+        tmux.wait_for(r"seed-l3")  # the list is open
         tmux.send("Down", "Enter")
         tmux.wait_for(r"preset\s+tiny")
         # to the epochs field: data, precision, root, size, latent, beta, warm-up, cycles, free bits, lr, batch, epochs
