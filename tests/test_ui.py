@@ -549,3 +549,26 @@ def test_monitor_follows_a_run_through_a_kill_and_a_resume(tmp_path):
         for p in procs:
             p.kill()
             p.wait()
+
+
+def test_deleting_a_symlinked_run_in_the_runs_list_says_why_in_one_line(tmp_path):
+    """`x` on a run that is a symbolic link raised an OSError in the TUI; now one line, and nothing is deleted."""
+    make_finished_run(tmp_path / "elsewhere", name="real")
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "linked").symlink_to(tmp_path / "elsewhere" / "real")
+
+    async def scenario():
+        app = make_app(runs_dir=tmp_path / "runs", include_demo=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            runs = app.screen
+            await wait_for(pilot, lambda: runs.infos and [i.name for i in runs.infos] == ["linked"])
+            await pilot.press("x")
+            await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+            await pilot.press("y")
+            await wait_for(pilot, lambda: any("is a link to" in n.message for n in app._notifications))
+            return [n.message for n in app._notifications]
+
+    messages = asyncio.run(scenario())
+    said = next(m for m in messages if "is a link to" in m)
+    assert "\n" not in said and "remove the link" in said
+    assert (tmp_path / "elsewhere" / "real" / "config.json").exists() and (tmp_path / "runs" / "linked").is_symlink()
