@@ -33,10 +33,10 @@ GUARDS = {
     "logfile": ["tests/test_log_identity.py", "tests/test_history.py", "tests/test_trust.py", "-k",
                 "log or rewrit or torn or truncat or fsync or summary or refresh or history"],
     "control": ["tests/test_control.py", "-k", "not headless"],
-    "checkpoint": ["tests/test_runs.py", "tests/test_crash_points.py", "-k", "checkpoint or damaged or crc or corrupt "
-                   "or flipped or peek or kill or repaired"],
-    "trainer_state": ["tests/test_crash_points.py", "tests/test_trust.py", "-k", "kill or rollback or resume or "
-                      "nonfinite or repaired or damaged"],
+    "checkpoint": ["tests/test_runs.py", "tests/test_trust.py", "tests/test_crash_points.py", "-k",
+                   "flipped or truncated_and_garbage or cuda_generator or damaged_latest"],
+    "trainer_state": ["tests/test_crash_points.py", "tests/test_engine.py", "-k",
+                      "old_order or train_loss or identical_parameters or rolled_back"],
 }
 
 

@@ -107,7 +107,7 @@ def test_a_password_is_never_written_to_disk(tmp_path, monkeypatch):
 
 def test_sweep_show_checks_the_name_and_writes_nothing(tmp_path):
     runs = tmp_path / "runs"
-    one_line(vaetui("sweep", "show", "../etc", "--runs-dir", runs), "invalid run name")
+    one_line(vaetui("sweep", "show", "../etc", "--runs-dir", runs), "invalid study name")
     db = tmp_path / "studies.db"
     spec = StudySpec("ghost", load_space("latent"), storage=f"sqlite:///{db}")
     write_spec(runs, spec)

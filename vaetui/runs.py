@@ -42,10 +42,10 @@ def is_study_folder(path: Path) -> bool:
     return any((Path(path) / f).exists() for f in STUDY_FILES)
 
 
-def validate_name(name: str) -> str:
-    """A run name is a plain folder name: letters, digits, '.', '_', '-' (no path traversal)."""
+def validate_name(name: str, what: str = "run") -> str:
+    """A run (or study) name is a plain folder name: letters, digits, '.', '_', '-' (no path traversal)."""
     if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
-        raise RunError(f"invalid run name {name!r}: use letters, digits, '.', '_' or '-' (at most 80)")
+        raise RunError(f"invalid {what} name {name!r}: use letters, digits, '.', '_' or '-' (at most 80)")
     return name
 
 

@@ -28,7 +28,7 @@ def _spec_from_args(args: argparse.Namespace, root: Path):
     if args.preset:
         given["preset"] = args.preset
     name = args.study or (args.space if args.space in ("latent", "beta") else Path(args.space).stem)
-    validate_name(name)
+    validate_name(name, "study")
     folder = study_dir(root, name)
     if (folder / "config.json").exists():
         raise ConfigError("study", f"{name!r} is a run (runs and studies share one namespace): choose another "
@@ -188,7 +188,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         raise ConfigError("sweep show", "name the study: vaetui sweep show STUDY")
     from vaetui.runs import validate_name
 
-    validate_name(args.study_arg)
+    validate_name(args.study_arg, "study")
     root = RunStore(args.runs_dir, include_demo=False).root
     return show(root, args.study_arg, as_json=args.json, out=args.out)
 
