@@ -23,5 +23,9 @@ class CheckpointError(VaeError):
     """A checkpoint that is missing, truncated, corrupt or does not match the run."""
 
 
+class NoCheckpointYet(CheckpointError):
+    """A run that has not saved a checkpoint yet (a resume then starts from step 0: not a failure)."""
+
+
 class RunError(VaeError):
     """A run that does not exist, is locked by a live trainer, or has an invalid name."""

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from vaetui import checkpoint, locks
 from vaetui.config import RunConfig
-from vaetui.errors import CheckpointError, RunError, VaeError
+from vaetui.errors import CheckpointError, NoCheckpointYet, RunError, VaeError
 from vaetui.files import atomic_write_bytes, remove_abandoned_temps
 from vaetui.logfile import EventLog
 
@@ -196,7 +196,7 @@ class Run:
                     raise
                 warnings.append(str(exc))
         if not ranked and not any(p.exists() for p in order):
-            raise CheckpointError(f"run {self.name} has no checkpoint yet: train it first (vaetui train --resume {self.name})")
+            raise NoCheckpointYet(f"run {self.name} has no checkpoint yet: train it first (vaetui train --resume {self.name})")
         raise CheckpointError(f"no usable checkpoint in {self.path}: " + "; ".join(warnings))
 
     def checkpoint_step(self, path: Path) -> int | None:

@@ -10,7 +10,7 @@ from typing import Iterator
 import torch
 
 from vaetui import build, checkpoint, distributed
-from vaetui.errors import CheckpointError, VaeError
+from vaetui.errors import NoCheckpointYet, VaeError
 from vaetui.events import CheckpointEvent, Event, WarningEvent
 
 MAX_NONFINITE_IN_A_ROW = 5
@@ -65,9 +65,8 @@ class TrainerState:
             try:
                 state, path, warnings = self.store.load_checkpoint(None, map_location="cpu")
                 name = path.name
-            except CheckpointError as exc:
-                if "no checkpoint yet" not in str(exc):
-                    raise
+            except NoCheckpointYet:
+                pass
         return distributed.broadcast(state, self.world), name, warnings
 
     def _weights_finite(self) -> bool:
