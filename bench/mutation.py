@@ -30,11 +30,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # module -> the tests that guard it (pytest node ids or -k expressions on files), fast and in-process
 GUARDS = {
     "locks": ["tests/test_locks.py", "tests/test_trust.py", "-k", "lock or heartbeat or racing"],
-    "logfile": ["tests/test_log_identity.py", "tests/test_history.py", "tests/test_trust.py", "-k",
-                "log or rewrit or torn or truncat or fsync or summary or refresh or history"],
+    "logfile": ["tests/test_logfile.py", "tests/test_log_identity.py", "tests/test_history.py", "tests/test_trust.py",
+                "-k", "log or rewrit or torn or truncat or fsync or summary or refresh or history"],
     "control": ["tests/test_control.py", "-k", "not headless"],
-    "checkpoint": ["tests/test_runs.py", "tests/test_trust.py", "tests/test_crash_points.py", "-k",
-                   "flipped or truncated_and_garbage or cuda_generator or damaged_latest"],
+    "checkpoint": ["tests/test_checkpoint_format.py", "tests/test_runs.py", "tests/test_trust.py",
+                   "tests/test_crash_points.py", "-k",
+                   "checkpoint_format or flipped or truncated_and_garbage or cuda_generator or damaged_latest"],
     "trainer_state": ["tests/test_crash_points.py", "tests/test_engine.py", "-k",
                       "old_order or train_loss or identical_parameters or rolled_back"],
 }

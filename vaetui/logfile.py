@@ -84,7 +84,7 @@ class EventLog:
             lines = self.path.read_bytes().splitlines(keepends=True)
         except FileNotFoundError:
             return
-        keep, generation = [], 0
+        keep, generation, headers = [], 0, 0
         for line in lines:
             if not line.endswith(b"\n"):
                 continue  # a torn last line
@@ -93,11 +93,13 @@ class EventLog:
             except ValueError:
                 continue
             if e.get("type") == HEADER:
-                generation = max(generation, int(e.get("generation", 0)))
+                number = e.get("generation")
+                generation = max(generation, number if isinstance(number, int) else 0)
+                headers += 1
             elif e.get("step", 0) <= step or e.get("type") == "started":
                 keep.append(line)
-        if len(keep) == len(lines):
-            return
+        if len(keep) + headers == len(lines):
+            return  # nothing to drop: the file (and so its identity to followers) stays as it is
         # A new first line: followers know the file by it (see LogFollower), since the rewritten file may well get
         # the old one's inode back and grow past a follower's offset before it looks again.
         header = json.dumps({"type": HEADER, "generation": generation + 1, "time": time.time()},
