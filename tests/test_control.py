@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -136,3 +137,28 @@ def test_another_process_pauses_checkpoints_resumes_and_stops_a_headless_trainer
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.splitlines()[-1])["reason"] == "max_steps"
+
+
+def test_where_intents_begin_is_clamped_to_the_file(tmp_path, monkeypatch):
+    """A start past the file's end (it was replaced by a shorter one) still reads what is appended next; a
+    negative one reads from the start."""
+    from vaetui.control import FROM_ENV, intents_from
+
+    path = tmp_path / "control.jsonl"
+    monkeypatch.setenv(FROM_ENV, "-3")
+    assert intents_from(path) == 0
+    monkeypatch.setenv(FROM_ENV, "0")
+    path.write_text(json.dumps({"intent": "pause"}) + "\n")
+    control = Control()
+    ControlWatcher(tmp_path, control).poll()
+    assert control.paused.is_set()  # 0: everything in the file is for this trainer
+    monkeypatch.setenv(FROM_ENV, "100000")
+    control = Control()
+    watcher = ControlWatcher(tmp_path, control)
+    watcher.poll()
+    assert not control.paused.is_set()
+    ControlFile(tmp_path).stop()
+    watcher.poll()
+    assert control.stop_requested.is_set()
+    line = json.loads(path.read_text().splitlines()[-1])
+    assert line["intent"] == "stop" and line["by"].endswith(f":{os.getpid()}") and line["time"] > 0
