@@ -92,10 +92,40 @@ def test_a_run_left_by_the_old_order_is_repaired_on_resume(tmp_path, falling_val
     for label in ("best", "latest"):  # both as epoch 1 left them
         shutil.copy(run.checkpoint_path("epoch-1"), run.checkpoint_path(label))
     _, events = train(store, "r", tiny_config(epochs=2, checkpoint_every=100), resume=True)
-    notes = [e.message for e in events if e.kind == "warning"]
-    assert any(n.startswith("repaired ckpt-best.pt") for n in notes), notes
-    assert any(n.startswith("repaired ckpt-latest.pt") for n in notes), notes
+    assert [e.message for e in events if e.kind == "warning"] == [
+        "repaired ckpt-latest.pt (it held step 8): it now holds step 16, as ckpt-epoch-2.pt does",
+        "repaired ckpt-best.pt (it held step 8, not the log's best epoch, which ended at step 16): it now holds "
+        "step 16, as ckpt-latest.pt does"]
     _agrees_with_its_log(run)
+    shutil.copy(run.checkpoint_path("epoch-1"), run.checkpoint_path("latest"))
+    run.checkpoint_path("best").unlink()  # and with no ckpt-best at all
+    _, events = train(store, "r", tiny_config(epochs=2, checkpoint_every=100), resume=True)
+    assert [e.message for e in events if e.kind == "warning"][1] == (
+        "repaired ckpt-best.pt (missing or damaged, not the log's best epoch, which ended at step 16): it now "
+        "holds step 16, as ckpt-latest.pt does")
+    _agrees_with_its_log(run)
+
+
+def test_the_best_is_the_earliest_checkpoint_that_carries_the_best_loss(tmp_path, monkeypatch):
+    """Later checkpoints carry the same best validation loss with other weights: the repair must copy the one
+    from the epoch end where it was reached, and copy nothing when that one was pruned."""
+    real = engine.Trainer.evaluate
+    losses = {8: 50.0, 16: 60.0, 24: 70.0}  # epoch 1 stays the best
+    monkeypatch.setattr(engine.Trainer, "evaluate",
+                        lambda self, count=None: {**real(self, count), "loss": losses[self.step]})
+    store = RunStore(tmp_path, include_demo=False)
+    run, _ = train(store, "b", tiny_config(epochs=3, checkpoint_every=100, keep_last=5))
+    assert checkpoint.peek(run.checkpoint_path("best"))["step"] == 8
+    shutil.copy(run.checkpoint_path("epoch-2"), run.checkpoint_path("best"))  # wrong weights, the same best_valid
+    run.checkpoint_path("best").unlink()
+    _, events = train(store, "b", tiny_config(epochs=3, checkpoint_every=100, keep_last=5), resume=True)
+    assert checkpoint.peek(run.checkpoint_path("best"))["step"] == 8  # epoch 1's, not epoch 2's or 3's
+    assert any("as ckpt-epoch-1.pt does" in e.message for e in events if e.kind == "warning")
+    run.checkpoint_path("best").unlink()
+    run.checkpoint_path("epoch-1").unlink()  # pruned: no checkpoint holds epoch 1's weights any more
+    _, events = train(store, "b", tiny_config(epochs=3, checkpoint_every=100, keep_last=5), resume=True)
+    assert not run.checkpoint_path("best").exists()  # nothing copied rather than the wrong weights
+    assert not [e for e in events if e.kind == "warning"]
 
 
 @pytest.mark.parametrize("damage", ["zero bytes", "truncated", "empty dict"])

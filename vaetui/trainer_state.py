@@ -3,7 +3,6 @@ rolling back after non-finite losses. A base of engine.Trainer, kept apart so th
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Iterator
 
@@ -121,17 +120,37 @@ class TrainerState:
             label = f"epoch-{self.step // spe}"
             if store.checkpoint_step(store.checkpoint_path(label)) != self.step:
                 copy(resumed, label, "missing or damaged")
+        best_step = self._logged_best_step()
         best = checkpoint.peek(store.checkpoint_path("best")) or {}
-        if math.isfinite(self.best_valid) and best.get("best_valid") != self.best_valid:
-            # The best weights are those of the epoch end where best_valid was reached: the earliest checkpoint
-            # that carries it (later ones carry it too, with other weights). If keep_last pruned it, none is left.
-            found = sorted((int(info["step"]), path) for path in store.checkpoint_candidates()
-                           if (info := checkpoint.peek(path) or {}).get("best_valid") == self.best_valid
-                           and "step" in info)
-            if found and found[0][0] % spe == 0:
+        if best_step is not None and best.get("step") != best_step:
+            # The best weights are those of the step where the log says the best epoch ended; later checkpoints
+            # carry the same best_valid with other weights. When keep_last pruned that step's files, none is left.
+            source = next((p for p in store.checkpoint_candidates() if store.checkpoint_step(p) == best_step), None)
+            if source is not None:
                 held = f"it held step {best['step']}" if "step" in best else "missing or damaged"
-                copy(found[0][1], "best", f"{held}, not the log's best validation loss {self.best_valid:.6g}")
+                copy(source, "best", f"{held}, not the log's best epoch, which ended at step {best_step}")
         return notes
+
+    def _logged_best_step(self) -> int | None:
+        """The step at which the log's last best epoch ended (the log is already truncated to the resumed step)."""
+        import json
+
+        from vaetui.logfile import line_kind
+
+        step = None
+        try:
+            data = self.store.metrics_path.read_bytes()
+        except OSError:
+            return None
+        for line in data.splitlines():
+            if line_kind(line) == "epoch":
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if event.get("best") is True and isinstance(event.get("step"), int):
+                    step = event["step"]
+        return step
 
     def _rollback(self) -> Iterator[Event]:
         self.rollbacks += 1
