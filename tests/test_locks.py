@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -39,6 +40,8 @@ def test_no_file_no_holder_and_a_held_lock_names_this_process(tmp_path):
     assert h == {"pid": os.getpid(), "host": HERE, "alive": True, "age": None}
     saved = json.loads(path.read_text())
     assert saved["pid"] == os.getpid() and saved["host"] == HERE and saved["heartbeat"] == saved["time"]
+    assert isinstance(saved["heartbeat"], float) and abs(saved["heartbeat"] - time.time()) < 60  # a real beat
+    assert lock._thread.daemon  # the heartbeat never keeps a finished process alive
     assert len(path.read_bytes()) == locks.RECORD_BYTES
     with pytest.raises(locks.HeldElsewhere, match="this process already trains this run"):
         lock.acquire()
@@ -158,3 +161,47 @@ def test_file_lock_blocks_a_second_holder_until_the_first_leaves(tmp_path):
     assert fd is not None
     os.close(fd)
     assert locks.try_lock(tmp_path / "missing") is None
+
+
+def test_a_lock_file_removed_between_open_and_flock_is_made_again_and_held(tmp_path, monkeypatch):
+    """The holder before released (and removed) the file between our open and our flock: holding the removed
+    inode would let the next taker make a new file and hold it too."""
+    path = tmp_path / "lock"
+    path.write_text("")
+    real_open = os.open
+    calls = {"n": 0}
+
+    def vanishing_open(p, flags, *mode):
+        fd = real_open(p, flags, *mode)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            os.unlink(p)
+        return fd
+
+    monkeypatch.setattr(locks.os, "open", vanishing_open)
+    lock = locks.RunLock(path)
+    assert lock.acquire() is None
+    monkeypatch.setattr(locks.os, "open", real_open)
+    assert calls["n"] == 2 and os.path.samestat(os.fstat(lock._fd), os.stat(path))  # the file at the path
+    assert locks.try_lock(path) is None
+    lock.release()
+
+
+def test_a_taker_that_has_not_written_its_name_yet_is_waited_for(tmp_path):
+    """A lock held by a taker whose record is still empty: holder(wait=True) gives it a moment to write it."""
+    import fcntl
+    import threading
+
+    path = tmp_path / "lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        assert locks.holder(path) == {"pid": -1, "host": "?", "alive": True, "age": None}  # held, nameless
+        writer = threading.Timer(0.1, lambda: os.pwrite(fd, json.dumps({"pid": 77, "host": HERE}).encode(), 0))
+        writer.start()
+        assert locks.holder(path, wait=True)["pid"] == 77
+        writer.join()
+        with pytest.raises(locks.HeldElsewhere, match=f"^pid 77 on {HERE}$"):
+            locks.RunLock(path).acquire()
+    finally:
+        os.close(fd)

@@ -415,7 +415,7 @@ def test_a_lock_file_replaced_between_open_and_flock_is_not_taken(tmp_path, monk
 
     monkeypatch.setattr(locks.os, "open", racing_open)
     loser = locks.RunLock(path)
-    with pytest.raises(locks.HeldElsewhere):
+    with pytest.raises(locks.HeldElsewhere, match=f"^pid {os.getpid()} on "):  # names the winner
         loser.acquire()
     monkeypatch.setattr(locks.os, "open", real_open)
     assert winner.held and not loser.held
