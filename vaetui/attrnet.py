@@ -180,9 +180,9 @@ class InceptionFeatures(nn.Module):
                 from None
         state = _tensors_only(weights)
         try:
-            # torch-fidelity's constructor loads a path with torch.load(weights_only=False), which would run code
-            # in a crafted file: it only ever sees a file written here from tensors already loaded with
-            # weights_only=True.
+            # torch-fidelity's constructor unpickles the path it is given with no restriction, which would run code
+            # in a crafted file: it only ever sees a file written here from tensors already read with
+            # weights_only=True (_tensors_only).
             import tempfile
 
             with tempfile.TemporaryDirectory(prefix="vaetui-inception-") as tmp:

@@ -19,27 +19,12 @@ from vaetui.config import RunConfig
 from vaetui.errors import CheckpointError, NoCheckpointYet, RunError, VaeError
 from vaetui.files import atomic_write_bytes, remove_abandoned_temps
 from vaetui.logfile import EventLog
+from vaetui.run_files import is_study_folder, remove_run_files
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 DEFAULT_ROOT = Path("checkpoints")
 # Among checkpoints of the same step: the newest kind of file first.
 _KIND_ORDER = {"latest": 0, "epoch": 1, "best": 2}
-
-
-# What a run's folder holds (everything else in it is somebody else's and is never deleted with the run).
-RUN_FILE_RE = re.compile(r"^(config\.json|metrics\.jsonl|lock|control\.jsonl|train\.log|ckpt-[A-Za-z0-9-]+\.pt"
-                         r"|\..+\.tmp)$")
-RUN_FOLDERS = {"snapshots": (".png", ".tmp"), "eval": (".json", ".tmp")}
-# What marks a folder as a study's (vaetui.study): never a run's too.
-STUDY_FILES = ("study.json", "journal.log")
-
-
-def _is_run_file(name: str) -> bool:
-    return bool(RUN_FILE_RE.match(name))
-
-
-def is_study_folder(path: Path) -> bool:
-    return any((Path(path) / f).exists() for f in STUDY_FILES)
 
 
 def validate_name(name: str, what: str = "run") -> str:
@@ -288,18 +273,6 @@ def load_checkpoint_file(path: Path, map_location: str = "cpu") -> dict[str, Any
     return checkpoint.load(path, map_location)
 
 
-def damaged_info(run: Run):
-    """The runs-list line of a run whose config.json is damaged: its name, status "damaged", nothing else known."""
-    from vaetui.summaries import RunInfo
-
-    try:
-        updated = run.config_path.stat().st_mtime
-    except OSError:
-        updated = 0.0
-    return RunInfo(name=run.name, preset="?", data="?", size="?", latent=0, beta=float("nan"), epochs_done=0,
-                   epochs=0, step=0, best_valid=None, status="damaged", updated=updated, read_only=run.read_only)
-
-
 class RunStore:
     """All runs under one folder (default ./checkpoints), plus the packaged read-only demo run."""
 
@@ -392,32 +365,14 @@ class RunStore:
 
         A run that is a symbolic link is refused: vaetui deletes only what it made, not where a link points.
         """
-        import shutil
-
         run = self._editable(name)
         if run.path.is_symlink():
             raise RunError(f"run {name} is a link to {os.readlink(run.path)}: remove the link (rm "
                            f"{run.path}) and the folder it points to yourself")
-        left = []
         try:
-            for entry in sorted(run.path.iterdir()):
-                if entry.name in RUN_FOLDERS and entry.is_dir() and not entry.is_symlink():
-                    for inner in entry.iterdir():
-                        if inner.is_file() and not inner.is_symlink() and inner.suffix in RUN_FOLDERS[entry.name]:
-                            inner.unlink()
-                        else:
-                            left.append(f"{entry.name}/{inner.name}")
-                    if not any(entry.iterdir()):
-                        entry.rmdir()
-                elif _is_run_file(entry.name) and (entry.is_file() or entry.is_symlink()):
-                    entry.unlink()
-                else:
-                    left.append(entry.name)
-            if not left:
-                run.path.rmdir()
+            return remove_run_files(run.path)
         except OSError as exc:
             raise RunError(f"cannot delete run {name}: {exc.strerror or exc}") from None
-        return left
 
     def infos(self) -> list:
         """RunInfo for every run; one whose config.json cannot be read is listed as damaged, not left out."""
@@ -430,6 +385,8 @@ class RunStore:
             try:
                 out.append(run.info(self.summaries))
             except VaeError:
+                from vaetui.summaries import damaged_info
+
                 out.append(damaged_info(run))
         return out
 

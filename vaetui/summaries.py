@@ -42,6 +42,16 @@ class RunInfo:
         return dict(self.__dict__)
 
 
+def damaged_info(run) -> RunInfo:
+    """The runs-list line of a run whose config.json is damaged: its name, status "damaged", nothing else known."""
+    try:
+        updated = run.config_path.stat().st_mtime
+    except OSError:
+        updated = 0.0
+    return RunInfo(name=run.name, preset="?", data="?", size="?", latent=0, beta=float("nan"), epochs_done=0,
+                   epochs=0, step=0, best_valid=None, status="damaged", updated=updated, read_only=run.read_only)
+
+
 def _signature(run) -> tuple:
     """What changes when a run changes: its config, its log (identity and size) and its lock file."""
     out = []
