@@ -116,10 +116,13 @@ def test_another_process_pauses_checkpoints_resumes_and_stops_a_headless_trainer
         asked.pause()
         _wait(lambda: any(e["type"] == "state" and e["state"] == "paused" for e in _events(run)))
         paused_at = _events(run)[-1]["step"]
+        saved = lambda: [e for e in _events(run) if e["type"] == "checkpoint" and e["step"] == paused_at]  # noqa: E731
+        before = len(saved())  # an epoch that ended just before the pause saved its own
         asked.checkpoint()
-        _wait(lambda: any(e["type"] == "checkpoint" for e in _events(run)))
+        _wait(lambda: len(saved()) == before + 1)
         asked.checkpoint()  # served too: the paused trainer went round its loop again, and trained no step
-        _wait(lambda: sum(e["type"] == "checkpoint" for e in _events(run)) == 2)
+        _wait(lambda: len(saved()) == before + 2)
+        assert [e["label"] for e in saved()[before:]] == ["latest", "latest"]
         assert max(e["step"] for e in _events(run)) == paused_at  # checkpoints while paused, no steps
         asked.resume()
         _wait(lambda: max(e["step"] for e in _events(run)) > paused_at)
