@@ -116,23 +116,15 @@ def value_of(event, metric: str) -> float | None:
 
 
 def logged_value(run, metric: str) -> float | None:
-    """The last finite value of the metric in the run's log (what its epochs reported while it trained)."""
+    """The metric of the run's last epoch in its log (what that epoch reported while it trained), if finite."""
     import math
 
-    from vaetui.events import event_from_json
-    from vaetui.logfile import parse_lines
-
-    value = None
-    try:
-        data = run.metrics_path.read_bytes()
-    except OSError:
+    epochs = run.history(steps="none").epochs
+    if not epochs or metric not in ("valid-loss", "elbo"):
         return None
-    for line in parse_lines(data):
-        event = event_from_json(line)
-        v = value_of(event, metric) if event is not None else None
-        if v is not None and math.isfinite(v):
-            value = v
-    return value
+    last = epochs[-1]
+    value = last.valid_loss if metric == "valid-loss" else last.valid_recon + last.valid_kl
+    return value if math.isfinite(value) else None
 
 
 def final_psnr(run) -> float:

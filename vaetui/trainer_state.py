@@ -133,24 +133,7 @@ class TrainerState:
 
     def _logged_best_step(self) -> int | None:
         """The step at which the log's last best epoch ended (the log is already truncated to the resumed step)."""
-        import json
-
-        from vaetui.logfile import line_kind
-
-        step = None
-        try:
-            data = self.store.metrics_path.read_bytes()
-        except OSError:
-            return None
-        for line in data.splitlines():
-            if line_kind(line) == "epoch":
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                if event.get("best") is True and isinstance(event.get("step"), int):
-                    step = event["step"]
-        return step
+        return next((r.step for r in reversed(self.store.history(steps="none").epochs) if r.best), None)
 
     def _rollback(self) -> Iterator[Event]:
         self.rollbacks += 1
