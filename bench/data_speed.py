@@ -22,7 +22,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from vaetui.config import DataConfig
+from vaetui.config.settings import DataConfig
 from vaetui.data import open_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the fake datasets live there

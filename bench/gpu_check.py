@@ -39,10 +39,11 @@ def main() -> int:
     atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     os.environ["VAETUI_CACHE_DIR"] = str(tmp / "cache")
     make_fake_celeba(tmp, n=args.n)
-    from vaetui.config import preset, with_overrides
-    from vaetui.engine import Trainer
-    from vaetui.events import FailedEvent, StartedEvent, StepEvent
-    from vaetui.runs import RunStore
+    from vaetui.config.presets import preset
+    from vaetui.config.resolve import with_overrides
+    from vaetui.train.engine import Trainer
+    from vaetui.runs.events import FailedEvent, StartedEvent, StepEvent
+    from vaetui.runs.store import RunStore
 
     name = torch.cuda.get_device_name(0)
     print(f"{name}, torch {torch.__version__}, CUDA {torch.version.cuda}, seed preset 218x178, batch {args.batch}, "

@@ -25,14 +25,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--fused-adam", action="store_true")
     args = ap.parse_args()
-    from vaetui.perf import tune_allocator
+    from vaetui.runtime import tune_allocator
 
     tune_allocator()
     import torch
     from torch import nn
 
-    from vaetui.losses import vae_loss
-    from vaetui.model import ConvVAE
+    from vaetui.models.losses import vae_loss
+    from vaetui.models.vae import ConvVAE
 
     torch.set_num_threads(args.threads)
     h, w = map(int, args.size.split("x"))

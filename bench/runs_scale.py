@@ -28,8 +28,9 @@ from pathlib import Path
 
 from term import Term
 
-from vaetui.config import preset, with_overrides
-from vaetui.events import CheckpointEvent, EpochEvent, EvalEvent, FinishedEvent, ImagesEvent, StartedEvent, StepEvent
+from vaetui.config.presets import preset
+from vaetui.config.resolve import with_overrides
+from vaetui.runs.events import CheckpointEvent, EpochEvent, EvalEvent, FinishedEvent, ImagesEvent, StartedEvent, StepEvent
 
 SPE = 500  # steps per epoch of the generated runs
 

@@ -104,7 +104,7 @@ class LoadMeter:
 # ----------------------------------------------------------------------------- the seed loop and the tuned loop
 def stock_convolutions() -> None:
     """vaetui's convolutions with torch.nn's own backward (oneDNN computes the bias gradient too), in this process."""
-    import vaetui.convgrad
+    import vaetui.models.convgrad
 
     vaetui.convgrad._split = lambda x, bias: False
 
@@ -119,7 +119,7 @@ def plain_worker(root: str, size: tuple[int, int], steps: int, threads: int, tun
     from torchvision import transforms
 
     from vaetui.data.celeba import load_index
-    from vaetui.model import ConvVAE
+    from vaetui.models.vae import ConvVAE
 
     stock_convolutions()  # the seed's network: torch.nn's convolutions, as they come
     torch.set_num_threads(threads)
@@ -187,14 +187,15 @@ def plain_worker(root: str, size: tuple[int, int], steps: int, threads: int, tun
 
 # ----------------------------------------------------------------------------- vaetui
 def engine_worker(root: str, size: tuple[int, int], steps: int, threads: int, precision: str, extra: dict) -> dict:
-    from vaetui.perf import tune_allocator
+    from vaetui.runtime import tune_allocator
 
     tune_allocator()
-    from vaetui.config import preset, with_overrides
-    from vaetui.engine import Trainer
-    from vaetui.events import FailedEvent, StepEvent
-    from vaetui.model import ConvVAE
-    from vaetui.runs import RunStore
+    from vaetui.config.presets import preset
+    from vaetui.config.resolve import with_overrides
+    from vaetui.train.engine import Trainer
+    from vaetui.runs.events import FailedEvent, StepEvent
+    from vaetui.models.vae import ConvVAE
+    from vaetui.runs.store import RunStore
 
     cfg = with_overrides(preset("seed"), {
         "data_root": root, "size": f"{size[0]}x{size[1]}", "max_steps": steps + 2, "log_every": 1,

@@ -34,8 +34,9 @@ from pathlib import Path
 
 from term import Freezer, Term
 
-from vaetui.config import preset, with_overrides
-from vaetui.runs import Run, RunStore
+from vaetui.config.presets import preset
+from vaetui.config.resolve import with_overrides
+from vaetui.runs.store import Run, RunStore
 
 COLS, ROWS = 120, 40
 
@@ -76,8 +77,8 @@ def cpu_seconds(pid: int) -> float:
 
 def trainers_of(runs: Path) -> list[int]:
     """The pids of the processes training runs here, from each run's lock (the window's trainer outlives it)."""
-    held = (Run(run, read_only=True).lock_holder() for run in runs.iterdir() if run.is_dir())
-    return [h["pid"] for h in held if h and h["alive"] and h["pid"] > 0]
+    held = (Run(run, read_only=True).live_trainer() for run in runs.iterdir() if run.is_dir())
+    return [h.pid for h in held if h is not None and h.pid > 0]
 
 
 def stop_trainers(runs: Path, grace_s: float = 60.0) -> None:
@@ -211,7 +212,7 @@ def main() -> None:
         if freezer:
             freezer.close()
     term.kill()
-    from vaetui.control import ControlFile
+    from vaetui.train.control import ControlFile
 
     ControlFile(runs / "tui").stop()
     lat = sorted(latencies)
@@ -261,7 +262,7 @@ if __name__ == "__main__":
         main()
     finally:  # done or interrupted: every trainer the bench started is asked to stop, waited for, then ended
         if RUNS is not None and RUNS.is_dir():
-            from vaetui.control import ControlFile
+            from vaetui.train.control import ControlFile
 
             for run in RUNS.iterdir():
                 if run.is_dir():

@@ -28,7 +28,7 @@ def gen():
 @pytest.fixture(autouse=True)
 def no_trainer_outlives_its_test(monkeypatch):
     """A trainer the TUI starts lives in a session of its own, on purpose: one a failed test leaves is killed."""
-    import vaetui.launch as launch
+    import vaetui.train.process as launch
 
     started = []
     real = launch.spawn_trainer

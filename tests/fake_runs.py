@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vaetui.config import preset, with_overrides
+from vaetui.config.presets import preset
+from vaetui.config.resolve import with_overrides
 from vaetui.data.synthetic import SyntheticFaces
-from vaetui.imaging import save_image, stack_rows
+from vaetui.pictures.imaging import save_image, stack_rows
 
 FIXED_TIME = 1_790_000_000.0  # 2026-09-21, so "updated" columns are the same everywhere
 
@@ -83,7 +84,7 @@ class FixedPictures(torch.nn.Module):
         return self.decode(torch.zeros(n, self.latent))
 
     def forward(self, x, generator=None):
-        from vaetui.model import VAEOutput
+        from vaetui.models.vae import VAEOutput
 
         mu, logvar = self.encode(x)
         return VAEOutput(self.decode_logits(mu), mu, logvar, mu)

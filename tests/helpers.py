@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from vaetui.config import preset, with_overrides
-from vaetui.engine import Control, Trainer
-from vaetui.runs import RunStore
+from vaetui.config.presets import preset
+from vaetui.config.resolve import with_overrides
+from vaetui.train.engine import Control, Trainer
+from vaetui.runs.store import RunStore
 
 
 def tiny_config(**overrides):

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from vaetui.cli import main
-from vaetui.runs import RunStore
+from vaetui.runs.store import RunStore
 
 from helpers import tiny_config, train
 

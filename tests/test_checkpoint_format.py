@@ -11,10 +11,10 @@ import zipfile
 import pytest
 import torch
 
-from vaetui import checkpoint
-from vaetui.config import preset
+from vaetui.runs import checkpoint
+from vaetui.config.presets import preset
 from vaetui.errors import CheckpointError
-from vaetui.model import ConvVAE
+from vaetui.models.vae import ConvVAE
 
 
 def _parts(seed: int = 0):

@@ -4,7 +4,7 @@ import sys
 from PIL import Image
 
 from vaetui.cli import main
-from vaetui.model import ConvVAE, parameter_count
+from vaetui.models.vae import ConvVAE, parameter_count
 
 
 def run(*args):

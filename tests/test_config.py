@@ -2,7 +2,10 @@ import json
 
 import pytest
 
-from vaetui.config import PRESETS, RunConfig, load_config_file, parse_size, preset, with_overrides
+from vaetui.config.presets import PRESETS, preset
+from vaetui.config.fields import parse_size
+from vaetui.config.settings import RunConfig
+from vaetui.config.resolve import load_config_file, with_overrides
 from vaetui.errors import ConfigError
 
 

@@ -8,8 +8,8 @@ import subprocess
 import sys
 import time
 
-from vaetui.control import Control, ControlFile, ControlWatcher
-from vaetui.runs import RunStore
+from vaetui.train.control import Control, ControlFile, ControlWatcher
+from vaetui.runs.store import RunStore
 
 from helpers import tiny_config
 
@@ -34,7 +34,7 @@ def test_the_watcher_applies_each_new_line_once(tmp_path):
 
 
 def test_intents_written_before_the_trainer_started_are_a_former_trainers(tmp_path, monkeypatch):
-    from vaetui.control import FROM_ENV
+    from vaetui.train.control import FROM_ENV
 
     monkeypatch.delenv(FROM_ENV, raising=False)
     (tmp_path / "control.jsonl").write_text(json.dumps({"intent": "stop", "time": time.time() + 3600}) + "\n"
@@ -50,7 +50,7 @@ def test_intents_written_before_the_trainer_started_are_a_former_trainers(tmp_pa
 
 def test_a_damaged_line_does_not_lose_the_intents_beside_it(tmp_path, monkeypatch):
     """One damaged line in control.jsonl lost a real stop read in the same poll."""
-    from vaetui.control import FROM_ENV
+    from vaetui.train.control import FROM_ENV
 
     monkeypatch.delenv(FROM_ENV, raising=False)
     control = Control()
@@ -77,7 +77,7 @@ def _wait(predicate, timeout=90.0):
 def test_a_stop_written_just_before_this_trainer_started_is_not_for_it(tmp_path, monkeypatch):
     """The race CI hit: a stop for the trainer before, written just before a resume started; and a key pressed
     while the trainer was still starting, which is for it."""
-    from vaetui.control import FROM_ENV
+    from vaetui.train.control import FROM_ENV
 
     asked = tmp_path / "control.jsonl"
     asked.write_text(json.dumps({"intent": "stop", "time": time.time() + 5}) + "\n")
@@ -91,7 +91,7 @@ def test_a_stop_written_just_before_this_trainer_started_is_not_for_it(tmp_path,
 
 
 def test_without_a_window_a_trainer_takes_the_intents_written_since_it_began(tmp_path, monkeypatch):
-    from vaetui.control import FROM_ENV, intents_from
+    from vaetui.train.control import FROM_ENV, intents_from
 
     path = tmp_path / "control.jsonl"
     monkeypatch.delenv(FROM_ENV, raising=False)
@@ -145,7 +145,7 @@ def test_another_process_pauses_checkpoints_resumes_and_stops_a_headless_trainer
 def test_where_intents_begin_is_clamped_to_the_file(tmp_path, monkeypatch):
     """A start past the file's end (it was replaced by a shorter one) still reads what is appended next; a
     negative one reads from the start."""
-    from vaetui.control import FROM_ENV, intents_from
+    from vaetui.train.control import FROM_ENV, intents_from
 
     path = tmp_path / "control.jsonl"
     monkeypatch.setenv(FROM_ENV, "-3")

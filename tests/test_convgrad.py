@@ -1,4 +1,4 @@
-"""vaetui.convgrad: torch.nn's convolutions with the bias gradient summed outside oneDNN.
+"""vaetui.models.convgrad: torch.nn's convolutions with the bias gradient summed outside oneDNN.
 
 Each layer is checked against torch.nn's own layer with the same weights: the forward and every
 gradient, in fp32 and under bf16 autocast, in both memory formats, with the odd paddings and
@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from vaetui import convgrad
-from vaetui.model import ConvVAE
+from vaetui.models import convgrad
+from vaetui.models.vae import ConvVAE
 
 LAYERS = {
     "transposed": (lambda cls: cls(8, 6, 4, 2, (2, 1), output_padding=(1, 0)), nn.ConvTranspose2d,

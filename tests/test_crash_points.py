@@ -13,9 +13,9 @@ import shutil
 
 import pytest
 
-import vaetui.engine as engine
-from vaetui import checkpoint
-from vaetui.runs import Run, RunStore
+import vaetui.train.engine as engine
+from vaetui.runs import checkpoint
+from vaetui.runs.store import Run, RunStore
 
 from helpers import tiny_config, train
 

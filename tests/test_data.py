@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vaetui.config import DataConfig
+from vaetui.config.settings import DataConfig
 from vaetui.data import open_split
 from vaetui.data.cache import cache_dir
 from vaetui.data.decode import UnreadableImage, load_rgb

@@ -8,10 +8,11 @@ import sys
 import numpy as np
 import torch
 
-from vaetui import explore
+from vaetui.models import latent
+from vaetui.runs.checkpoint import load_model
 from vaetui.data import open_split
-from vaetui.metrics import psnr
-from vaetui.runs import RunStore
+from vaetui.metrics.evaluate import psnr
+from vaetui.runs.store import RunStore
 
 
 def test_demo_is_listed_read_only_from_any_directory(tmp_path):
@@ -25,10 +26,10 @@ def test_demo_is_listed_read_only_from_any_directory(tmp_path):
 
 def test_demo_reconstructions_beat_the_mean_image_by_6_db():
     run = RunStore(include_demo=True).open("demo")
-    model, config, _, _ = explore.load_model(run)
+    model, config, _, _ = load_model(run)
     test = open_split(config.data, "test")
     x = test.images(np.arange(256))
-    recon, _ = explore.reconstruct(model, x)
+    recon, _ = latent.reconstruct(model, x)
     train = open_split(config.data, "train")
     mean = train.images(np.arange(2048)).float().mean(0, keepdim=True) / 255.0
     ours = psnr(recon, x)
@@ -54,7 +55,7 @@ def test_psnr_relations():
 def test_the_demo_ships_the_eval_its_screens_show():
     """The generate and latent screens read the newest stored eval: the read-only demo carries the one its build
     stored, under its own name."""
-    from vaetui.metrics import newest_eval_with
+    from vaetui.metrics.evaluate import newest_eval_with
     from vaetui.ui.screens.explore.generate import quality_text
     from vaetui.ui.screens.explore.latent import disentanglement_text
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from vaetui import disentangle as d
+from vaetui.metrics import disentangle as d
 
 N, K = 4000, 8
 
@@ -92,7 +92,7 @@ def test_tied_values_share_a_bin_and_a_code_scores_as_its_negation():
     its negation 0.867. Both are perfect codes: both score 1."""
     import numpy as np
 
-    from vaetui.disentangle import discretise, mig
+    from vaetui.metrics.disentangle import discretise, mig
 
     rng = np.random.default_rng(0)
     factor = rng.integers(0, 30, size=(3000, 1)).astype(float)

@@ -7,8 +7,8 @@ import os
 import subprocess
 import sys
 
-from vaetui import explore
-from vaetui.runs import RunStore
+from vaetui.runs.checkpoint import load_model
+from vaetui.runs.store import RunStore
 
 ARGS = ["train", "--preset", "tiny", "--dataset-size", "128", "--batch-size", "16", "--threads", "1",
         "--log-format", "json"]
@@ -51,7 +51,7 @@ def test_two_gloo_processes_match_one_and_resume_with_one(tmp_path):
     steps = [e["step"] for e in store.open("two").read_events()[0] if e["type"] == "step"]
     assert steps == sorted(set(steps)) and steps[-1] == 16
     # The checkpoint loads in a single process...
-    model, config, path, _ = explore.load_model(store.open("two"), "latest")
+    model, config, path, _ = load_model(store.open("two"), "latest")
     assert path.name == "ckpt-latest.pt" and model.latent == config.model.latent
     # ...and a run started on 2 processes resumes on 1 (and the other way round).
     half = torchrun(2, *ARGS, "--runs-dir", runs, "--name", "half", "--max-steps", "6")

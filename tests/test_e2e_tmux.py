@@ -11,7 +11,7 @@ import time
 import uuid
 from pathlib import Path
 
-from vaetui.runs import RunStore
+from vaetui.runs.store import RunStore
 
 
 class Tmux:

@@ -4,10 +4,10 @@ import math
 import pytest
 import torch
 
-import vaetui.engine as engine
-from vaetui.engine import Control, Trainer
-from vaetui.events import EpochEvent, FailedEvent, FinishedEvent, ImagesEvent, StepEvent, WarningEvent
-from vaetui.runs import RunStore
+import vaetui.train.engine as engine
+from vaetui.train.engine import Control, Trainer
+from vaetui.runs.events import EpochEvent, FailedEvent, FinishedEvent, ImagesEvent, StepEvent, WarningEvent
+from vaetui.runs.store import RunStore
 
 from helpers import kinds, tiny_config, train
 
@@ -180,7 +180,7 @@ def test_more_threads_than_cores_are_capped_with_a_warning(tmp_path):
     """--threads 1024 on 2 cores trained at 1 image/s: it is capped to the cores, and the log says so."""
     import torch
 
-    from vaetui.build import usable_cores
+    from vaetui.train.setup import usable_cores
 
     before = torch.get_num_threads()
     try:

@@ -12,8 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from vaetui import explore
-from vaetui.runs import RunStore
+from vaetui.models import latent
+from vaetui.runs.checkpoint import load_model
+from vaetui.runs.store import RunStore
 from vaetui.ui.app import make_app
 from vaetui.ui.screens.explore import GenerateScreen, InterpolateScreen, LatentScreen, ReconstructScreen
 from vaetui.sysstats import ProcessStats, Stats
@@ -37,18 +38,18 @@ def pixels(path):
 
 
 def test_path_helpers():
-    assert explore.path_ts(11) == [round(k / 10, 10) for k in range(11)]
-    ts = explore.path_ts(11, extrapolate=0.3)
+    assert latent.path_ts(11) == [round(k / 10, 10) for k in range(11)]
+    ts = latent.path_ts(11, extrapolate=0.3)
     assert ts[0] == -0.3 and ts[-1] == 1.3 and len(ts) == 17
     z1, z2 = torch.randn(5), torch.randn(5)
-    line = explore.lerp(z1, z2, [0.0, 1.0])
+    line = latent.lerp(z1, z2, [0.0, 1.0])
     assert torch.allclose(line[0], z2) and torch.allclose(line[1], z1)
-    arc = explore.slerp(z1, z2, [0.0, 0.5, 1.0])
+    arc = latent.slerp(z1, z2, [0.0, 0.5, 1.0])
     assert torch.allclose(arc[0], z2, atol=1e-5) and torch.allclose(arc[2], z1, atol=1e-5)
     # Between unit vectors slerp stays on the sphere, lerp cuts inside it.
     u1, u2 = z1 / z1.norm(), z2 / z2.norm()
-    assert abs(float(explore.slerp(u1, u2, [0.5])[0].norm()) - 1) < 1e-5
-    assert float(explore.lerp(u1, u2, [0.5])[0].norm()) < 1
+    assert abs(float(latent.slerp(u1, u2, [0.5])[0].norm()) - 1) < 1e-5
+    assert float(latent.lerp(u1, u2, [0.5])[0].norm()) < 1
 
 
 def test_twins_write_their_files(runs, tmp_path):
@@ -74,8 +75,8 @@ def test_twins_write_their_files(runs, tmp_path):
 
 def test_interpolation_endpoints_are_the_reconstructions(runs):
     run = RunStore(runs, include_demo=False).open("tiny")
-    model, config, _, _ = explore.load_model(run)
-    from vaetui.figures import interpolation, reconstructions
+    model, config, _, _ = load_model(run)
+    from vaetui.pictures.figures import interpolation, reconstructions
 
     fig = interpolation(model, config, steps=3, endpoints=(2, 5))
     rec = reconstructions(model, config, "test", n=6, start=0)

@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vaetui import attrnet, fidelity
+from vaetui.metrics import features as attrnet
+from vaetui.metrics import fidelity
 from vaetui.data.synthetic import FACTORS, SyntheticFaces
 from vaetui.errors import VaeError
 
@@ -85,7 +86,7 @@ def test_the_attribute_net_learns_the_factors(small_net):
 
 
 def test_the_attribute_net_is_cached_per_dataset(tmp_path, monkeypatch):
-    from vaetui.config import DataConfig
+    from vaetui.config.settings import DataConfig
 
     monkeypatch.setenv("VAETUI_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(attrnet, "PROTOCOL", {**attrnet.PROTOCOL, "images": 64, "epochs": 1, "batch": 32})

@@ -8,9 +8,9 @@ import random
 
 import pytest
 
-from vaetui.history import History, RunHistory
-from vaetui.logfile import EventLog, scan_lines
-from vaetui.series import BUCKETS, RECENT, Series
+from vaetui.runs.history import History, RunHistory
+from vaetui.runs.logfile import EventLog, scan_lines
+from vaetui.runs.series import BUCKETS, RECENT, Series
 
 from fake_runs import make_finished_run
 
@@ -48,7 +48,7 @@ def test_scan_lines_finds_step_lines_in_both_spellings():
     starts, ends, is_step = scan_lines(data)
     lines = [data[s:e] for s, e in zip(starts, ends)]
     assert [bool(v) for v in is_step[:5]] == [True, True, False, False, False], lines
-    from vaetui.events import EVENT_TYPES
+    from vaetui.runs.events import EVENT_TYPES
 
     for kind in EVENT_TYPES:  # every event vaetui writes is told apart by the same three bytes
         _, _, flag = scan_lines(b'{"type":"' + kind.encode() + b'","step":1}\n')
@@ -122,8 +122,8 @@ def test_summary_state_round_trip(long_run):
 
 def test_a_later_process_reads_nothing_of_an_unchanged_run(tmp_path, monkeypatch):
     """Summaries on disk: an unchanged run is answered from its cached line; a grown one folds only the new bytes."""
-    from vaetui.runs import Run
-    from vaetui.summaries import Summaries
+    from vaetui.runs.store import Run
+    from vaetui.runs.summaries import Summaries
 
     path = make_finished_run(tmp_path / "runs", steps=300, spe=100)
     first = Summaries(tmp_path / "cache").line(Run(path))
@@ -146,8 +146,8 @@ def test_two_threads_asking_at_once_both_get_the_whole_fold(tmp_path, monkeypatc
     import threading
     import time
 
-    from vaetui.runs import Run
-    from vaetui.summaries import Summaries
+    from vaetui.runs.store import Run
+    from vaetui.runs.summaries import Summaries
 
     path = make_finished_run(tmp_path / "runs", steps=300, spe=100)
     real = History.feed
@@ -173,7 +173,7 @@ def test_two_threads_asking_at_once_both_get_the_whole_fold(tmp_path, monkeypatc
 
 def test_a_resume_with_more_epochs_changes_the_epoch_total(tmp_path):
     """A monitor open on a run resumed with more --epochs showed "epoch 43/50000" beside "step 340/720000"."""
-    from vaetui.runs import RunStore
+    from vaetui.runs.store import RunStore
 
     from helpers import tiny_config, train
 

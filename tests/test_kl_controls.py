@@ -5,11 +5,12 @@ import math
 import pytest
 import torch
 
-from vaetui.config import ConfigError, with_overrides
-from vaetui.events import EvalEvent, WarningEvent
-from vaetui.losses import beta_at, reconstruction_nll, schedule_beta, vae_loss
-from vaetui.observe import collapse_message
-from vaetui.runs import RunStore
+from vaetui.config.settings import ConfigError
+from vaetui.config.resolve import with_overrides
+from vaetui.runs.events import EvalEvent, WarningEvent
+from vaetui.models.losses import beta_at, reconstruction_nll, schedule_beta, vae_loss
+from vaetui.train.observe import collapse_message
+from vaetui.runs.store import RunStore
 
 from helpers import tiny_config, train
 

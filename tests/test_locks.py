@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-import vaetui.locks as locks
+import vaetui.disk.locks as locks
 
 HERE = socket.gethostname()
 
@@ -37,7 +37,7 @@ def test_no_file_no_holder_and_a_held_lock_names_this_process(tmp_path):
     lock = locks.RunLock(path)
     assert lock.acquire() is None and lock.held
     h = locks.holder(path)
-    assert h == {"pid": os.getpid(), "host": HERE, "alive": True, "age": None}
+    assert h == locks.Holder(os.getpid(), HERE, True, None)
     saved = json.loads(path.read_text())
     assert saved["pid"] == os.getpid() and saved["host"] == HERE and saved["heartbeat"] == saved["time"]
     assert isinstance(saved["heartbeat"], float) and abs(saved["heartbeat"] - time.time()) < 60  # a real beat
@@ -53,7 +53,7 @@ def test_no_file_no_holder_and_a_held_lock_names_this_process(tmp_path):
 def test_a_dead_holder_here_is_not_alive_and_is_taken_over_by_name(tmp_path):
     path = tmp_path / "lock"
     record(path, pid=4242, host=HERE, time=1.0, heartbeat=2.0)
-    assert locks.holder(path) == {"pid": 4242, "host": HERE, "alive": False, "age": None}
+    assert locks.holder(path) == locks.Holder(4242, HERE, False, None)
     lock = locks.RunLock(path)
     assert lock.acquire() == "took over the lock left by pid 4242, which is no longer running"
     lock.release()
@@ -61,34 +61,34 @@ def test_a_dead_holder_here_is_not_alive_and_is_taken_over_by_name(tmp_path):
 
 def test_a_live_holder_in_another_process_is_alive_and_refuses(tmp_path):
     path = tmp_path / "lock"
-    child = subprocess.Popen([sys.executable, "-c", "import sys, time; from vaetui.locks import RunLock; "
+    child = subprocess.Popen([sys.executable, "-c", "import sys, time; from vaetui.disk.locks import RunLock; "
                               "RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)", str(path)],
                              stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "held"
         h = locks.holder(path, wait=True)
-        assert h["alive"] and h["pid"] == child.pid and h["host"] == HERE
+        assert h.alive and h.pid == child.pid and h.host == HERE
         with pytest.raises(locks.HeldElsewhere, match=rf"^pid {child.pid} on {HERE}$"):
             locks.RunLock(path).acquire()
     finally:
         child.kill()
         child.wait()
-    assert not locks.holder(path)["alive"]  # the kernel freed the flock with the process
+    assert not locks.holder(path).alive  # the kernel freed the flock with the process
 
 
 def test_another_host_s_heartbeat_is_timed_by_this_host_s_clock(tmp_path, clock):
     path = tmp_path / "lock"
     record(path, pid=7, host="node-b", time=0, heartbeat=10.0)
-    assert locks.holder(path) == {"pid": 7, "host": "node-b", "alive": True, "age": 0.0}
+    assert locks.holder(path) == locks.Holder(7, "node-b", True, 0.0)
     clock["t"] += locks.STALE_AFTER_S - 1
     h = locks.holder(path)
-    assert h["alive"] and h["age"] == pytest.approx(locks.STALE_AFTER_S - 1)
+    assert h.alive and h.age == pytest.approx(locks.STALE_AFTER_S - 1)
     clock["t"] += 1
-    assert locks.holder(path) == {"pid": 7, "host": "node-b", "alive": False, "age": locks.STALE_AFTER_S}
+    assert locks.holder(path) == locks.Holder(7, "node-b", False, locks.STALE_AFTER_S)
     record(path, pid=7, host="node-b", time=0, heartbeat=30.0)  # it beats again: alive, timed afresh
-    assert locks.holder(path) == {"pid": 7, "host": "node-b", "alive": True, "age": 0.0}
+    assert locks.holder(path) == locks.Holder(7, "node-b", True, 0.0)
     record(path, pid=8, host="node-b", time=0, heartbeat=30.0)  # another holder with the same beat: afresh too
-    assert locks.holder(path)["age"] == 0.0
+    assert locks.holder(path).age == 0.0
 
 
 def test_what_this_host_saw_is_kept_for_the_next_process(tmp_path, clock):
@@ -119,7 +119,7 @@ def test_a_damaged_book_of_heartbeats_is_started_again(tmp_path, clock):
 
 
 def locks_cache():
-    from vaetui.files import cache_dir
+    from vaetui.disk.files import cache_dir
 
     return cache_dir()
 
@@ -144,10 +144,10 @@ def test_ages_are_written_for_people(seconds, text):
 
 
 def test_a_holder_is_described_with_its_heartbeat_only_when_elsewhere():
-    assert locks.RunLock._describe({"pid": 5, "host": HERE, "age": 3.0}) == f"pid 5 on {HERE}"
-    assert locks.RunLock._describe({}) == "pid ? on ?"
-    assert locks.RunLock._describe({"pid": 5, "host": "node-b", "age": None}) == "pid 5 on node-b"
-    assert locks.RunLock._describe({"pid": 5, "host": "node-b", "age": 75.0}) == (
+    assert locks.Holder(5, HERE, True, 3.0).describe() == f"pid 5 on {HERE}"
+    assert locks.Holder().describe() == "pid ? on ?"
+    assert locks.Holder(5, "node-b", True, None).describe() == "pid 5 on node-b"
+    assert locks.Holder(5, "node-b", True, 75.0).describe() == (
         "pid 5 on node-b (its heartbeat unchanged for 1m15s as seen here; a holder silent for 2m00s is taken to be "
         "gone)")
 
@@ -196,10 +196,10 @@ def test_a_taker_that_has_not_written_its_name_yet_is_waited_for(tmp_path):
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
-        assert locks.holder(path) == {"pid": -1, "host": "?", "alive": True, "age": None}  # held, nameless
+        assert locks.holder(path) == locks.Holder(-1, "?", True, None)  # held, nameless
         writer = threading.Timer(0.1, lambda: os.pwrite(fd, json.dumps({"pid": 77, "host": HERE}).encode(), 0))
         writer.start()
-        assert locks.holder(path, wait=True)["pid"] == 77
+        assert locks.holder(path, wait=True).pid == 77
         writer.join()
         with pytest.raises(locks.HeldElsewhere, match=f"^pid 77 on {HERE}$"):
             locks.RunLock(path).acquire()

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import os
 
-import vaetui.logfile as logfile
-from vaetui.history import RunHistory
-from vaetui.logfile import EventLog, LogFollower
-from vaetui.runs import Run
-from vaetui.summaries import Summaries
+import vaetui.runs.logfile as logfile
+from vaetui.runs.history import RunHistory
+from vaetui.runs.logfile import EventLog, LogFollower
+from vaetui.runs.store import Run
+from vaetui.runs.summaries import Summaries
 
 from fake_runs import make_finished_run
 

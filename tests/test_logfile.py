@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from vaetui.logfile import HEAD_BYTES, EventLog, LogFollower, head_of, line_kind, parse_lines, scan_lines
+from vaetui.runs.logfile import HEAD_BYTES, EventLog, LogFollower, head_of, line_kind, parse_lines, scan_lines
 
 
 def lines_of(path) -> list[bytes]:

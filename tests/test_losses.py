@@ -4,10 +4,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vaetui.losses import (
+from vaetui.models.losses import (
     beta_at, bernoulli_nll, bits_per_dim, gaussian_nll, kl_divergence, kl_per_dim, nats_per_dim, vae_loss,
 )
-from vaetui.model import ConvVAE
+from vaetui.models.vae import ConvVAE
 
 
 def test_closed_form_kl_matches_monte_carlo(gen):
@@ -105,7 +105,7 @@ def test_discretized_gaussian_is_a_probability_over_the_256_values():
 
     import torch
 
-    from vaetui.losses import discretized_gaussian_nll
+    from vaetui.models.losses import discretized_gaussian_nll
 
     values = torch.arange(256, dtype=torch.float32) / 255.0
     for mean in (0.0, 0.3, 0.999):

@@ -10,18 +10,18 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vaetui import explore
+from vaetui.runs.checkpoint import load_model
 from vaetui.data import open_split
-from vaetui.metrics import evaluate, linear_probe_r2, ssim
-from vaetui.model import ConvVAE
-from vaetui.runs import RunStore
+from vaetui.metrics.evaluate import evaluate, linear_probe_r2, ssim
+from vaetui.models.vae import ConvVAE
+from vaetui.runs.store import RunStore
 
 from helpers import tiny_config, train
 
 
 def demo():
     run = RunStore(include_demo=True).open("demo")
-    model, config, _, _ = explore.load_model(run)
+    model, config, _, _ = load_model(run)
     return model, config
 
 
@@ -45,7 +45,7 @@ def test_iwae_bound_is_tighter_and_trained_beats_untrained():
 
 
 def test_trained_code_is_more_disentangled_and_informative_than_untrained():
-    from vaetui.metrics import disentanglement
+    from vaetui.metrics.evaluate import disentanglement
 
     model, config = demo()
     split = open_split(config.data, "test")
@@ -107,7 +107,7 @@ def test_plot_rd_puts_each_run_at_its_last_validation(tmp_path):
 
 
 def test_latent_figures_on_the_demo():
-    from vaetui import figures
+    from vaetui.pictures import figures
 
     model, config = demo()
     mu, logvar, names, attrs = figures.encode_split(model, config, "valid", 256)

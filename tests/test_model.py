@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from vaetui.config import PRESETS
+from vaetui.config.presets import PRESETS
 from vaetui.errors import ConfigError
-from vaetui.model import ConvVAE, decoder_paddings, encoder_sizes, parameter_count
+from vaetui.models.vae import ConvVAE, decoder_paddings, encoder_sizes, parameter_count
 
 
 def seed_reference_count(latent: int, hidden: int = 32) -> int:

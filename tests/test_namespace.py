@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from vaetui.errors import RunError
-from vaetui.runs import RunStore
+from vaetui.runs.store import RunStore
 
 from helpers import tiny_config, train
 

@@ -7,9 +7,10 @@ import statistics
 import pytest
 import torch
 
-from vaetui import build, perf
-from vaetui.events import StartedEvent, StepEvent
-from vaetui.runs import RunStore
+from vaetui.train import setup
+from vaetui import runtime
+from vaetui.runs.events import StartedEvent, StepEvent
+from vaetui.runs.store import RunStore
 
 from helpers import tiny_config, train
 
@@ -36,9 +37,9 @@ def test_bf16_autocast_trains_like_fp32(tmp_path):
 def test_auto_precision_is_bf16_only_where_it_is_native(tmp_path):
     store = RunStore(tmp_path, include_demo=False)
     started, _ = losses(store, "auto", precision="auto", max_steps=2)
-    native = build.native_bf16(torch.device("cpu"))
+    native = setup.native_bf16(torch.device("cpu"))
     assert started.precision == ("bf16" if native else "fp32")
-    assert build.resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    assert setup.resolve_precision("fp32", torch.device("cpu")) == "fp32"
 
 
 @pytest.mark.parametrize("flags, native", [("fpu sse avx512f", False), ("fpu amx_bf16 amx_tile", True),
@@ -52,8 +53,8 @@ def test_native_bf16_reads_the_cpu_flags(monkeypatch, tmp_path, flags, native):
         return real_open(cpuinfo if path == "/proc/cpuinfo" else path, *a, **k)
 
     monkeypatch.setattr("builtins.open", fake_open)
-    perf.cpu_flags.cache_clear()
+    runtime.cpu_flags.cache_clear()
     try:
-        assert build.native_bf16(torch.device("cpu")) is native
+        assert setup.native_bf16(torch.device("cpu")) is native
     finally:
-        perf.cpu_flags.cache_clear()  # this machine's own flags again for the tests that follow
+        runtime.cpu_flags.cache_clear()  # this machine's own flags again for the tests that follow

@@ -11,7 +11,7 @@ from textual.geometry import Region
 from textual.widget import Widget
 from textual.widgets import Static
 
-from vaetui.ui import occlusion
+from vaetui.ui.patches import occlusion
 
 TEXTUAL_GET_RENDERS = _compositor.Compositor._get_renders  # before anything installs (VaeApp does, once)
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from vaetui.errors import CheckpointError, RunError
-from vaetui.runs import RunStore, load_checkpoint_file, validate_name
+from vaetui.runs.store import RunStore, load_checkpoint_file, validate_name
 
 from helpers import tiny_config, train
 
@@ -153,7 +153,7 @@ def stall():
 KILL_AT = {
     # inside a training step: after the forward pass, before the update
     "mid-step": r"""
-import torch, vaetui.engine as engine
+import torch, vaetui.train.engine as engine
 real_loss, calls = engine.vae_loss, [0]
 def slow(*args):
     terms = real_loss(*args)
@@ -166,7 +166,7 @@ engine.vae_loss = slow
 """,
     # half of an event line is on disk
     "mid-append": r"""
-import vaetui.runs as runs
+import vaetui.runs.store as runs
 real_write = runs.os.write
 def torn(fd, data):
     if b'"type":"step","step":5,' in data:
@@ -177,7 +177,7 @@ runs.os.write = torn
 """,
     # the snapshot PNG is written to its temp file, not yet renamed
     "mid-snapshot": r"""
-import vaetui.files as files
+import vaetui.disk.files as files
 real_sync = files.fsync_file
 def slow(path):
     if "snapshots" in str(path) and "step-00000004" in str(path):
@@ -187,7 +187,7 @@ files.fsync_file = slow
 """,
     # the checkpoint's temp file is complete, the rename not yet done
     "mid-checkpoint": r"""
-import vaetui.files as files
+import vaetui.disk.files as files
 real_replace = files.os.replace
 def slow_replace(src, dst, *a, **k):
     if str(dst).endswith("ckpt-latest.pt") and os.path.exists(dst):

@@ -13,8 +13,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from vaetui.runs import RunStore
-from vaetui.study import read_spec, storage
+from vaetui.runs.store import RunStore
+from vaetui.studies.spec import read_spec, storage
 
 TINY = 'preset = "tiny"\ndataset_size = 64\nbatch_size = 16\nvalid_size = 16\nlog_every = 1\nimage_every = 1000\n'
 

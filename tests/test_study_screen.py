@@ -90,7 +90,7 @@ def test_a_scatter_draws_points_not_lines():
 def test_s_on_the_study_screen_stops_a_study_run_elsewhere_with_checkpoints(tmp_path):
     import optuna
 
-    from vaetui.study import read_spec, storage
+    from vaetui.studies.spec import read_spec, storage
 
     runs = tmp_path / "runs"
     (tmp_path / "s.toml").write_text(TOML.replace("epochs = 2", "epochs = 50\ncheckpoint_every = 2"))

@@ -12,9 +12,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from vaetui.runs import Run, RunStore
-from vaetui.study import StudySpec, load_space, load_study, read_spec, without_password, write_spec
-from vaetui.sweep import claim, stop_workers
+from vaetui.runs.store import Run, RunStore
+from vaetui.studies.spec import StudySpec, load_space, load_study, read_spec, without_password, write_spec
+from vaetui.studies.worker import claim, stop_workers
 
 from helpers import train
 

@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from vaetui.data import open_split
-from vaetui.config import DataConfig
+from vaetui.config.settings import DataConfig
 from vaetui.data.synthetic import ATTRIBUTES, FACTORS, SyntheticFaces, face_attributes, uniforms
 
 

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 import torch
 
-import vaetui.engine as engine
-import vaetui.observe as observe
+import vaetui.train.engine as engine
+import vaetui.train.observe as observe
 from vaetui.errors import RunError
-from vaetui.events import EpochEvent, WarningEvent
-from vaetui.losses import LossTerms
-from vaetui.runs import RunStore
+from vaetui.runs.events import EpochEvent, WarningEvent
+from vaetui.models.losses import LossTerms
+from vaetui.runs.store import RunStore
 
 from helpers import tiny_config, train
 
@@ -170,7 +170,7 @@ def test_the_log_is_fsynced_with_every_checkpoint(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------------------- 7. the lock
 def _race_for_lock(run_dir: str, barrier, results, hold: float) -> None:
-    from vaetui.runs import Run
+    from vaetui.runs.store import Run
 
     run = Run(Path(run_dir))
     barrier.wait()
@@ -244,7 +244,7 @@ def test_a_resume_that_loses_the_lock_does_not_rewrite_the_settings(tmp_path):
     store = RunStore(tmp_path, include_demo=False)
     run = store.create(tiny_config(epochs=3), "held")
     before = run.config_path.read_bytes()
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from vaetui.runs import Run; "
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from vaetui.runs.store import Run; "
                                "Run(sys.argv[1]).acquire_lock(); print('held', flush=True); time.sleep(60)",
                                str(run.path)], stdout=subprocess.PIPE, text=True)
     try:
@@ -262,7 +262,7 @@ def test_a_lock_on_another_host_is_judged_by_its_heartbeat(tmp_path, monkeypatch
     """7. A holder on another host: its heartbeat moving -> refused, naming host and silence; standing still for
     STALE_AFTER_S by this host's clock -> taken over. The other host's clock is never compared with ours: a
     heartbeat stamped 10 minutes in the past (a clock behind ours) still counts as alive when it moves."""
-    import vaetui.locks as locks
+    import vaetui.disk.locks as locks
 
     clock = {"now": 1000.0}
     monkeypatch.setattr(locks, "_now", lambda: clock["now"])
@@ -292,7 +292,7 @@ def test_a_damaged_lock_file_is_read_as_a_dead_holder_not_a_traceback(tmp_path, 
     run = store.create(tiny_config(), "d")
     run.lock_path.write_text(damage)
     holder = run.lock_holder()
-    assert holder is not None and not holder["alive"]
+    assert holder is not None and not holder.alive
     assert [i.name for i in store.infos()] == ["d"]
     warning = run.acquire_lock()
     assert warning and "took over" in warning
@@ -302,7 +302,7 @@ def test_a_damaged_lock_file_is_read_as_a_dead_holder_not_a_traceback(tmp_path, 
 def test_the_heartbeat_never_leaves_the_lock_file_empty(tmp_path, monkeypatch):
     """8. The heartbeat was rewritten as truncate-then-write: a reader between the two saw an empty lock (no
     holder) and could take it. Every write now replaces the record whole."""
-    import vaetui.locks as locks
+    import vaetui.disk.locks as locks
 
     store = RunStore(tmp_path, include_demo=False)
     run = store.create(tiny_config(), "h")
@@ -378,7 +378,7 @@ def test_best_checkpoint_compares_epochs_at_the_final_beta(tmp_path, monkeypatch
 # ---------------------------------------------------------------------------- 12. one word
 def test_a_stopped_run_is_stopped_everywhere(tmp_path):
     """12. The runs list, `vaetui runs` and the monitor's history all call a stopped run 'stopped'."""
-    from vaetui.engine import Control, Trainer
+    from vaetui.train.engine import Control, Trainer
 
     store = RunStore(tmp_path, include_demo=False)
     run = store.create(tiny_config(epochs=50), "halt")
@@ -395,7 +395,7 @@ def test_a_stopped_run_is_stopped_everywhere(tmp_path):
 def test_a_lock_file_replaced_between_open_and_flock_is_not_taken(tmp_path, monkeypatch):
     """8. The replaced-file guard: a taker whose open() got the old file, removed and made anew by another taker
     before its flock, must not believe it holds the lock (both would train the run)."""
-    import vaetui.locks as locks
+    import vaetui.disk.locks as locks
 
     path = tmp_path / "lock"
     path.write_text("")
@@ -424,7 +424,7 @@ def test_a_lock_file_replaced_between_open_and_flock_is_not_taken(tmp_path, monk
 
 def test_the_holder_refreshes_its_heartbeat(tmp_path, monkeypatch):
     """8. A holder that never refreshes its heartbeat is taken for dead by every other host after 2 minutes."""
-    import vaetui.locks as locks
+    import vaetui.disk.locks as locks
 
     monkeypatch.setattr(locks, "HEARTBEAT_S", 0.05)
     lock = locks.RunLock(tmp_path / "lock")

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from vaetui.config import preset
-from vaetui.runs import RunStore
+from vaetui.config.presets import preset
+from vaetui.runs.store import RunStore
 from vaetui.ui.app import make_app
 from vaetui.ui.screens.dialogs import Choose, Confirm, TooSmall, help_shown
 from vaetui.ui.screens.form import NewRunScreen, parse_form, field_values
@@ -251,7 +251,7 @@ def test_quit_leaving_the_run_training_then_stop_it_from_outside(tmp_path):
     then stop it through the run's control file, and it saves a checkpoint."""
     from dataclasses import replace
 
-    from vaetui.control import ControlFile
+    from vaetui.train.control import ControlFile
 
     async def scenario():
         app = make_app(runs_dir=tmp_path, threads=1, include_demo=False)
@@ -328,7 +328,7 @@ def fixed_pictures(monkeypatch):
     """The explore screens show FixedPictures' pictures, the same on every CPU (see fake_runs.FixedPictures)."""
     import dataclasses
 
-    import vaetui.figures as figures
+    import vaetui.pictures.figures as figures
     from fake_runs import FixedPictures
 
     real = figures.load
@@ -340,7 +340,7 @@ def fixed_pictures(monkeypatch):
     monkeypatch.setattr(figures, "load", load)
     # The per-image losses shown are sums over every pixel: in float64 their last digit shown no longer depends on
     # the order the host's kernels sum in.
-    import vaetui.losses as losses
+    import vaetui.models.losses as losses
 
     real_nll = losses.reconstruction_nll
     monkeypatch.setattr(losses, "reconstruction_nll",

@@ -166,7 +166,7 @@ def test_a_finished_run_on_screen_costs_no_bytes(tmp_path):
 def test_the_help_repaints_its_box_not_the_screen(tmp_path):
     """Opening the help over a monitor full of pictures, then closing it, sends the box's cells and the
     cells beneath it: under half a frame (~0.37), where a screen of its own costs 1.8 frames. Twice: the
-    second time, nothing beneath the box is rendered while it is open (vaetui.ui.occlusion), and its close
+    second time, nothing beneath the box is rendered while it is open (vaetui.ui.patches.occlusion), and its close
     must still repaint what it covered."""
     make_finished_run(tmp_path / "runs")
     env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor"}
@@ -205,7 +205,7 @@ def written_updates(app_class, size, steps):
     from rich.console import Console
     from textual import _compositor
 
-    from vaetui.ui import wire
+    from vaetui.ui.patches import wire
 
     assert wire.install()  # as VaeApp does (on the Textual it was written against)
     written: list[str] = []

@@ -11,7 +11,7 @@ class ConfigError(VaeError, ValueError):
     """An impossible or unknown setting; the message names the field and what is allowed."""
 
     def __init__(self, field: str, message: str):
-        self.field = field
+        self.field, self.message = field, message
         super().__init__(f"{field}: {message}")
 
 
@@ -29,3 +29,11 @@ class NoCheckpointYet(CheckpointError):
 
 class RunError(VaeError):
     """A run that does not exist, is locked by a live trainer, or has an invalid name."""
+
+
+class InvalidName(RunError):
+    """A run or study name that is not a plain folder name; `reason` is what is wrong, without the name."""
+
+    def __init__(self, name: object, what: str, reason: str):
+        self.name, self.what, self.reason = name, what, reason
+        super().__init__(f"invalid {what} name {name!r}: {reason}")

@@ -12,7 +12,7 @@ MAX_BLEND_FRAMES = 101
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
     from vaetui.cli.train import setting_type
-    from vaetui.config import DATA_SOURCES, GEOMETRIES, setting
+    from vaetui.config.settings import DATA_SOURCES, GEOMETRIES, setting
 
     p.add_argument("--data", choices=DATA_SOURCES, default="synthetic",
                    help="image source (default: synthetic faces, no download needed)")
@@ -24,7 +24,7 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def data_config(args: argparse.Namespace):
-    from vaetui.config import DataConfig
+    from vaetui.config.settings import DataConfig
 
     size = args.size
     if size is None:
@@ -43,8 +43,8 @@ def report_skipped(split) -> None:
 def cmd_preview(args: argparse.Namespace) -> int:
     """The seed's show(): a grid of 32 random training images."""
     from vaetui.data import open_split
-    from vaetui.figures import data_grid
-    from vaetui.imaging import save_image
+    from vaetui.pictures.figures import data_grid
+    from vaetui.pictures.imaging import save_image
 
     cfg = data_config(args)
     split = open_split(cfg, args.split, progress=progress_printer())  # builds a cache with a progress bar
@@ -105,9 +105,9 @@ def cmd_blend(args: argparse.Namespace) -> int:
     import numpy as np
 
     from vaetui.data import open_split
-    from vaetui.explore import alpha_range
-    from vaetui.figures import data_blend
-    from vaetui.imaging import save_image
+    from vaetui.models.latent import alpha_range
+    from vaetui.pictures.figures import data_blend
+    from vaetui.pictures.imaging import save_image
 
     need(args.alpha_from <= args.alpha_to, f"--alpha-from {args.alpha_from:g} is above --alpha-to {args.alpha_to:g}: "
          "swap them")

@@ -15,10 +15,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from vaetui.cli.explore import load
     from vaetui.data import open_split
-    from vaetui.metrics import evaluate
+    from vaetui.metrics.evaluate import evaluate
 
     if args.inception_weights and not args.inception_weights.is_file():
-        from vaetui.attrnet import INCEPTION_HINT
+        from vaetui.metrics.features import INCEPTION_HINT
 
         raise VaeError(f"--inception-weights {args.inception_weights}: no such file. {INCEPTION_HINT}")
     run, model, config, path = load(args)
@@ -33,7 +33,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.inception_weights and not args.samples:
         raise VaeError("--inception-weights measures samples: add --samples")
     if args.samples:
-        from vaetui.metrics import sample_quality
+        from vaetui.metrics.evaluate import sample_quality
 
         result["samples"] = sample_quality(model, config, split, args.samples_n, args.seed, args.inception_weights,
                                            progress=progress_printer())
@@ -62,14 +62,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if "probe_r2" in result:
         print("  linear probe R² μ -> factor: " + ", ".join(f"{n} {v:.2f}" for n, v in result["probe_r2"].items()))
     if "disentanglement" in result:
-        from vaetui.disentangle import summary_line
+        from vaetui.metrics.disentangle import summary_line
 
         dis = result["disentanglement"]
         what = "the true factors" if dis["kind"] == "factors" else f"{len(dis['factors'])} attributes"
         print(f"  disentanglement on {dis['count']} images vs {what}: {summary_line(dis)}")
         print(f"    ({dis['bins']} {dis['binning']} bins for MIG; DCI: {dis['regressor']}, {dis['split']})")
     if "samples" in result:
-        from vaetui.metrics import samples_summary
+        from vaetui.metrics.evaluate import samples_summary
 
         print("  samples: " + samples_summary(result["samples"], detail=True))
     if stored:
@@ -81,8 +81,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     """The seed's learning curves of one or more runs, or (--rd) their rate against distortion."""
-    from vaetui import plots
-    from vaetui.runs import RunStore
+    from vaetui.pictures import plots
+    from vaetui.runs.store import RunStore
 
     store = RunStore(args.runs_dir)
     histories = [(name, store.open(name).history(steps="all" if args.steps else "none"))

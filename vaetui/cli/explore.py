@@ -14,8 +14,8 @@ MAX_STEPS, MAX_PAIRS, MAX_RECON = 201, 32, 256
 
 def load(args: argparse.Namespace, name: str | None = None):
     """(run, model, config, checkpoint path) of RUN (or of `name`) at --checkpoint."""
-    from vaetui.figures import model_for
-    from vaetui.runs import RunStore
+    from vaetui.pictures.figures import model_for
+    from vaetui.runs.store import RunStore
 
     run = RunStore(args.runs_dir).open(name or args.run)
     model, config, path, warnings = model_for(run, args.checkpoint)
@@ -26,8 +26,8 @@ def load(args: argparse.Namespace, name: str | None = None):
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     """Originals over reconstructions of a split, with each image's loss."""
-    from vaetui.figures import reconstructions
-    from vaetui.imaging import save_image
+    from vaetui.pictures.figures import reconstructions
+    from vaetui.pictures.imaging import save_image
 
     run, model, config, path = load(args)
     compare = None
@@ -49,8 +49,8 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     """Faces decoded from z ~ N(0, T² I)."""
-    from vaetui.figures import samples
-    from vaetui.imaging import save_image
+    from vaetui.pictures.figures import samples
+    from vaetui.pictures.imaging import save_image
 
     run, model, config, path = load(args)
     out = save_image(samples(model, args.n, args.seed, args.temperature, args.cols).image, args.out)
@@ -60,9 +60,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
     """Frames along a latent path: a PNG strip (one row a pair) or an animated GIF."""
-    from vaetui.explore import path_ts
-    from vaetui.figures import interpolation
-    from vaetui.imaging import save_any
+    from vaetui.models.latent import path_ts
+    from vaetui.pictures.figures import interpolation
+    from vaetui.pictures.imaging import save_any
 
     need((args.from_ is None) == (args.to is None),
          "--from and --to go together (two dataset images); or use --seed for random endpoints")
@@ -83,8 +83,8 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 def cmd_latent(args: argparse.Namespace) -> int:
     """The latent screen's picture: traversals of the dimensions ranked by KL, an attribute strip or the scatter."""
-    from vaetui.figures import LATENT_IMAGES, encode_latents, latent_view
-    from vaetui.imaging import save_image
+    from vaetui.pictures.figures import LATENT_IMAGES, encode_latents, latent_view
+    from vaetui.pictures.imaging import save_image
 
     run, model, config, path = load(args)
     encoded = encode_latents(model, config)

@@ -21,7 +21,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from vaetui.runs import RunStore
+    from vaetui.runs.store import RunStore
 
     infos = RunStore(args.runs_dir).infos()
     if args.json:
@@ -70,7 +70,7 @@ def choose_renderer(image: str) -> str:
 
 def run_tui(runs_dir=None, threads=None, device="auto", image="halfcell", monitor=None, colors="auto") -> int:
     """Open the terminal app (needs a terminal)."""
-    from vaetui.runs import RunStore
+    from vaetui.runs.store import RunStore
 
     if monitor is not None:
         RunStore(runs_dir).open(monitor)  # a missing run is a one-line error, before the screen opens
@@ -78,7 +78,7 @@ def run_tui(runs_dir=None, threads=None, device="auto", image="halfcell", monito
         raise VaeError("the vaetui TUI needs a terminal; for scripts use the sub-commands (vaetui --help)")
     import gc
 
-    from vaetui.perf import quiet_openmp, tune_allocator
+    from vaetui.runtime import quiet_openmp, tune_allocator
 
     # Importing Textual and drawing the first frame make objects by the hundred thousand and free almost none of
     # them: collecting meanwhile only delays that frame. The app freezes them and collects again once it is drawn.

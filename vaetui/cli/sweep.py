@@ -20,9 +20,9 @@ HOW = ("threads", "device", "precision", "compile", "image_every", "log_every", 
 def _spec_from_args(args: argparse.Namespace, root: Path):
     """The study to work on: made from SPACE and the flags, or the existing one of that name (joined: the
     same command on another host joins it; different settings are refused)."""
-    from vaetui.locks import file_lock
-    from vaetui.runs import validate_name
-    from vaetui.study import study_dir
+    from vaetui.disk.locks import file_lock
+    from vaetui.runs.store import validate_name
+    from vaetui.studies.spec import study_dir
 
     given = {k: v for k, v in given_settings(args).items() if v is not None and k not in HOW}
     if args.preset:
@@ -58,7 +58,7 @@ def _existing(args, root: Path, name: str, given: dict):
     import json
     from dataclasses import replace
 
-    from vaetui.study import load_space, read_spec, write_spec
+    from vaetui.studies.spec import load_space, read_spec, write_spec
 
     spec = read_spec(root, name)
     if not args.join:
@@ -80,8 +80,8 @@ def _new_spec(args, name: str, given: dict):
     """A new study's spec from SPACE and the flags, checked (the space, the trials' settings): no file is made."""
     from dataclasses import replace
 
-    from vaetui.study import StudySpec, load_space
-    from vaetui.sweep import trial_config
+    from vaetui.studies.spec import StudySpec, load_space
+    from vaetui.studies.worker import trial_config
 
     space = load_space(args.space)
     space = replace(space, settings={**space.settings, **given})
@@ -100,7 +100,7 @@ def _new_spec(args, name: str, given: dict):
 
 def _create(root: Path, spec):
     """Make the study in its storage first (a bad or unreachable storage fails here), then its study.json."""
-    from vaetui.study import new_study, write_spec
+    from vaetui.studies.spec import new_study, write_spec
 
     new_study(root, spec)
     write_spec(root, spec)
@@ -112,11 +112,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return cmd_show(args)
     if args.json or args.out:
         raise ConfigError("sweep", "--json and --out belong to `vaetui sweep show STUDY`")
-    from vaetui.runs import RunStore
+    from vaetui.runs.store import RunStore
 
     root = RunStore(args.runs_dir, include_demo=False).root
     if args.storage:  # this process and its workers connect with it; study.json keeps it without a password
-        from vaetui.study import STORAGE_ENV, without_password
+        from vaetui.studies.spec import STORAGE_ENV, without_password
 
         os.environ[STORAGE_ENV] = args.storage
         args.storage = without_password(args.storage)
@@ -129,9 +129,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _work(args, spec, root: Path, threads: int) -> int:
-    from vaetui.control import Control
-    from vaetui.perf import tune_allocator
-    from vaetui.sweep import best_line, load_study, work
+    from vaetui.train.control import Control
+    from vaetui.runtime import tune_allocator
+    from vaetui.studies.worker import best_line, load_study, work
 
     tune_allocator()
     control = Control()
@@ -154,7 +154,7 @@ def _work(args, spec, root: Path, threads: int) -> int:
 
 def _spawn(args, spec, root: Path, workers: int, threads: int) -> int:
     """K worker processes on one study; Ctrl-C reaches them all (one process group) and each checkpoints."""
-    from vaetui.sweep import best_line, load_study
+    from vaetui.studies.worker import best_line, load_study
 
     argv = [sys.executable, "-m", "vaetui", "sweep", args.space, "--study", spec.name, "--join", "--workers", "1",
             "--threads", str(threads), "--runs-dir", str(root)]
@@ -181,12 +181,12 @@ def _spawn(args, spec, root: Path, workers: int, threads: int) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from vaetui.runs import RunStore
-    from vaetui.study_view import show
+    from vaetui.runs.store import RunStore
+    from vaetui.studies.results import show
 
     if not args.study_arg:
         raise ConfigError("sweep show", "name the study: vaetui sweep show STUDY")
-    from vaetui.runs import validate_name
+    from vaetui.runs.store import validate_name
 
     validate_name(args.study_arg, "study")
     root = RunStore(args.runs_dir, include_demo=False).root
@@ -194,8 +194,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from vaetui.config import PRESETS
-    from vaetui.study import METRICS, PRUNERS, SAMPLERS
+    from vaetui.config.presets import PRESETS
+    from vaetui.studies.spec import METRICS, PRUNERS, SAMPLERS
 
     p = sub.add_parser("sweep", help="run a study (latent, beta or a TOML [sweep] file) on Optuna; "
                        "`sweep show STUDY` prints one",

@@ -1,6 +1,6 @@
 """`vaetui train` (headless training, resumable, torchrun-aware) and `vaetui model` (the network's layers).
 
-The training flags are generated from the one list of settings in vaetui.config: a new
+The training flags are generated from the one list of settings in vaetui.config.settings: a new
 setting there is a new flag here, with its help, type, range and choices.
 """
 
@@ -22,7 +22,7 @@ def setting_type(s):
             value = s.parse(text)
             s.check(value)
         except ConfigError as exc:
-            raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
+            raise argparse.ArgumentTypeError(exc.message) from None
         return value
 
     parse.__name__ = s.name
@@ -31,7 +31,7 @@ def setting_type(s):
 
 def add_setting_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     """One flag per setting (default None: 'not given', so a preset or config file fills it)."""
-    from vaetui.config import SETTINGS
+    from vaetui.config.settings import SETTINGS
 
     for s in SETTINGS:
         if s.name in skip:
@@ -49,25 +49,21 @@ def add_setting_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) ->
 
 def given_settings(args: argparse.Namespace) -> dict:
     """The setting flags given on the command line, as flat overrides (None = not given)."""
-    from vaetui.config import SETTINGS
+    from vaetui.config.settings import SETTINGS
 
     return {s.name: getattr(args, s.name, None) for s in SETTINGS}
 
 
 def build_train_config(args: argparse.Namespace):
     """Preset, then the config file, then flags (each overriding the one before)."""
-    from vaetui.config import load_config_file, preset, with_overrides
+    from vaetui.config.resolve import load_config_file, resolve
 
-    file_overrides = load_config_file(args.config) if args.config else {}
-    name = args.preset or file_overrides.pop("preset", None) or "faces64"
-    file_overrides.pop("preset", None)
-    cfg = with_overrides(preset(name), file_overrides)
-    return with_overrides(cfg, given_settings(args)).validate()
+    return resolve(args.preset, load_config_file(args.config) if args.config else {}, given_settings(args))
 
 
 def _resume_run(args: argparse.Namespace, store):
     """The run to resume and its config with the flags a resume may change; refuses the others."""
-    from vaetui.config import resume_changes, with_overrides
+    from vaetui.config.resolve import resolve
     from vaetui.errors import ConfigError
 
     run = store.open(args.resume)
@@ -76,18 +72,13 @@ def _resume_run(args: argparse.Namespace, store):
     current = run.config()
     if args.preset and args.preset != current.preset or args.config:
         raise ConfigError("resume", "--preset/--config cannot change an existing run: drop them or start a new run")
-    given = {k: v for k, v in given_settings(args).items() if v is not None}
-    changed = resume_changes(current, given)
-    if changed:
-        raise ConfigError("resume", "a resumed run keeps its model, data and optimiser settings; drop "
-                          f"{', '.join(changed)} or start a new run")
-    cfg = with_overrides(current, given).validate()
+    cfg = resolve(None, given_settings(args), current=current)
     preflight(cfg)
     return run, cfg  # the trainer writes the changed settings once it holds the run's lock
 
 
 def _new_run(args: argparse.Namespace, store):
-    from vaetui.build import check_data
+    from vaetui.train.setup import check_data
 
     cfg = build_train_config(args)
     preflight(cfg)
@@ -99,7 +90,7 @@ def preflight(cfg) -> None:
     """What the machine must offer, checked before a run folder exists (vaetui.memory.preflight)."""
     import os
 
-    from vaetui.memory import preflight as check
+    from vaetui.models.memory import preflight as check
 
     check(cfg, int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1"))))
 
@@ -108,15 +99,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train a new run, or resume one, headless."""
     import signal
 
-    from vaetui.perf import tune_allocator
+    from vaetui.runtime import tune_allocator
 
     tune_allocator()
-    from vaetui import distributed
-    from vaetui.config import RunConfig
-    from vaetui.console import print_json_events, print_progress
-    from vaetui.engine import Control, Trainer
-    from vaetui.events import FailedEvent, FinishedEvent
-    from vaetui.runs import Run, RunStore
+    from vaetui.train import distributed
+    from vaetui.config.settings import RunConfig
+    from vaetui.cli.console import print_json_events, print_progress
+    from vaetui.train.engine import Control, Trainer
+    from vaetui.runs.events import FailedEvent, FinishedEvent
+    from vaetui.runs.store import Run, RunStore
 
     world = distributed.init()
     store = RunStore(args.runs_dir)
@@ -167,7 +158,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _never_trained(run) -> bool:
     """No checkpoint and no step in its log: what a new run whose data or set-up failed leaves."""
-    from vaetui.logfile import line_kind
+    from vaetui.runs.logfile import line_kind
 
     if run.has_checkpoint():
         return False
@@ -179,8 +170,9 @@ def _never_trained(run) -> bool:
 
 def cmd_model(args: argparse.Namespace) -> int:
     """Print the layer table with output shapes and the parameter count."""
-    from vaetui.config import preset, with_overrides
-    from vaetui.model import ConvVAE, decoder_paddings, layer_table, parameter_count
+    from vaetui.config.presets import preset
+    from vaetui.config.resolve import with_overrides
+    from vaetui.models.vae import ConvVAE, decoder_paddings, layer_table, parameter_count
 
     cfg = with_overrides(preset(args.preset), {"latent": args.latent, "hidden": args.hidden, "size": args.size})
     cfg.model.validate()  # the data root is not needed to describe the network
@@ -200,7 +192,8 @@ def cmd_model(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from vaetui.config import PRESETS, setting
+    from vaetui.config.presets import PRESETS
+    from vaetui.config.settings import setting
 
     p = sub.add_parser("model", help="print the network's layers, output shapes and parameter count")
     p.add_argument("--preset", default="seed", choices=list(PRESETS), help="preset to describe (default: %(default)s)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol, Sequence
 
-from vaetui.config import DataConfig
+from vaetui.config.settings import DataConfig
 
 if TYPE_CHECKING:  # torch stays unimported here so decode workers start fast
     import torch

@@ -23,8 +23,8 @@ import numpy as np
 
 from vaetui.data.decode import UnreadableImage, load_rgb
 from vaetui.errors import DataError
-from vaetui.files import atomic_write_bytes, cache_dir, fsync_dir, fsync_file, remove_abandoned_temps
-from vaetui.locks import file_lock, try_lock
+from vaetui.disk.files import atomic_write_bytes, cache_dir, fsync_dir, fsync_file, remove_abandoned_temps
+from vaetui.disk.locks import file_lock, try_lock
 
 Progress = Callable[[int, int, str], None]
 CHUNK = 64

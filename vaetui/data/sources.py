@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vaetui.config import DataConfig
+from vaetui.config.settings import DataConfig
 from vaetui.data import cache as cache_mod
 from vaetui.errors import DataError
 

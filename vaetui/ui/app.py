@@ -14,7 +14,7 @@ from textual.binding import Binding
 from textual.worker import Worker, get_current_worker
 
 from vaetui.errors import VaeError
-from vaetui.runs import Run, RunStore
+from vaetui.runs.store import Run, RunStore
 from vaetui.ui.screens.dialogs import MIN_HEIGHT, MIN_WIDTH, Choose, TooSmall, help_shown, open_help
 
 if TYPE_CHECKING:  # the feeds (and PIL) load with the first monitor, not before the first frame
@@ -49,7 +49,8 @@ class VaeApp(App[int]):
                  image: str = "halfcell", include_demo: bool = True, start: str = "runs",
                  monitor: str | None = None, colors: str = "auto"):
         super().__init__()
-        from vaetui.ui import occlusion, wire
+        from vaetui.ui.patches import occlusion
+        from vaetui.ui.patches import wire
         from vaetui.ui.widgets.picture import HalfBlockImage, color_mode
 
         wire.install()  # a partial refresh sends only its cells
@@ -197,7 +198,7 @@ class VaeApp(App[int]):
     # ------------------------------------------------------------------ runs on screen: one flow
     def open_run(self, name: str, own_pid: int | None = None) -> None:
         """Monitor a run by following its log, whoever trains it (own_pid: the trainer this window started)."""
-        from vaetui.history import History
+        from vaetui.runs.history import History
         from vaetui.ui.feeds import RunView, TailFeed
 
         view = self.views.get(name)
@@ -281,15 +282,14 @@ class VaeApp(App[int]):
         with the UI. A new run starts from its first step; a stopped one from its newest
         checkpoint (the same command for both).
         """
-        from vaetui import launch
+        from vaetui.train.process import spawn_trainer
 
         if self.training_here():
             raise VaeError(f"run {self.trainer[0]} is training in this window: stop it first (s)")
-        holder = run.lock_holder()
-        if holder and holder["alive"]:
-            raise VaeError(f"run {run.name} is being trained by pid {holder['pid']} on {holder['host']}: "
+        if (trainer := run.live_trainer()) is not None:
+            raise VaeError(f"run {run.name} is being trained by pid {trainer.pid} on {trainer.host}: "
                            "open its monitor instead (enter)")
-        proc = launch.spawn_trainer(run, self.store.root, threads=self.threads, device=self.device, detach=True)
+        proc = spawn_trainer(run, self.store.root, threads=self.threads, device=self.device, detach=True)
         self.trainer = (run.name, proc)
         self._forget(run.name)  # a fresh follow: the resumed log is the one to read
         self.open_run(run.name, own_pid=proc.pid)
@@ -301,7 +301,7 @@ class VaeApp(App[int]):
     def _wait_for_trainer(self, run: Run, proc) -> None:
         import subprocess
 
-        from vaetui import launch
+        from vaetui.train.process import last_error
         from vaetui.ui.messages import TrainerExited
 
         worker = get_current_worker()
@@ -312,7 +312,7 @@ class VaeApp(App[int]):
             except subprocess.TimeoutExpired:
                 if worker.is_cancelled:
                     return
-        self.post_message(TrainerExited(run.name, code, launch.last_error(run) if code not in (0, 130) else ""))
+        self.post_message(TrainerExited(run.name, code, last_error(run) if code not in (0, 130) else ""))
 
     def on_trainer_exited(self, message: TrainerExited) -> None:
         view = self.views.get(message.run)
@@ -335,13 +335,13 @@ class VaeApp(App[int]):
         name = self.trainer[0]
 
         def answer(key: str | None) -> None:
-            from vaetui.control import ControlFile
+            from vaetui.train.control import ControlFile, Intent
 
             if key == "y":
                 self._quit_when_stopped = True
                 ControlFile(self.store.open(name).path).stop()
                 if name in self.views:
-                    self.views[name].pending.append("stop")
+                    self.views[name].pending.append(Intent.STOP)
                 self.notify("saving a checkpoint, then quitting…")
             elif key == "b":
                 self.exit(0)

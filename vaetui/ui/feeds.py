@@ -1,7 +1,7 @@
 """How a run reaches the screen: one flow, one feed.
 
 Every run on screen is followed the same way, whoever trains it: a run this window
-started (a `vaetui train` child process, vaetui.launch), one trained by `vaetui train` in
+started (a `vaetui train` child process, vaetui.train.process), one trained by `vaetui train` in
 another terminal, torchrun, or a study's worker. `TailFeed` is the body of a worker
 thread that follows the run's metrics.jsonl and posts (vaetui.ui.messages) first the
 history so far (folded in the worker, off the UI thread), then the events as they come,
@@ -12,18 +12,18 @@ the run is alive and what its trainer costs. The app folds what it receives into
 
 from __future__ import annotations
 
-import socket
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 from PIL import Image as PILImage
 
-from vaetui.config import RunConfig
-from vaetui.events import FailedEvent, FinishedEvent, ImagesEvent, StartedEvent, StateEvent, event_from_json
-from vaetui.history import History, RunHistory, parse_lines
-from vaetui.runs import Run
+from vaetui.config.settings import RunConfig
+from vaetui.runs.events import FailedEvent, FinishedEvent, ImagesEvent, StartedEvent, StateEvent
+from vaetui.runs.history import History, RunHistory, events_in
+from vaetui.runs.store import Run
 from vaetui.sysstats import ProcessStats, Stats
+from vaetui.train.control import Intent
 from vaetui.ui.messages import HistoryLoaded, RunAlive, RunEvents
 
 POST_EVERY_S = 0.25  # the UI hears from a feed at most ~4 times a second
@@ -46,13 +46,13 @@ class RunView:
     alive: bool | None = None  # None: not known yet (nothing is claimed about it)
     where: str = ""
     stats: Stats | None = None
-    pending: list[str] = field(default_factory=list)  # intents sent, not yet answered by an event ("stop")
+    pending: list[str] = field(default_factory=list)  # "start", or intents sent (Intent), not yet answered by an event
 
     def fold(self, events) -> None:
         for event in events:
             self.history.apply(event)
-            if isinstance(event, (StateEvent, StartedEvent)) and "pause" in self.pending:
-                self.pending.remove("pause")
+            if isinstance(event, (StateEvent, StartedEvent)) and Intent.PAUSE in self.pending:
+                self.pending.remove(Intent.PAUSE)
             if isinstance(event, StartedEvent) and "start" in self.pending:
                 self.pending.remove("start")
             if isinstance(event, (FinishedEvent, FailedEvent)):
@@ -106,7 +106,7 @@ class TailFeed:
                 follower = rh.follower
                 post(HistoryLoaded(name, rh.history, newest_picture(self.run, rh.history)))
             elif data:
-                events = tuple(e for e in (event_from_json(d) for d in parse_lines(data)) if e is not None)
+                events = events_in(data)
                 images = [e for e in events if isinstance(e, ImagesEvent) and e.path]
                 picture = load_picture(self.run, images[-1].path) if images else None
                 post(RunEvents(name, events, picture))
@@ -121,14 +121,14 @@ class TailFeed:
             if not force and now - state["at"] < ALIVE_EVERY_S:
                 return
             state["at"] = now
-            holder = self.run.lock_holder()
-            live = bool(holder and holder["alive"])
-            here = live and holder["host"] == socket.gethostname()
-            if here and state["pid"] != holder["pid"]:
-                state["pid"], state["stats"] = holder["pid"], ProcessStats(holder["pid"])
+            trainer = self.run.live_trainer()
+            live = trainer is not None
+            here = live and trainer.here
+            if here and state["pid"] != trainer.pid:
+                state["pid"], state["stats"] = trainer.pid, ProcessStats(trainer.pid)
             stats = state["stats"].sample() if here and state["stats"] else None
-            mine = here and holder["pid"] == self.own_pid
-            where = "here" if mine else "elsewhere" if here else (holder["host"] if live else "")
+            mine = here and trainer.pid == self.own_pid
+            where = "here" if mine else "elsewhere" if here else (trainer.host if live else "")
             message = (live, where, stats)
             if force or message != state["last"] or stats is not None:
                 state["last"] = message

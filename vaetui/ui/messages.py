@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from PIL.Image import Image
 from textual.message import Message
 
-from vaetui.events import Event
-from vaetui.history import History
+from vaetui.runs.events import Event
+from vaetui.runs.history import History
 from vaetui.sysstats import Stats
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from vaetui.figures import LoadedModel
+    from vaetui.pictures.figures import LoadedModel
 
 
 class ModelCache:
@@ -19,7 +19,7 @@ class ModelCache:
         if key not in self._models:
             import gc
 
-            from vaetui.figures import load
+            from vaetui.pictures.figures import load
 
             self._models[key] = load(store.open(run_name), checkpoint)
             gc.freeze()  # torch is loaded now: keep full collections from walking its objects

@@ -12,7 +12,7 @@ from textual.screen import ModalScreen, Screen
 from textual.strip import Strip
 from textual.widgets import Input, Static
 
-from vaetui.history import SERIES, SERIES_LABELS, History
+from vaetui.runs.history import SERIES, SERIES_LABELS, History
 from vaetui.ui.widgets.chart import Chart
 from vaetui.ui.widgets.keybar import KeyBar
 

@@ -10,11 +10,13 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Header, Input, Label, Select, Static
 
-from vaetui.config import FORM_FIELDS, PRESETS, SETTINGS_BY_KEY, RunConfig, preset, setting, with_overrides
-from vaetui.errors import ConfigError, VaeError
+from vaetui.config.settings import FORM_FIELDS, SETTINGS_BY_KEY, RunConfig, setting
+from vaetui.config.presets import DEFAULT_PRESET, PRESETS, preset
+from vaetui.config.resolve import resolve
+from vaetui.errors import ConfigError, InvalidName, VaeError
 from vaetui.ui.widgets.keybar import KeyBar
 
-# The form's fields come from the one list of settings (vaetui.config): label, type, choices.
+# The form's fields come from the one list of settings (vaetui.config.settings): label, type, choices.
 SELECTS = [("preset", "preset", list(PRESETS))] + [
     (n, setting(n).form, list(setting(n).choices)) for n in FORM_FIELDS if setting(n).choices]
 FIELDS = [(n, setting(n).form, setting(n)) for n in FORM_FIELDS if not setting(n).choices] + [("name", "run name", None)]
@@ -42,7 +44,7 @@ def parse_form(values: dict[str, str], runs_root: Path | None = None, threads_de
     """(config, run name, errors by field) from the form's strings; config is None when any is invalid."""
     errors: dict[str, str] = {}
     try:
-        base = preset(values.get("preset") or "faces64")
+        base = preset(values.get("preset") or DEFAULT_PRESET)
     except ConfigError as exc:
         return None, None, {"preset": str(exc)}
     overrides: dict[str, object] = {}
@@ -64,15 +66,15 @@ def parse_form(values: dict[str, str], runs_root: Path | None = None, threads_de
             s.check(value)
             overrides[key] = value
         except ConfigError as exc:
-            errors[key] = str(exc).split(": ", 1)[-1]
+            errors[key] = exc.message
     cfg = None
     if not errors:
         try:
-            cfg = with_overrides(base, overrides).validate()
+            cfg = resolve(base.preset, overrides)
         except ConfigError as exc:
             known = SETTINGS_BY_KEY.get(exc.field)
             field = known.name if known is not None and known.name in FORM_FIELDS else "data"
-            errors[field] = str(exc).split(": ", 1)[-1]
+            errors[field] = exc.message
     if cfg is not None and cfg.data.source != "synthetic":
         try:
             from vaetui.data.sources import file_index
@@ -83,14 +85,14 @@ def parse_form(values: dict[str, str], runs_root: Path | None = None, threads_de
             cfg = None
     name = (values.get("name") or "").strip() or None
     if name is not None:
-        from vaetui.runs import validate_name
+        from vaetui.runs.store import validate_name
 
         try:
             validate_name(name)
             if runs_root is not None and (Path(runs_root) / name / "config.json").exists():
                 errors["name"] = f"run {name} already exists"
-        except VaeError as exc:
-            errors["name"] = str(exc).split(":", 1)[-1].strip()
+        except InvalidName as exc:
+            errors["name"] = exc.reason
     if errors:
         cfg = None
     return cfg, name, errors
@@ -103,7 +105,7 @@ class NewRunScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        initial = {"preset": "faces64", **field_values(preset("faces64"))}
+        initial = {"preset": DEFAULT_PRESET, **field_values(preset(DEFAULT_PRESET))}
         with VerticalScroll(id="form"):
             for key, label, options in SELECTS:
                 with Horizontal(classes="row"):
@@ -125,7 +127,7 @@ class NewRunScreen(Screen[None]):
     def on_mount(self) -> None:
         self.title, self.sub_title = "vaetui", "new run"
         self._filling = False
-        self.fill(preset("faces64"))
+        self.fill(preset(DEFAULT_PRESET))
         self.query_one("#f-preset", Select).focus()
 
     def fill(self, cfg: RunConfig) -> None:
@@ -180,7 +182,7 @@ class NewRunScreen(Screen[None]):
             self.notify("fix the marked settings first", severity="error")
             return
         try:
-            from vaetui.memory import preflight
+            from vaetui.models.memory import preflight
 
             preflight(cfg)  # a device, precision or batch this machine cannot take: said before a run exists
             run = self.app.store.create(cfg, name)

@@ -4,7 +4,7 @@ It draws a RunView (vaetui.ui.feeds) and nothing else: the same screen for a run
 in this window and one followed from another process. It has no polling timer: the app
 tells it when the view changed, and it redraws at most once a second (a state change at
 once). Intents (pause, stop, checkpoint) go to whichever process trains the run through
-the run's control file (vaetui.control); what the run does comes back as events.
+the run's control file (vaetui.train.control); what the run does comes back as events.
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ from textual.screen import Screen
 from textual.widgets import Header, Static
 from textual.worker import get_current_worker
 
-from vaetui.console import format_duration
-from vaetui.history import SERIES, SERIES_LABELS
+from vaetui.format import duration
+from vaetui.runs.history import SERIES, SERIES_LABELS
+from vaetui.runs.status import status_of
+from vaetui.train.control import Intent
 from vaetui.ui.feeds import RunView, load_picture
 from vaetui.ui.screens.dialogs import ChartScreen, Confirm
-from vaetui.layout import columns_that_fit
+from vaetui.pictures.layout import columns_that_fit
 from vaetui.ui.widgets.picture import fit_picture, picture_class
 from vaetui.ui.widgets.spark import Spark
 from vaetui.ui.widgets.text import EventLog, Quiet, TextBar
@@ -42,20 +44,18 @@ STATUS_STYLE = {"running": "green", "paused": "yellow", "finished": "cyan", "sto
 def shown_status(view: RunView) -> str:
     """The status word and where the run trains, from the events and the feed's liveness."""
     h = view.history
-    status = h.status
-    if status in ("running", "paused") and view.alive is False:
-        status = "interrupted"
-    if view.alive and view.where not in ("", "here") and status in ("running", "paused", "new"):
+    status = str(status_of(h.status, view.alive))
+    if view.alive and view.where not in ("", "here"):
         where = "elsewhere" if view.where == "elsewhere" else f"on {view.where}"
-        status = f"{'running' if status == 'new' else status} {where}"
+        status = f"{status} {where}"
         quiet = time.time() - h.updated if h.updated else 0
         if quiet > QUIET_AFTER_S:
             status += f", quiet for {int(quiet // 60)}m"
     if "start" in view.pending:
         status += " · starting…"
-    elif "stop" in view.pending:
+    elif Intent.STOP in view.pending:
         status += " · stopping…"
-    elif "pause" in view.pending:
+    elif Intent.PAUSE in view.pending:
         status += " · pausing…"
     return status
 
@@ -165,10 +165,10 @@ class MonitorScreen(Screen[None]):
         last = h.last
         if last:
             parts += [f"epoch {last.epoch}/{h.epochs_planned}", f"step {last.step}/{h.total_steps}",
-                      f"{last.images_per_s:.0f} img/s", f"elapsed {format_duration(last.elapsed)}"]
+                      f"{last.images_per_s:.0f} img/s", f"elapsed {duration(last.elapsed)}"]
             eta = h.eta_seconds()
             if eta is not None and view.alive:
-                parts.append(f"ETA {format_duration(eta)}")
+                parts.append(f"ETA {duration(eta)}")
         if h.error:
             parts.append(f"[red]{h.error}[/]")
         self.query_one("#status", Quiet).set("  ".join(parts))
@@ -263,7 +263,7 @@ class MonitorScreen(Screen[None]):
     def _control(self):
         """The run's control file, while a trainer holds the run (any trainer: this window's, another terminal's,
         another host's on a shared filesystem)."""
-        from vaetui.control import ControlFile
+        from vaetui.train.control import ControlFile
 
         if self.view.alive:
             return ControlFile(self.app.store.open(self.view.run).path)
@@ -273,7 +273,7 @@ class MonitorScreen(Screen[None]):
     def action_pause(self) -> None:
         if control := self._control():
             control.resume() if self.view.history.status == "paused" else control.pause()
-            self.view.pending.append("pause")
+            self.view.pending.append(Intent.PAUSE)
             self._update_status()
 
     def action_stop(self) -> None:
@@ -281,7 +281,7 @@ class MonitorScreen(Screen[None]):
             def answer(yes: bool | None) -> None:
                 if yes:
                     control.stop()
-                    self.view.pending.append("stop")
+                    self.view.pending.append(Intent.STOP)
                     self._update_status()
             self.app.push_screen(Confirm("Stop training? A checkpoint is saved; resume it later from the runs list."),
                                  answer)

@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Header
 from textual.worker import get_current_worker
 
 from vaetui.errors import VaeError
-from vaetui.summaries import RunInfo
+from vaetui.runs.summaries import RunInfo
 from vaetui.ui.screens.dialogs import Ask, Confirm
 from vaetui.ui.widgets.text import Quiet
 from vaetui.ui.widgets.keybar import KeyBar

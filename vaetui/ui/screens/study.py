@@ -76,7 +76,7 @@ class StudyScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="study", exit_on_error=False)
     def load(self) -> None:
-        from vaetui.study_view import study_table
+        from vaetui.studies.results import study_table
 
         try:
             table = study_table(self.app.store.root, self.study)
@@ -88,7 +88,7 @@ class StudyScreen(Screen[None]):
             self.app.call_from_thread(self.show, table)
 
     def show(self, table: dict) -> None:
-        from vaetui.study_view import format_table
+        from vaetui.studies.results import format_table
 
         if table == self.table:
             return  # nothing new: nothing repainted
@@ -168,8 +168,8 @@ class StudyScreen(Screen[None]):
         def answer(yes: bool | None) -> None:
             if not yes:
                 return
-            from vaetui.study import load_study, read_spec
-            from vaetui.sweep import stop_workers
+            from vaetui.studies.spec import load_study, read_spec
+            from vaetui.studies.worker import stop_workers
 
             spec = read_spec(self.app.store.root, self.study)
             here, elsewhere = stop_workers(load_study(self.app.store.root, spec))

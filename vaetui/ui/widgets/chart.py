@@ -10,6 +10,8 @@ from textual.binding import Binding
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from vaetui.format import is_finite
+
 # Braille dot bits: (column, row) -> bit, for a 2x4 cell.
 _DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))
 
@@ -99,7 +101,7 @@ def render_chart(series: Sequence[tuple[str, Sequence[float], Sequence[float], s
 
 
 def _ok(y: float, log_y: bool) -> bool:
-    return y is not None and math.isfinite(y) and (y > 0 or not log_y)
+    return is_finite(y) and (y > 0 or not log_y)
 
 
 def _line(a, b):

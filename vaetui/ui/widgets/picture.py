@@ -19,7 +19,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Static
 
-from vaetui.layout import fitted_size
+from vaetui.pictures.layout import fitted_size
 
 if TYPE_CHECKING:  # PIL loads with the first picture, not before the first frame (the runs list has none)
     from PIL import Image as PILImage

@@ -1,4 +1,4 @@
-"""The explore screens, one a module; each shows the picture its headless twin writes (vaetui.figures)."""
+"""The explore screens, one a module; each shows the picture its headless twin writes (vaetui.pictures.figures)."""
 
 from vaetui.ui.screens.explore.base import ExploreScreen
 from vaetui.ui.screens.explore.compare import CompareScreen

@@ -164,7 +164,7 @@ class ExploreScreen(Screen[None]):
     def action_save(self) -> None:
         if self.figure is None:
             return
-        from vaetui.imaging import save_image
+        from vaetui.pictures.imaging import save_image
 
         path = save_image(self.figure.image, Path.cwd() / self.default_filename())
         self.notify(f"saved {path}")

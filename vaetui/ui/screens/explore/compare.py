@@ -35,7 +35,7 @@ def quality_cells(r: dict) -> str:
 def curves_and_numbers(store, names: list[str], per_step: bool) -> tuple[list, list, list[str]]:
     """The chart's lines, the rate–distortion paths and the table's rows for these runs, from their histories
     and newest evals."""
-    from vaetui.plots import rd_point
+    from vaetui.pictures.plots import rd_point
 
     lines, rd, cells = [], [], []
     for k, name in enumerate(names):
@@ -112,7 +112,7 @@ class CompareScreen(ExploreScreen):
         self.query_one("#cmp-table", Quiet).set("\n".join(cells))
 
     def compute(self, model, config):
-        from vaetui.figures import reconstructions
+        from vaetui.pictures.figures import reconstructions
 
         others = []
         for name in self.run_names[1:]:

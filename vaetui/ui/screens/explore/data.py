@@ -31,7 +31,7 @@ class DataScreen(ExploreScreen):
         return f"[b]32 random training images[/]  seed {self.seed}  [dim]arrows select · space picks two to blend[/]"
 
     def compute(self, model, config):
-        from vaetui.figures import data_blend, data_grid
+        from vaetui.pictures.figures import data_blend, data_grid
 
         grid = data_grid(config.data, self.seed, 32, self.COLS)
         picked = list(self.picked)
@@ -41,12 +41,12 @@ class DataScreen(ExploreScreen):
         return grid
 
     def view(self, figure):
-        from vaetui.figures import data_view
+        from vaetui.pictures.figures import data_view
 
         return data_view(figure, figure.info.get("blend"), self.selected, list(self.picked), self.COLS, self.image_size)
 
     def zoom_view(self, figure):
-        from vaetui.figures import zoom
+        from vaetui.pictures.figures import zoom
 
         h, w = self.image_size
         return zoom(figure.image, self.selected, self.COLS, w, h)

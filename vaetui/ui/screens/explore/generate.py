@@ -9,7 +9,7 @@ from vaetui.ui.screens.explore.base import ExploreScreen
 
 def quality_text(scored: dict | None, run: str) -> str:
     """The newest eval's sample quality (FD-attr, KID, precision/recall), with what it measured; or how to get it."""
-    from vaetui.metrics import samples_summary
+    from vaetui.metrics.evaluate import samples_summary
 
     if not scored:
         return f"[dim]sample quality: not measured yet (vaetui eval {run} --samples)[/]"
@@ -39,25 +39,25 @@ class GenerateScreen(ExploreScreen):
         return f"[b]{self.n} faces from z ~ N(0, T²I)[/]  seed {self.seed}  T {self.temperature:.1f}"
 
     def layout_for(self, cols: int, rows: int) -> int:
-        from vaetui.layout import best_columns
+        from vaetui.pictures.layout import best_columns
 
         return best_columns(self.n, self.image_size, cols, rows, lo=4) if cols > 0 and rows > 0 else 8
 
     def compute(self, model, config):
-        from vaetui.figures import samples
-        from vaetui.metrics import newest_eval_with
+        from vaetui.pictures.figures import samples
+        from vaetui.metrics.evaluate import newest_eval_with
 
         if self.scored is None:  # read the stored evals once per screen, not on every key
             self.scored = newest_eval_with(self.app.store.open(self.run_name), "samples") or {}
         return samples(model, self.n, self.seed, self.temperature, self.fitted or 8)
 
     def view(self, figure):
-        from vaetui.figures import SELECTED, framed
+        from vaetui.pictures.figures import SELECTED, framed
 
         return framed(figure.image, self.n, self.fitted or 8, self.image_size, [(self.selected, SELECTED)])
 
     def zoom_view(self, figure):
-        from vaetui.figures import zoom
+        from vaetui.pictures.figures import zoom
 
         h, w = self.image_size
         return zoom(figure.image, self.selected, self.fitted or 8, w, h)

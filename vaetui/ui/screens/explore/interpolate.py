@@ -29,12 +29,12 @@ class InterpolateScreen(ExploreScreen):
         return f"[b]{self.mode} between z1, z2 ~ N(0, I)[/]  seed {self.seed}{extra}"
 
     def compute(self, model, config):
-        from vaetui.figures import interpolation
+        from vaetui.pictures.figures import interpolation
 
         return interpolation(model, config, self.steps, self.mode, self.seed, 1, None, self.extrapolate)
 
     def view(self, figure):
-        from vaetui.figures import interpolation_view
+        from vaetui.pictures.figures import interpolation_view
 
         return interpolation_view(figure, self.frame, self.fitted)
 
@@ -75,7 +75,7 @@ class InterpolateScreen(ExploreScreen):
 
     def action_save_gif(self) -> None:
         if self.figure:
-            from vaetui.imaging import save_gif
+            from vaetui.pictures.imaging import save_gif
 
             path = save_gif(self.figure.frames, Path.cwd() / f"interpolate-{self.run_name}-seed{self.seed}.gif")
             self.notify(f"saved {path}")

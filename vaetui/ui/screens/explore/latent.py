@@ -10,7 +10,7 @@ from vaetui.ui.screens.explore.base import ExploreScreen
 
 def disentanglement_text(scored: dict | None, run: str) -> str:
     """The newest eval's MIG, DCI and SAP, with what it was measured on; or how to get them."""
-    from vaetui.disentangle import summary_line
+    from vaetui.metrics.disentangle import summary_line
 
     if not scored:
         return f"[dim]disentanglement: not measured yet (vaetui eval {run})[/]"
@@ -41,7 +41,7 @@ class LatentScreen(ExploreScreen):
 
     def layout_for(self, cols: int, rows: int) -> int:
         """As many traversal rows (the selected dimension, then the next by KL) as fill the area with the strip below."""
-        from vaetui.layout import fitted_scale
+        from vaetui.pictures.layout import fitted_scale
 
         if cols <= 0 or rows <= 0:
             return 1
@@ -54,8 +54,8 @@ class LatentScreen(ExploreScreen):
         return best
 
     def compute(self, model, config):
-        from vaetui import figures
-        from vaetui.metrics import newest_eval_with
+        from vaetui.pictures import figures
+        from vaetui.metrics.evaluate import newest_eval_with
 
         if self.encoded is None:
             self.encoded = figures.encode_latents(model, config)

@@ -31,14 +31,14 @@ class ReconstructScreen(ExploreScreen):
         return self.fixed_n or self.COLS * (self.fitted or 1)
 
     def layout_for(self, cols: int, rows: int) -> int:
-        from vaetui.layout import bands_that_fit
+        from vaetui.pictures.layout import bands_that_fit
 
         if self.fixed_n or cols <= 0 or rows <= 0:
             return 1
         return bands_that_fit(3 if self.compare else 2, self.COLS, self.image_size, cols, rows)
 
     def zoom_view(self, figure):
-        from vaetui.figures import zoom_column
+        from vaetui.pictures.figures import zoom_column
 
         h, w = self.image_size
         kinds = 3 if "compare_losses" in figure.info else 2
@@ -57,7 +57,7 @@ class ReconstructScreen(ExploreScreen):
         return f"[b]{self.split} images {self.start}–{self.start + self.n - 1}: originals over reconstructions[/]{vs}"
 
     def compute(self, model, config):
-        from vaetui.figures import reconstructions
+        from vaetui.pictures.figures import reconstructions
 
         other = None
         if self.compare:

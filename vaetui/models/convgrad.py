@@ -1,0 +1,139 @@
+"""Convolutions whose bias gradient is a plain sum: the same layers, a faster backward on CPU.
+
+On CPU PyTorch hands a convolution's whole backward to oneDNN, and when the bias needs a
+gradient oneDNN's kernels get much slower (batch 64, channels_last, 2 threads, fp32): the
+seed decoder's full-size transposed convolution takes 300-450 ms for input, weight and bias
+gradients together, 154 ms for input and weight alone, and the bias gradient, the sum of
+the output gradient over batch and space, takes 8 ms more. The same holds for the first
+encoder convolution (45 vs 11 ms) and, less, for the other transposed convolutions.
+
+`Conv2d` and `ConvTranspose2d` here are `torch.nn`'s layers (same parameters, same
+state_dict, same forward) whose backward asks oneDNN for the input and weight gradients
+only and sums the bias gradient itself (accumulating in fp32). On other devices (cuDNN's bias gradient is
+fine) and without gradients they are the stock layers. Under autocast the inputs are cast the way
+autocast casts a convolution, outside the custom function, so its backward runs in the
+lower precision too. Where oneDNN's weight gradient of the seed's last convolution (32 -> 3,
+stride 1) is slow, it is one matrix product of the shifted output gradient instead
+(`weight_grad_by_shifts`; when, in `_narrow_same`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vaetui.runtime import cpu_flags
+
+_backward = torch.ops.aten.convolution_backward
+
+
+class _ConvSplitBias(torch.autograd.Function):
+    """y = conv(x, w) + b, whose backward takes the bias gradient out of oneDNN's hands."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, transposed, stride, padding, output_padding, dilation, groups):
+        ctx.save_for_backward(x, weight)
+        ctx.conf = (transposed, stride, padding, output_padding, dilation, groups)
+        if transposed:
+            return F.conv_transpose2d(x, weight, bias, stride, padding, output_padding, groups, dilation)
+        return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        transposed, stride, padding, output_padding, dilation, groups = ctx.conf
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        grad_x = grad_w = grad_b = None
+        if need_x or need_w:
+            grad = grad.contiguous(memory_format=_memory_format(x))
+            by_shifts = need_w and _narrow_same(grad, weight, *ctx.conf)
+            grad_x, grad_w, _ = _backward(grad, x, weight, None, list(stride), list(padding), list(dilation),
+                                          transposed, list(output_padding), groups,
+                                          [need_x, need_w and not by_shifts, False])
+            if by_shifts:
+                grad_w = weight_grad_by_shifts(grad, x, weight, padding)
+        if need_b:
+            # in grad's own dtype: CPU sums of bf16/fp16 accumulate in fp32 and round once at the end (the same
+            # numbers as summing to fp32 and casting), while sum(dtype=float32) first copies the whole gradient
+            # to fp32 (65 ms at full size in bf16, against 4)
+            grad_b = grad.sum((0, 2, 3))
+        return grad_x, grad_w, grad_b, None, None, None, None, None, None
+
+
+def _narrow_same(grad, weight, transposed, stride, padding, output_padding, dilation, groups) -> bool:
+    """A 'same' stride-1 convolution to a few channels (the seed's last, 32 -> 3) where oneDNN's weight gradient
+    is slow: in bf16/fp16 (~70 GFLOP/s; one matrix product is ~1.6x faster), and in fp32 on a CPU without
+    AVX-512, whose generic AVX2 kernel ran it at ~5 GFLOP/s (input and weight gradients 310 -> 137 ms at
+    218x178, 29 -> 14 ms at 64x64, batch 64, on an AMD EPYC). fp32 with AVX-512 keeps oneDNN's (as fast there)."""
+    return ((grad.dtype in (torch.bfloat16, torch.float16) or _avx2_only()) and not transposed and groups == 1
+            and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
+            and all(k % 2 == 1 and p == k // 2 for k, p in zip(weight.shape[2:], padding))
+            and weight.shape[0] * weight.shape[2] * weight.shape[3] <= 32)
+
+
+def _avx2_only() -> bool:
+    flags = cpu_flags()
+    return "avx2" in flags and "avx512f" not in flags
+
+
+def weight_grad_by_shifts(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, padding) -> torch.Tensor:
+    """The weight gradient of a stride-1 'same' convolution as one matrix product.
+
+    dW[o, c, a, b] = sum over n, u, v of x[n, c, u, v] * grad[n, o, u + p - a, v + q - b] (zero outside): the
+    output gradient shifted once per kernel tap, stacked into (taps * O, N*H*W), times x as (N*H*W, C).
+    """
+    out, cin, kh, kw = weight.shape
+    ph, pw = padding
+    n, _, h, w = x.shape
+    padded = F.pad(grad.permute(1, 0, 2, 3), (pw, pw, ph, ph))  # (O, N, H + 2p, W + 2q)
+    shifted = grad.new_empty((kh, kw, out, n, h, w))
+    for a in range(kh):
+        for b in range(kw):
+            shifted[a, b] = padded[:, :, 2 * ph - a: 2 * ph - a + h, 2 * pw - b: 2 * pw - b + w]
+    rows = x.permute(0, 2, 3, 1).reshape(-1, cin)  # a view when x is channels_last, else a copy
+    product = shifted.view(kh * kw * out, -1) @ rows
+    return product.view(kh, kw, out, cin).permute(2, 3, 0, 1).contiguous(memory_format=_memory_format(weight))
+
+
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    return torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() \
+        else torch.contiguous_format
+
+
+def _split(x: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    """Whether the bias-split backward applies: a CPU convolution with a bias that needs a gradient."""
+    return bias is not None and x.device.type == "cpu" and torch.is_grad_enabled() and bias.requires_grad
+
+
+def _cast(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """What autocast does to a convolution's arguments (here, before the custom function sees them)."""
+    if not torch.is_autocast_enabled("cpu"):
+        return tensors
+    dtype = torch.get_autocast_dtype("cpu")
+    return tuple(t.to(dtype) for t in tensors)
+
+
+def _call(x, weight, bias, *conf):
+    x, weight, bias = _cast(x, weight, bias)
+    with torch.autocast("cpu", enabled=False):
+        return _ConvSplitBias.apply(x, weight, bias, *conf)
+
+
+class Conv2d(nn.Conv2d):
+    """nn.Conv2d with the bias gradient summed outside oneDNN on CPU (see the module's docstring)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.padding_mode != "zeros" or not isinstance(self.padding, tuple) or not _split(x, self.bias):
+            return super().forward(x)
+        return _call(x, self.weight, self.bias, False, self.stride, self.padding, (0, 0), self.dilation, self.groups)
+
+
+class ConvTranspose2d(nn.ConvTranspose2d):
+    """nn.ConvTranspose2d with the bias gradient summed outside oneDNN on CPU (see the module's docstring)."""
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        if output_size is not None or not _split(x, self.bias):
+            return super().forward(x, output_size)
+        return _call(x, self.weight, self.bias, True, self.stride, self.padding, self.output_padding,
+                     self.dilation, self.groups)

@@ -1,0 +1,106 @@
+"""Figures written to files with matplotlib: learning curves, and rate against distortion.
+
+The rate–distortion picture is the β-VAE one: each run (or study trial) a point at its
+last validation epoch, KL (rate, nats per image) across and reconstruction NLL
+(distortion) up, with the path its epochs took to get there. `rd_points` reads them from
+the runs' own histories, so `vaetui plot --rd`, `vaetui sweep show --out` and the
+compare screen's braille scatter show the same numbers.
+"""
+
+from __future__ import annotations
+
+from vaetui.format import is_finite
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+
+@dataclass(frozen=True)
+class RDPoint:
+    """One run in the rate–distortion plane: its last validation epoch, and the path of every epoch."""
+
+    label: str
+    kl: float
+    recon: float
+    path_kl: tuple[float, ...] = ()
+    path_recon: tuple[float, ...] = ()
+    group: str = ""  # a study trial's state, for colouring
+    extra: dict = field(default_factory=dict)
+
+
+def rd_point(label: str, history, group: str = "") -> RDPoint | None:
+    """A run's point from its folded history (vaetui.runs.history.History); None before its first validation."""
+    epochs = [e for e in history.epochs if is_finite(e.valid_kl) and is_finite(e.valid_recon)]
+    if not epochs:
+        return None
+    last = epochs[-1]
+    return RDPoint(label, last.valid_kl, last.valid_recon, tuple(e.valid_kl for e in epochs),
+                   tuple(e.valid_recon for e in epochs), group)
+
+
+def _figure(size: tuple[float, float]):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt, *plt.subplots(figsize=size, dpi=110)
+
+
+def _save(plt, fig, out: Path) -> Path:
+    from vaetui.disk.files import atomic_path
+
+    out = Path(out)
+    fig.tight_layout()
+    try:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, format=out.suffix.lstrip(".").lower() or "png")
+    finally:
+        plt.close(fig)
+    return out
+
+
+GROUP_COLOURS = {"complete": "tab:blue", "pruned": "tab:orange", "running": "tab:green", "fail": "tab:red"}
+
+
+def rate_distortion(points: Sequence[RDPoint], title: str, out: Path) -> Path:
+    """KL against reconstruction, one labelled point per run with the faint path of its epochs."""
+    plt, fig, ax = _figure((7, 5))
+    for p in points:
+        colour = GROUP_COLOURS.get(p.group) if p.group else None
+        if len(p.path_kl) > 1:
+            (line,) = ax.plot(p.path_kl, p.path_recon, "-", lw=1, alpha=0.35, color=colour)
+            colour = line.get_color()
+        dot = ax.scatter([p.kl], [p.recon], color=colour, zorder=3)
+        ax.annotate(p.label, (p.kl, p.recon), fontsize=7, xytext=(4, 4), textcoords="offset points",
+                    color=dot.get_facecolor()[0])
+    ax.set_xlabel("rate: KL per image (nats)")
+    ax.set_ylabel("distortion: reconstruction NLL per image (nats)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return _save(plt, fig, out)
+
+
+def learning_curves(histories: Sequence[tuple[str, object]], out: Path, steps: bool = False,
+                    log_y: bool = False) -> Path:
+    """The seed's figure: train and validation loss against iterations, several runs in one figure."""
+    plt, fig, ax = _figure((8, 5))
+    for name, h in histories:
+        line = None
+        if steps and len(h.series["loss"]):
+            xs, ys = h.series["loss"].points()
+            (line,) = ax.plot(xs, ys, alpha=0.35, lw=1, label=f"{name} train (per step)")
+        if h.epochs:
+            at = [e.step for e in h.epochs]
+            (line,) = ax.plot(at, [e.train_loss for e in h.epochs], "-o", ms=3,
+                              color=line.get_color() if line else None, label=f"{name} train")
+            ax.plot(at, [e.valid_loss for e in h.epochs], "--s", ms=3, color=line.get_color(),
+                    label=f"{name} validation")
+    ax.set_xlabel("Iterations")
+    ax.set_ylabel("Loss per image (nats)")
+    ax.set_title("Learning curves")
+    if log_y:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(plt, fig, out)

@@ -1,0 +1,367 @@
+"""The training loop as a generator of events. It knows nothing about who listens.
+
+    trainer = Trainer(config, run)
+    for event in trainer.run(control):
+        ...
+
+Every event is appended to the run's metrics.jsonl before it is yielded. `control`
+lets another thread pause, resume, stop and ask for a checkpoint between steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from vaetui.train import setup
+from vaetui.train import distributed
+from vaetui.train import observe
+from vaetui.train.setup import epoch_order, resolve_device  # noqa: F401 (part of the engine's interface)
+from vaetui.config.settings import RunConfig
+from vaetui.train.control import Control, ControlWatcher
+from vaetui.errors import VaeError
+from vaetui.runs.events import (
+    EpochEvent, EvalEvent, Event, FailedEvent, FinishedEvent, ImagesEvent, StartedEvent,
+    StateEvent, StepEvent, WarningEvent,
+)
+from vaetui.models.losses import bits_per_dim, nats_per_dim, schedule_beta, vae_loss
+from vaetui.models.vae import ConvVAE, parameter_count
+from vaetui.runs.store import Run
+from vaetui.train.state import MAX_NONFINITE_IN_A_ROW, TrainerState
+
+PREVIEW_IMAGES = 8
+
+
+@dataclass
+class _Window:
+    """Loss sums since the last step event, kept on the device (read back once per log interval)."""
+
+    sums: torch.Tensor
+    images: int = 0
+    t0: float = field(default_factory=lambda: time.perf_counter())
+
+    def reset(self) -> None:
+        self.sums.zero_()
+        self.images = 0
+        self.t0 = time.perf_counter()
+
+
+class Trainer(TrainerState):
+    """Trains one run; `run(control)` yields events until the run completes, stops or fails."""
+
+    def __init__(self, config: RunConfig, run: Run, resume: bool = False):
+        self.config = config.validate()
+        self.store = run
+        self.resume = resume
+        self.model: ConvVAE | None = None
+        self.world = distributed.current()  # under torchrun: rank 0 alone writes the run
+        self.step = 0
+        self.collapse_warned = False  # the posterior-collapse alert is said once per training session
+
+    # ------------------------------------------------------------------ public
+    def run(self, control: Control | None = None) -> Iterator[Event]:
+        """Train, yielding (and logging) every event; never raises for training errors."""
+        control = control or Control()
+        try:
+            warning = self.store.acquire_lock() if self.world.main else None
+        except VaeError as exc:
+            yield FailedEvent(step=0, error=str(exc))
+            return
+        # Intents from other processes (the TUI, `vaetui monitor`, another host): the run's control file.
+        watcher = ControlWatcher(self.store.path, control).start() if self.world.main else None
+        try:
+            if self.world.main and self.resume and self.store.config() != self.config:
+                # Under the lock: a resume that lost the race for it must not rewrite the winner's settings.
+                self.store.write_config(self.config)
+            if warning:
+                yield self._log(WarningEvent(step=0, message=warning))
+            for event in self._train(control):
+                yield self._log(event)
+        except VaeError as exc:
+            yield self._log(FailedEvent(step=self.step, error=str(exc)))
+        except Exception as exc:  # a bug or an OOM: keep the trace in the log, fail cleanly
+            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            yield self._log(FailedEvent(step=self.step, error=detail))
+        finally:
+            if watcher is not None:
+                watcher.stop()
+            if self.world.main:
+                self.store.release_lock()
+
+    # ------------------------------------------------------------------ the loop
+    def _train(self, control: Control) -> Iterator[Event]:
+        yield from self._prepare()
+        while self.step < self.total_steps:
+            yield from self._between_steps(control)
+            if self._any(control.stop_requested.is_set()):
+                yield from self._save("latest")
+                yield FinishedEvent(step=self.step, epoch=self.step // self.steps_per_epoch, reason="stopped")
+                return
+            rolled_back = yield from self._train_step()
+            if not rolled_back:
+                yield from self._cadences()
+        yield from self._finish()
+
+    def _prepare(self) -> Iterator[Event]:
+        """Build everything, restore the newest checkpoint when resuming, say where training starts."""
+        self._setup_everywhere()
+        resumed, repaired = False, []
+        if self.resume:
+            state, path, warnings = self._load_resume_state()
+            for w in warnings:
+                yield WarningEvent(step=0, message=f"skipped a damaged checkpoint: {w}")
+            if state is not None:
+                note = self._restore(state)
+                if note:
+                    yield WarningEvent(step=self.step, message=note)
+                if self.world.main:
+                    self.store.truncate_events_after(self.step)
+                    repaired = self._repair_checkpoints(self.store.path / path)
+                resumed = True
+        tc = self.config.train
+        yield StartedEvent(
+            step=self.step, run=self.store.name, device=str(self.device), parameters=parameter_count(self.model),
+            total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch, resumed=resumed,
+            threads=torch.get_num_threads(), precision=self.precision, compiled=tc.compile,
+            world_size=self.world.size, epochs=tc.epochs,
+        )
+        for note in repaired + ([self.thread_note] if self.thread_note else []):
+            yield WarningEvent(step=self.step, message=note)
+        for split in (self.train_split, self.valid_split):
+            skipped = getattr(split, "skipped", None)
+            if skipped:
+                yield WarningEvent(step=self.step, message=f"skipped {len(skipped)} unreadable images, "
+                                   f"see {split.cache.log}")
+        self.model.train()
+        self.window = _Window(torch.zeros(3, device=self.device))
+        self.t_start = time.perf_counter()
+        self.in_a_row = 0
+        self.order, self.order_epoch = None, -1
+
+    def _between_steps(self, control: Control) -> Iterator[Event]:
+        """The controller's requests: a checkpoint now, a pause (checkpoints still served while paused)."""
+        if control.checkpoint_requested.is_set():
+            control.checkpoint_requested.clear()
+            yield from self._save("latest")
+        if control.paused.is_set() and not control.stop_requested.is_set():
+            yield StateEvent(step=self.step, state="paused")
+            while control.paused.is_set() and not control.stop_requested.is_set():
+                control.wait(0.2)
+                if control.checkpoint_requested.is_set():
+                    control.checkpoint_requested.clear()
+                    yield from self._save("latest")
+            if not control.stop_requested.is_set():
+                yield StateEvent(step=self.step, state="running")
+            self.window.reset()
+
+    def _next_batch(self) -> torch.Tensor:
+        tc, spe = self.config.train, self.steps_per_epoch
+        epoch, b = divmod(self.step, spe)
+        if self.order_epoch != epoch:
+            self.order, self.order_epoch = setup.epoch_order(len(self.train_split), tc.seed, epoch), epoch
+        batch = self.order[b * tc.batch_size : (b + 1) * tc.batch_size]
+        if self.world.distributed:  # this rank's share of the global batch
+            lb = self.local_batch
+            batch = batch[self.world.rank * lb : (self.world.rank + 1) * lb]
+        return self.feeder(np.sort(batch.numpy()))  # sorted reads are faster; the batch is a set
+
+    def _train_step(self) -> Iterator[Event]:
+        """One optimiser step, or a skipped one (non-finite loss); returns True after a roll-back."""
+        tc = self.config.train
+        x = self._next_batch()
+        beta = schedule_beta(self.step, tc, tc.epochs * self.steps_per_epoch)
+        with self._autocast():
+            out = self.forward(x, self.noise)
+        terms = vae_loss(out.logits, x, out.mu, out.logvar, beta, self.config.model.likelihood, tc.free_bits)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self._any(not bool(torch.isfinite(terms.loss))):
+            self.nonfinite_total += 1
+            self.in_a_row += 1
+            yield WarningEvent(step=self.step, message=f"non-finite loss at step {self.step}: step skipped "
+                               f"({self.nonfinite_total} so far)")
+            if self.in_a_row >= MAX_NONFINITE_IN_A_ROW:
+                self.in_a_row = 0
+                yield from self._rollback()
+                return True
+            self.step += 1  # skip this batch (it would fail again); the step's cadences still run
+            return False
+        self.in_a_row = 0
+        self.scaler.scale(terms.loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.window.sums += torch.stack([terms.loss.detach() * terms.count, terms.recon_sum, terms.kl_sum])
+        self.window.images += terms.count
+        self.step += 1
+        return False
+
+    def _cadences(self) -> Iterator[Event]:
+        """Everything due at this step: the step event, pictures, the epoch's end, a periodic checkpoint."""
+        tc, spe = self.config.train, self.steps_per_epoch
+        epoch_end = self.step % spe == 0
+        if self.step % tc.log_every == 0 or epoch_end or self.step == self.total_steps:
+            yield from self._step_event()
+        started = time.perf_counter()
+        if (self.step % tc.image_every == 0 or self.step == 1) and self.world.main:
+            yield self._images()
+        if epoch_end:
+            yield from self._end_epoch(self.step // spe)
+        elif self.step % tc.checkpoint_every == 0:
+            yield from self._save("latest")
+        # Pictures, validation and checkpoints are not training: images/s counts the steps alone (elapsed and
+        # the ETA still count everything).
+        self.window.t0 += time.perf_counter() - started
+
+    def _finish(self) -> Iterator[Event]:
+        tc, spe = self.config.train, self.steps_per_epoch
+        if self.step % spe != 0:
+            yield from self._save("latest")
+        if self.step % tc.image_every != 0 and self.world.main:
+            yield self._images()
+        reason = "completed" if self.step >= tc.epochs * spe else "max_steps"
+        yield FinishedEvent(step=self.step, epoch=self.step // spe, reason=reason)
+
+    def _step_event(self) -> Iterator[Event]:
+        w = self.window
+        sums, n = w.sums, w.images
+        if self.world.distributed:
+            sums = self._sum(torch.cat([sums, sums.new_tensor([n])]))
+            n = int(sums[3].item())
+            sums = sums[:3]
+        loss_s, recon_s, kl_s = sums.tolist()  # the one read-back per log interval
+        es = self.epoch_sums
+        self.epoch_sums = [es[0] + loss_s, es[1] + recon_s, es[2] + kl_s, es[3] + n]
+        now = time.perf_counter()
+        rate = n / max(now - w.t0, 1e-9)
+        w.reset()
+        if n == 0:
+            return  # every step since the last event was skipped: there is nothing to average
+        spe, tc = self.steps_per_epoch, self.config.train
+        elbo = (recon_s + kl_s) / n
+        yield StepEvent(
+            step=self.step, epoch=(self.step - 1) // spe + 1, epoch_step=(self.step - 1) % spe + 1,
+            steps_per_epoch=spe, total_steps=self.total_steps,
+            loss=loss_s / n, recon=recon_s / n, kl=kl_s / n, beta=schedule_beta(self.step - 1, tc, tc.epochs * spe),
+            lr=self.optimizer.param_groups[0]["lr"], nats_per_dim=nats_per_dim(elbo, self.dims),
+            bits_per_dim=bits_per_dim(elbo, self.dims), images_per_s=rate, elapsed=now - self.t_start,
+            nonfinite=self.nonfinite_total,
+            gpu_mem_mb=torch.cuda.memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else None,
+        )
+
+    def _end_epoch(self, epoch: int) -> Iterator[Event]:
+        v = self.evaluate()
+        elbo = v["recon"] + v["kl"]
+        yield EvalEvent(step=self.step, epoch=epoch, split="valid", loss=v["loss"], recon=v["recon"], kl=v["kl"],
+                        nats_per_dim=nats_per_dim(elbo, self.dims), bits_per_dim=bits_per_dim(elbo, self.dims),
+                        count=v["count"], beta=self.config.train.beta, active_units=v["active_units"])
+        collapse = None if self.collapse_warned else observe.collapse_message(v, epoch)
+        if collapse:
+            self.collapse_warned = True
+            yield WarningEvent(step=self.step, message=collapse)
+        es = self.epoch_sums
+        best = v["loss"] < self.best_valid
+        if best:
+            self.best_valid = v["loss"]
+        self.epoch_sums = [0.0, 0.0, 0.0, 0]
+        n = es[3]
+        mean = (lambda s: s / n) if n else (lambda s: math.nan)
+        yield EpochEvent(step=self.step, epoch=epoch, train_loss=mean(es[0]), valid_loss=v["loss"],
+                         train_recon=mean(es[1]), train_kl=mean(es[2]), best=best)
+        yield from self._save_epoch_end(epoch, best)
+
+    # ------------------------------------------------------------------ setup
+    def _log(self, event: Event) -> Event:
+        if self.world.main:
+            self.store.append_event(event.to_json())
+        return event
+
+    def _any(self, flag: bool) -> bool:
+        """True on every rank when it is true on any (a stop request, a non-finite loss): ranks never diverge."""
+        if not self.world.distributed:
+            return flag
+        import torch.distributed as dist
+
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item() > 0)
+
+    def _sum(self, t: torch.Tensor) -> torch.Tensor:
+        if self.world.distributed:
+            import torch.distributed as dist
+
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return t
+
+    def _setup_everywhere(self) -> None:
+        """Set up on every rank; if any rank cannot (its data is missing, say), every rank stops with its reason."""
+        error = None
+        try:
+            self._setup_local()  # no collective in here: a rank that fails must reach the gather below
+        except VaeError as exc:
+            error = exc
+        if not self.world.distributed:
+            if error is not None:
+                raise error
+        else:
+            failures = distributed.gather_errors(error, self.world)
+            if failures:
+                rank, message = failures[0]
+                raise VaeError(f"rank {rank}: {message}" + ("" if rank == 0 else
+                               " (every process reads its share of the data: each node needs it at the same path)"))
+        self._build_model()
+
+    def _setup_local(self) -> None:
+        """Device, data and sizes: what each rank can check alone."""
+        cfg, tc = self.config, self.config.train
+        self.thread_note = None
+        if tc.threads:
+            cores = setup.usable_cores()
+            if tc.threads > cores:  # more threads than cores only wait on each other (1024 on 2: 1 image/s)
+                self.thread_note = (f"threads {tc.threads} is more than the {cores} cores this process may use: "
+                                    f"training with {cores}")
+            torch.set_num_threads(min(tc.threads, cores))  # per thread: this is the training thread
+        self.device = setup.device_for(tc, self.world)
+        self.precision = setup.resolve_precision(tc.precision, self.device)
+        self.local_batch = tc.batch_size // self.world.size
+        self.train_split, self.valid_split, self.steps_per_epoch, self.total_steps = setup.open_data(cfg)
+        self.feeder = setup.Feeder(self.train_split, self.device)
+
+    def _build_model(self) -> None:
+        """The network (DDP-wrapped under torchrun: a collective), the optimiser and the training state."""
+        cfg, tc = self.config, self.config.train
+        torch.manual_seed(tc.seed)
+        self.model, self.forward = setup.network(cfg, self.device, self.world)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
+        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        self.noise = torch.Generator(device=self.device).manual_seed(setup.noise_seed(tc.seed, self.world.rank))
+        self.dims = 3 * cfg.data.size[0] * cfg.data.size[1]
+        self.preview = self.valid_split.images(np.arange(min(PREVIEW_IMAGES, len(self.valid_split))))
+        self.fixed_z = torch.randn(PREVIEW_IMAGES, cfg.model.latent, generator=torch.Generator().manual_seed(tc.seed + 1))
+        self.valid_count = min(tc.valid_size, len(self.valid_split))
+        # Training state (what a checkpoint restores).
+        self.step, self.lr_scale, self.best_valid = 0, 1.0, math.inf
+        self.nonfinite_total, self.rollbacks, self.epoch_sums = 0, 0, [0.0, 0.0, 0.0, 0]
+
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    # ------------------------------------------------------------------ evaluation and pictures
+    def evaluate(self, count: int | None = None) -> dict[str, float]:
+        """Mean loss terms per image on the first `count` validation images (see observe.validate)."""
+        tc = self.config.train
+        return observe.validate(self.model, self.valid_split, count or self.valid_count, tc.batch_size, tc.beta,
+                                self.config.model.likelihood, tc.seed + 99, self.device, self._autocast)
+
+    def _images(self) -> ImagesEvent:
+        recon, samples = observe.preview(self.model, self.preview, self.fixed_z, self.device, self._autocast)
+        path = observe.write_snapshot(self.store, self.step, self.preview, recon, samples)
+        return ImagesEvent(step=self.step, path=path, originals=self.preview, reconstructions=recon, samples=samples)

@@ -1,0 +1,156 @@
+"""What a Trainer is built from: the device, the data splits and their sizes, the network (DDP-wrapped under torchrun).
+
+Each function checks what a person could have got wrong and says so in one line.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from vaetui.config.settings import RunConfig, TrainConfig
+from vaetui.data import open_split
+from vaetui.errors import DataError, VaeError
+from vaetui.models.vae import ConvVAE
+from vaetui.runtime import cpu_flags
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; 'cuda' without a GPU is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise VaeError("--device cuda: no CUDA GPU is visible; use --device cpu (or auto)")
+    return torch.device(name)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The shuffled order of training images for one epoch, a pure function of (seed, epoch)."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g)
+
+
+def noise_seed(seed: int, rank: int, step: int = 0) -> int:
+    """The reparameterisation noise seed of a rank, re-derived at a step when a state cannot be carried over."""
+    return seed + 17 + 7919 * rank + step
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Does this device compute bf16 natively (AMX or AVX512-BF16 on the CPU; Ampere or newer on CUDA)?"""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    flags = cpu_flags()
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'auto' -> bf16 where it is native (measured 1.5-1.9x fp32 on this network, loss within 1%), else fp32."""
+    if precision != "auto":
+        return precision
+    return "bf16" if native_bf16(device) else "fp32"
+
+
+def device_for(tc: TrainConfig, world) -> torch.device:
+    """The device this rank trains on, checked against the settings."""
+    device = resolve_device(tc.device)
+    if world.distributed and device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
+    if tc.batch_size % world.size:
+        raise VaeError(f"--batch-size {tc.batch_size} does not split evenly over {world.size} processes: "
+                       f"use a multiple of {world.size}")
+    if tc.precision == "fp16" and device.type != "cuda":
+        raise VaeError("--precision fp16 needs CUDA; use --precision bf16 on the CPU")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return device
+
+
+def check_data(cfg: RunConfig) -> None:
+    """What can be known of the data without decoding it: the folder and its index, and splits large enough.
+    (Whether the images decode is found out by the trainer, which builds the decode cache.)"""
+    if cfg.data.source == "synthetic":
+        return
+    from vaetui.data.sources import file_index, split_files
+
+    index = file_index(cfg.data)
+    sizes = {split: len(split_files(cfg.data, index, split)[0]) for split in ("train", "valid")}
+    if sizes["train"] < cfg.train.batch_size:
+        raise DataError(f"the training split of {index.folder} has {sizes['train']} images, fewer than one batch "
+                        f"({cfg.train.batch_size}): lower --batch-size or add images")
+    if sizes["valid"] == 0:
+        raise DataError(f"the validation split of {index.folder} is empty: add images (or check the partition file)")
+
+
+def open_data(cfg: RunConfig):
+    """(train split, valid split, steps per epoch, total steps)."""
+    tc = cfg.train
+    train, valid = open_split(cfg.data, "train"), open_split(cfg.data, "valid")
+    if len(train) < tc.batch_size:
+        raise DataError(f"the training split has {len(train)} images, fewer than one batch "
+                        f"({tc.batch_size}): lower --batch-size or add images")
+    if len(valid) == 0:
+        raise DataError("the validation split is empty: add images or use a dataset with a validation split")
+    steps_per_epoch = len(train) // tc.batch_size
+    total = tc.epochs * steps_per_epoch
+    if tc.max_steps is not None:
+        total = min(total, tc.max_steps)
+    return train, valid, steps_per_epoch, total
+
+
+def network(cfg: RunConfig, device: torch.device, world) -> tuple[ConvVAE, torch.nn.Module]:
+    """(the plain model, what the training step calls: the model, or its DDP / compiled wrapper)."""
+    # channels_last: oneDNN's convolutions run ~1.4x faster on CPU in NHWC (measured on
+    # the seed network, fp32), and cuDNN's tensor-core kernels want it too.
+    model = ConvVAE.from_config(cfg).to(device, memory_format=torch.channels_last)
+    forward = model
+    if world.distributed:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        if device.type == "cuda":
+            # Statistics over the global batch, as one process would see it; on CPU (gloo) SyncBatchNorm
+            # is not available, so each rank normalises over its own share of the batch.
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            forward = DDP(model, device_ids=[device.index])
+        else:
+            forward = DDP(model)
+    if cfg.train.compile:
+        forward = torch.compile(forward)
+    return model, forward
+
+
+class Feeder:
+    """Batches of a split, as float on the device. On CUDA the uint8 batch goes through one of two reused pinned
+    buffers and is copied without blocking (the GPU converts it: 4x fewer bytes cross the bus)."""
+
+    def __init__(self, split, device: torch.device):
+        self.split, self.device = split, device
+        self._pinned: list[torch.Tensor | None] = [None, None]
+        self._copied: list = [None, None]  # the CUDA event after each buffer's last copy
+        self._turn = 0
+
+    def __call__(self, indices) -> torch.Tensor:
+        from vaetui.models.pixels import to_float
+
+        images = self.split.images(indices)
+        if self.device.type != "cuda":
+            return to_float(images, self.device)
+        k = self._turn = 1 - self._turn
+        buf = self._pinned[k]
+        if buf is None or buf.shape != images.shape:
+            buf = self._pinned[k] = torch.empty(images.shape, dtype=torch.uint8).pin_memory()
+        if self._copied[k] is not None:
+            self._copied[k].synchronize()  # the copy that last read this buffer is done: it may be refilled
+        buf.copy_(images)
+        x = buf.to(self.device, non_blocking=True)
+        self._copied[k] = torch.cuda.Event()
+        self._copied[k].record()
+        return to_float(x, self.device)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container or taskset may allow fewer than exist)."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
