@@ -29,20 +29,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # module -> the tests that guard it (pytest node ids or -k expressions on files), fast and in-process
 GUARDS = {
-    "locks": ["tests/test_locks.py", "tests/test_trust.py", "-k", "lock or heartbeat or racing"],
-    "logfile": ["tests/test_logfile.py", "tests/test_log_identity.py", "tests/test_history.py", "tests/test_trust.py",
-                "-k", "log or rewrit or torn or truncat or fsync or summary or refresh or history"],
-    "control": ["tests/test_control.py", "-k", "not headless"],
-    "checkpoint": ["tests/test_checkpoint_format.py", "tests/test_runs.py", "tests/test_trust.py",
-                   "tests/test_crash_points.py", "-k",
-                   "checkpoint_format or flipped or truncated_and_garbage or cuda_generator or damaged_latest"],
-    "trainer_state": ["tests/test_crash_points.py", "tests/test_engine.py", "-k",
-                      "old_order or train_loss or identical_parameters or rolled_back"],
+    "disk/locks": ["tests/unit/disk/test_locks.py", "tests/functional/test_run_lock.py"],
+    "runs/logfile": ["tests/unit/runs/test_logfile.py", "tests/unit/runs/test_log_identity.py",
+                     "tests/unit/runs/test_history.py", "tests/functional/test_recovery.py",
+                     "-k", "log or rewrit or torn or truncat or fsync or summary or refresh or history"],
+    "train/control": ["tests/functional/test_control.py", "tests/unit/train/test_intents.py", "-k", "not headless"],
+    "runs/checkpoint": ["tests/unit/runs/test_checkpoint.py", "tests/functional/test_run_store.py",
+                        "tests/functional/test_recovery.py", "tests/functional/test_epoch_end_crashes.py", "-k",
+                        "checkpoint or flipped or truncated_and_garbage or cuda_generator or damaged_latest"],
+    "train/state": ["tests/functional/test_epoch_end_crashes.py", "tests/functional/test_engine.py", "-k",
+                    "old_order or train_loss or identical_parameters or rolled_back"],
 }
 
 
 def run_module(module: str, keep: bool, tree: Path = ROOT) -> dict:
-    work = Path(tempfile.mkdtemp(prefix=f"vaetui-mutation-{module}-"))
+    work = Path(tempfile.mkdtemp(prefix=f"vaetui-mutation-{module.replace('/', '-')}-"))
     try:
         for part in ("vaetui", "tests"):
             shutil.copytree(tree / part, work / part, ignore=shutil.ignore_patterns("__pycache__", "__snapshots__"))

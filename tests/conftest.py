@@ -1,4 +1,5 @@
-"""Shared fixtures: keep torch to one thread so the suite behaves on 2 cores."""
+"""Shared fixtures: keep torch to one thread so the suite behaves on 2 cores; each test is marked by the folder it
+is in (unit, functional, ui, e2e), so `pytest -m unit` runs the fast part."""
 
 import os
 
@@ -7,6 +8,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import atexit
 import shutil
 import tempfile
+from pathlib import Path
 
 # The tests (and the programs they start) keep run summaries in a cache of their own, not the user's,
 # removed when the session ends.
@@ -17,6 +19,19 @@ import pytest
 import torch
 
 torch.set_num_threads(1)
+
+
+KINDS = ("unit", "functional", "ui", "e2e")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test with its folder's kind: tests/unit/... -> unit, and so on."""
+    root = Path(__file__).resolve().parent
+    for item in items:
+        kind = Path(item.path).resolve().relative_to(root).parts[0]
+        if kind not in KINDS:
+            raise pytest.UsageError(f"{item.nodeid}: a test lives in one of tests/{{{','.join(KINDS)}}}/")
+        item.add_marker(getattr(pytest.mark, kind))
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from vaetui.cli.explore import load
     from vaetui.data import open_split
-    from vaetui.metrics.evaluate import evaluate
+    from vaetui.metrics.likelihood import evaluate
 
     if args.inception_weights and not args.inception_weights.is_file():
         from vaetui.metrics.features import INCEPTION_HINT
@@ -33,7 +33,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.inception_weights and not args.samples:
         raise VaeError("--inception-weights measures samples: add --samples")
     if args.samples:
-        from vaetui.metrics.evaluate import sample_quality
+        from vaetui.metrics.fidelity import sample_quality
 
         result["samples"] = sample_quality(model, config, split, args.samples_n, args.seed, args.inception_weights,
                                            progress=progress_printer())
@@ -69,7 +69,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"  disentanglement on {dis['count']} images vs {what}: {summary_line(dis)}")
         print(f"    ({dis['bins']} {dis['binning']} bins for MIG; DCI: {dis['regressor']}, {dis['split']})")
     if "samples" in result:
-        from vaetui.metrics.evaluate import samples_summary
+        from vaetui.metrics.fidelity import samples_summary
 
         print("  samples: " + samples_summary(result["samples"], detail=True))
     if stored:

@@ -14,14 +14,13 @@ MAX_STEPS, MAX_PAIRS, MAX_RECON = 201, 32, 256
 
 def load(args: argparse.Namespace, name: str | None = None):
     """(run, model, config, checkpoint path) of RUN (or of `name`) at --checkpoint."""
-    from vaetui.pictures.figures import model_for
+    from vaetui.runs import checkpoint
     from vaetui.runs.store import RunStore
 
-    run = RunStore(args.runs_dir).open(name or args.run)
-    model, config, path, warnings = model_for(run, args.checkpoint)
-    for w in warnings:
+    loaded = checkpoint.open_model(RunStore(args.runs_dir).open(name or args.run), args.checkpoint)
+    for w in loaded.warnings:
         warn(w)
-    return run, model, config, path
+    return loaded.run, loaded.model, loaded.config, loaded.path
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:

@@ -1,2 +1,2 @@
-"""How good a model is: the evaluation protocol (evaluate), disentanglement (disentangle), sample fidelity
-(fidelity), and the feature networks they measure in (features)."""
+"""How good a model is: likelihood and reconstruction, the protocol `vaetui eval` runs (likelihood),
+disentanglement (disentangle), sample fidelity (fidelity), and the feature networks they measure in (features)."""

@@ -21,6 +21,7 @@ number depends on is in PROTOCOL and stored with the result.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 
@@ -183,3 +184,26 @@ def factors_of(split, indices: np.ndarray) -> tuple[np.ndarray, list[str], str] 
     if not names:
         return None
     return split.attributes(indices).numpy().astype(np.float64), names, "attributes"
+
+
+def disentanglement(model, split, n: int, batch_size: int = 64,
+                    progress: Callable[[int, int, str], None] | None = None) -> dict | None:
+    """MIG, DCI and SAP of μ on the first n images against the split's factors (or attributes); None without labels."""
+    import torch
+
+    from vaetui.models.pixels import to_float
+
+    n = min(n, len(split))
+    known = factors_of(split, np.arange(n))
+    if known is None or n < 4:
+        return None
+    device = next(model.parameters()).device
+    mus = []
+    for start in range(0, n, batch_size):
+        idx = np.arange(start, min(start + batch_size, n))
+        with torch.no_grad():
+            mus.append(model.encode(to_float(split.images(idx), device, channels_last=False))[0].double().cpu())
+        if progress:
+            progress(min(start + batch_size, n), n, "encoding for disentanglement")
+    factors, names, kind = known
+    return scores(torch.cat(mus).numpy(), factors, names, kind)

@@ -1,2 +1,2 @@
-"""The networks and their objective: the seed's VAE (vae), its convolutions (convgrad), losses, latent operations,
-and the memory a run will need (memory)."""
+"""The networks and their objective: the seed's VAE (vae), its convolutions (convgrad), the loss and the KL schedule
+(losses), latent operations (latent), pixels as a network sees them (pixels), and the memory a run needs (memory)."""

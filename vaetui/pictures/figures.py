@@ -120,34 +120,6 @@ def interpolation(model, config, steps: int = 11, mode: str = "lerp", seed: int 
                   frames=[frame(img) for img in rows[0]])
 
 
-@dataclass(frozen=True)
-class LoadedModel:
-    """A run's network from one checkpoint, in eval mode, with what was skipped to get it."""
-
-    run: object
-    model: torch.nn.Module
-    config: object
-    path: object  # the checkpoint file used
-    warnings: tuple[str, ...] = ()
-
-
-def model_for(run, checkpoint: str | None = None, device: str = "cpu"):
-    """Load a run's model for exploring: (model, config, checkpoint path, warnings); a clear error without one."""
-    from vaetui.runs.checkpoint import load_model
-
-    torch.set_grad_enabled(False)
-    try:
-        return load_model(run, checkpoint, device)
-    finally:
-        torch.set_grad_enabled(True)
-
-
-def load(run, checkpoint: str | None = None, device: str = "cpu") -> LoadedModel:
-    """model_for as a named object."""
-    model, config, path, warnings = model_for(run, checkpoint, device)
-    return LoadedModel(run, model, config, path, tuple(warnings))
-
-
 # ---------------------------------------------------------------------------- latent space
 @torch.no_grad()
 def encode_split(model, config, split: str = "valid", count: int = 512):

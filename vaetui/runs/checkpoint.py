@@ -1,4 +1,5 @@
-"""The checkpoint format: what a checkpoint holds, writing it, and reading it back verified.
+"""Checkpoints: the format (what one holds, writing it, reading it back verified), which of a run's checkpoints to
+load (the newest good one, a named one and its fallback), and a run's model loaded from one.
 
 A checkpoint is a plain torch zip file (``torch.save``) of a dict:
 
@@ -14,6 +15,7 @@ A checkpoint is a plain torch zip file (``torch.save``) of a dict:
     best_valid      the best validation objective so far (at the run's final β)
     nonfinite_total, rollbacks   what went wrong so far
     epoch_sums      the running sums of the epoch in progress
+    (step, lr_scale, best_valid, nonfinite_total, rollbacks and epoch_sums are the trainer's `Counters`)
 
 It is loaded with ``weights_only=True`` after the zip's CRC-32 of every stored tensor is
 verified, because ``torch.load`` alone loads flipped bits silently.
@@ -23,38 +25,137 @@ from __future__ import annotations
 
 import io
 import math
+import re
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vaetui.errors import CheckpointError
+from vaetui.errors import CheckpointError, NoCheckpointYet
 from vaetui.disk.files import atomic_write_bytes
 
 FORMAT = 2
 
 
-def capture(*, config, model, optimizer, scaler, noise, device_type: str, step: int, epoch: int, lr_scale: float,
-            best_valid: float, nonfinite_total: int, rollbacks: int, epoch_sums: list) -> dict[str, Any]:
+@dataclass
+class Counters:
+    """The trainer's state a checkpoint carries besides weights, optimiser, scaler and noise: where the run is and
+    what it went through. A field missing from an older checkpoint takes its default."""
+
+    step: int = 0
+    lr_scale: float = 1.0  # halved by each roll-back after non-finite losses
+    best_valid: float = math.inf  # the best validation loss so far (at the final β)
+    nonfinite_total: int = 0  # training steps skipped for a non-finite loss
+    rollbacks: int = 0
+    epoch_sums: list = field(default_factory=lambda: [0.0, 0.0, 0.0, 0])  # loss, recon, KL, images of the epoch
+
+
+def capture(*, config, model, optimizer, scaler, noise, device_type: str, epoch: int, counters: Counters
+            ) -> dict[str, Any]:
     """The payload of a checkpoint (the format above)."""
     return {
         "format": FORMAT, "config": config.to_json(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-        "scaler": scaler.state_dict(), "noise_rng": noise.get_state(), "noise_device": device_type, "step": step,
-        "epoch": epoch, "lr_scale": lr_scale, "best_valid": best_valid, "nonfinite_total": nonfinite_total,
-        "rollbacks": rollbacks, "epoch_sums": list(epoch_sums),
+        "scaler": scaler.state_dict(), "noise_rng": noise.get_state(), "noise_device": device_type, "epoch": epoch,
+        **{**asdict(counters), "epoch_sums": list(counters.epoch_sums)},
     }
 
 
-def restore(state: dict[str, Any], *, model, optimizer, scaler) -> dict[str, Any]:
+def restore(state: dict[str, Any], *, model, optimizer, scaler) -> Counters:
     """Load weights, optimiser and scaler from a payload; returns its counters (older formats get defaults)."""
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     if state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
-    return {
-        "step": int(state["step"]), "lr_scale": float(state.get("lr_scale", 1.0)),
-        "best_valid": float(state.get("best_valid", math.inf)),
-        "nonfinite_total": int(state.get("nonfinite_total", 0)), "rollbacks": int(state.get("rollbacks", 0)),
-        "epoch_sums": list(state.get("epoch_sums", [0.0, 0.0, 0.0, 0])),
-    }
+    d = Counters()
+    return Counters(
+        step=int(state["step"]), lr_scale=float(state.get("lr_scale", d.lr_scale)),
+        best_valid=float(state.get("best_valid", d.best_valid)),
+        nonfinite_total=int(state.get("nonfinite_total", d.nonfinite_total)),
+        rollbacks=int(state.get("rollbacks", d.rollbacks)), epoch_sums=list(state.get("epoch_sums", d.epoch_sums)),
+    )
+
+
+# ---------------------------------------------------------------------------- which checkpoint of a run
+_KIND_ORDER = {"latest": 0, "epoch": 1, "best": 2}  # on a tie of steps: latest, then epoch-N, then best
+
+
+def epoch_files(folder: Path) -> list[Path]:
+    """A run folder's ckpt-epoch-N.pt files, oldest first."""
+    found = []
+    for p in Path(folder).glob("ckpt-epoch-*.pt"):
+        m = re.match(r"ckpt-epoch-(\d+)\.pt$", p.name)
+        if m:
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found)]
+
+
+def step_of(path: Path) -> int | None:
+    """The step a checkpoint holds, read without loading it; None when it cannot be read."""
+    info = peek(path)
+    return int(info["step"]) if info and "step" in info else None
+
+
+def ranked(folder: Path) -> list[tuple[Path, int | None]]:
+    """A run folder's checkpoints with the step each holds, newest first by step (latest, then epoch-N, then best
+    on ties); those whose step cannot be read (damaged) come last, so they are tried only when nothing else is left."""
+    folder = Path(folder)
+    paths = [folder / "ckpt-latest.pt", *epoch_files(folder), folder / "ckpt-best.pt"]
+    order = []
+    for p in paths:
+        if not p.exists():
+            continue
+        kind = "epoch" if p.name.startswith("ckpt-epoch-") else p.stem.removeprefix("ckpt-")
+        step = step_of(p)
+        order.append((-(step if step is not None else -1), _KIND_ORDER.get(kind, 3), p.name, p, step))
+    return [(r[3], r[4]) for r in sorted(order)]
+
+
+def resolve(folder: Path, which: str | Path) -> Path:
+    """A label (best, latest, epoch-N) or a path -> the file it names in a run folder (which may not exist)."""
+    text = str(which)
+    if isinstance(which, Path) or "/" in text or text.endswith(".pt"):
+        p = Path(which)
+        return p if p.is_absolute() or p.exists() else Path(folder) / text
+    if not re.fullmatch(r"best|latest|epoch-\d+", text):
+        raise CheckpointError(f"--checkpoint {text!r}: use best, latest, epoch-N or a path to a .pt file")
+    return Path(folder) / f"ckpt-{text}.pt"
+
+
+def load_from(folder: Path, run_name: str, which: str | Path | None = None, map_location: str = "cpu",
+              fallback: bool = True) -> tuple[dict[str, Any], Path, list[str]]:
+    """Load one of a run's checkpoints, verified: (payload, path used, warnings about files skipped).
+
+    which=None: the newest good checkpoint by step (what resume and roll-back use).
+    which named: that file; with fallback, a missing or damaged one is replaced by the
+    newest good other one (with a warning); without, it is an error.
+    """
+    order_ranked = ranked(folder)
+    order = [p for p, _ in order_ranked]
+    warnings: list[str] = []
+    if which is None:
+        # A truncated, empty or foreign file ranks last and would never be tried while a good one exists:
+        # say so all the same, as a bit-flipped one (which is tried, and fails its checksum) is reported.
+        warnings += [f"{p} is truncated, empty or not a vaetui checkpoint" for p, step in order_ranked if step is None]
+        order = [p for p, step in order_ranked if step is not None]
+    else:
+        first = resolve(folder, which)
+        if not first.exists():
+            if not fallback:
+                have = ", ".join(p.stem.removeprefix("ckpt-") for p in order) or "none yet"
+                raise CheckpointError(f"run {run_name} has no checkpoint {first.name} (it has: {have})")
+            warnings.append(f"{first.name} is missing")
+        order = [first] + [p for p in order if p != first] if fallback else [first]
+    for path in order:
+        if not path.exists():
+            continue
+        try:
+            return load(path, map_location), path, warnings
+        except CheckpointError as exc:
+            if not fallback:
+                raise
+            warnings.append(str(exc))
+    if not order_ranked and not any(p.exists() for p in order):
+        raise NoCheckpointYet(f"run {run_name} has no checkpoint yet: train it first (vaetui train --resume {run_name})")
+    raise CheckpointError(f"no usable checkpoint in {folder}: " + "; ".join(warnings))
 
 
 def restore_noise(state: dict[str, Any], noise, device_type: str, reseed: int) -> str | None:
@@ -201,7 +302,25 @@ def load_model(run, which: str | None = None, device: str = "cpu"):
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
-        from vaetui.errors import CheckpointError
-
         raise CheckpointError(f"{path} does not match run {run.name}'s network ({str(exc).splitlines()[0]})") from None
     return model.to(device).eval(), config, path, warnings
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A run's network from one checkpoint, in eval mode, with what was skipped to get it."""
+
+    run: Any
+    model: Any  # torch.nn.Module
+    config: Any  # RunConfig
+    path: Path  # the checkpoint file used
+    warnings: tuple[str, ...] = ()
+
+
+def open_model(run, which: str | None = None, device: str = "cpu") -> LoadedModel:
+    """load_model for exploring (the screens and their twins), as a named object; loaded without autograd."""
+    import torch
+
+    with torch.no_grad():
+        model, config, path, warnings = load_model(run, which, device)
+    return LoadedModel(run, model, config, path, tuple(warnings))

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 from vaetui.runs import checkpoint
 from vaetui.disk import locks
 from vaetui.config.settings import RunConfig
-from vaetui.errors import CheckpointError, InvalidName, NoCheckpointYet, RunError, VaeError
+from vaetui.errors import InvalidName, RunError, VaeError
 from vaetui.disk.files import atomic_write_bytes, remove_abandoned_temps
 from vaetui.runs.logfile import EventLog
 from vaetui.runs.folder import is_study_folder, remove_run_files
@@ -25,7 +25,6 @@ from vaetui.runs.folder import is_study_folder, remove_run_files
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 DEFAULT_ROOT = Path("checkpoints")
 # Among checkpoints of the same step: the newest kind of file first.
-_KIND_ORDER = {"latest": 0, "epoch": 1, "best": 2}
 
 
 def validate_name(name: str, what: str = "run") -> str:
@@ -104,12 +103,7 @@ class Run:
 
     def epoch_checkpoints(self) -> list[Path]:
         """ckpt-epoch-N.pt files, oldest first."""
-        found = []
-        for p in self.path.glob("ckpt-epoch-*.pt"):
-            m = re.match(r"ckpt-epoch-(\d+)\.pt$", p.name)
-            if m:
-                found.append((int(m.group(1)), p))
-        return [p for _, p in sorted(found)]
+        return checkpoint.epoch_files(self.path)
 
     def prune_epoch_checkpoints(self, keep_last: int) -> None:
         for p in self.epoch_checkpoints()[:-keep_last]:
@@ -120,75 +114,22 @@ class Run:
         return any(self.path.glob("ckpt-*.pt"))
 
     def checkpoint_candidates(self) -> list[Path]:
-        """Every checkpoint, newest first by the step it holds (latest, then epoch-N, then best on ties).
-
-        Files whose step cannot be read (damaged) come last, so they are tried only when nothing else is left.
-        """
-        return [p for p, _ in self._ranked()]
-
-    def _ranked(self) -> list[tuple[Path, int | None]]:
-        """(checkpoint, the step it holds or None when unreadable), in checkpoint_candidates' order."""
-        paths = [self.checkpoint_path("latest"), *self.epoch_checkpoints(), self.checkpoint_path("best")]
-        ranked = []
-        for p in paths:
-            if not p.exists():
-                continue
-            kind = "epoch" if p.name.startswith("ckpt-epoch-") else p.stem.removeprefix("ckpt-")
-            step = self.checkpoint_step(p)
-            ranked.append((-(step if step is not None else -1), _KIND_ORDER.get(kind, 3), p.name, p, step))
-        return [(r[3], r[4]) for r in sorted(ranked)]
+        """Every checkpoint, newest first by the step it holds (vaetui.runs.checkpoint.ranked)."""
+        return [p for p, _ in checkpoint.ranked(self.path)]
 
     def resolve_checkpoint(self, which: str | Path) -> Path:
         """A label (best, latest, epoch-N) or a path -> the file it names (which may not exist)."""
-        text = str(which)
-        if isinstance(which, Path) or "/" in text or text.endswith(".pt"):
-            p = Path(which)
-            return p if p.is_absolute() or p.exists() else self.path / text
-        if not re.fullmatch(r"best|latest|epoch-\d+", text):
-            raise CheckpointError(f"--checkpoint {text!r}: use best, latest, epoch-N or a path to a .pt file")
-        return self.checkpoint_path(text)
+        return checkpoint.resolve(self.path, which)
 
     def load_checkpoint(self, which: str | Path | None = None, map_location: str = "cpu",
                         fallback: bool = True) -> tuple[dict[str, Any], Path, list[str]]:
-        """Load a checkpoint, verified. Returns (payload, path used, warnings about files skipped).
-
-        which=None: the newest good checkpoint by step (what resume and roll-back use).
-        which named: that file; with fallback, a missing or damaged one is replaced by the
-        newest good other one (with a warning); without, it is an error.
-        """
-        ranked = self._ranked()
-        order = [p for p, _ in ranked]
-        warnings: list[str] = []
-        if which is None:
-            # A truncated, empty or foreign file ranks last and would never be tried while a good one exists:
-            # say so all the same, as a bit-flipped one (which is tried, and fails its checksum) is reported.
-            warnings += [f"{p} is truncated, empty or not a vaetui checkpoint" for p, step in ranked if step is None]
-            order = [p for p, step in ranked if step is not None]
-        else:
-            first = self.resolve_checkpoint(which)
-            if not first.exists():
-                if not fallback:
-                    have = ", ".join(p.stem.removeprefix("ckpt-") for p in order) or "none yet"
-                    raise CheckpointError(f"run {self.name} has no checkpoint {first.name} (it has: {have})")
-                warnings.append(f"{first.name} is missing")
-            order = [first] + [p for p in order if p != first] if fallback else [first]
-        for path in order:
-            if not path.exists():
-                continue
-            try:
-                return checkpoint.load(path, map_location), path, warnings
-            except CheckpointError as exc:
-                if not fallback:
-                    raise
-                warnings.append(str(exc))
-        if not ranked and not any(p.exists() for p in order):
-            raise NoCheckpointYet(f"run {self.name} has no checkpoint yet: train it first (vaetui train --resume {self.name})")
-        raise CheckpointError(f"no usable checkpoint in {self.path}: " + "; ".join(warnings))
+        """Load a checkpoint, verified: (payload, path used, warnings about files skipped); see
+        vaetui.runs.checkpoint.load_from."""
+        return checkpoint.load_from(self.path, self.name, which, map_location, fallback)
 
     def checkpoint_step(self, path: Path) -> int | None:
         """The step a checkpoint holds, read without loading it."""
-        info = checkpoint.peek(path)
-        return int(info["step"]) if info and "step" in info else None
+        return checkpoint.step_of(path)
 
     # ---- lock --------------------------------------------------------------------
     def acquire_lock(self) -> str | None:
@@ -259,6 +200,10 @@ class Run:
         result = {**result, "written": time.time()}
         return atomic_write_bytes(self.path / "eval" / self.eval_name(result["protocol"]),
                                   json.dumps(result, indent=2).encode())
+
+    def newest_eval(self, key: str, split: str = "test") -> dict[str, Any] | None:
+        """The newest stored evaluation on a split that holds `key` (e.g. 'disentanglement', 'samples')."""
+        return next((r for r in self.evals(split=split) if key in r), None)
 
     def evals(self, **protocol: Any) -> list[dict[str, Any]]:
         """Stored evaluations whose protocol has these values, newest first (by when they were made)."""

@@ -125,10 +125,10 @@ def logged_value(run, metric: str) -> float | None:
 
 def final_psnr(run) -> float:
     from vaetui.data import open_split
-    from vaetui.pictures.figures import load
-    from vaetui.metrics.evaluate import evaluate
+    from vaetui.runs.checkpoint import open_model
+    from vaetui.metrics.likelihood import evaluate
 
-    loaded = load(run, "best")
+    loaded = open_model(run, "best")
     split = open_split(loaded.config.data, "valid")
     return float(evaluate(loaded.model, loaded.config, split, loaded.config.train.valid_size, k=1)["psnr"])
 

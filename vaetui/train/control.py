@@ -81,7 +81,7 @@ class Intent(str, Enum):
         """The intent a control line asks for; None for a damaged or unknown one (skipped alone)."""
         try:
             return cls(line.get("intent"))
-        except (AttributeError, ValueError, TypeError):
+        except (AttributeError, ValueError):  # not a dict; not one of the words (an unhashable one included)
             return None
 
 

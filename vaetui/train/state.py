@@ -24,9 +24,9 @@ class TrainerState:
     def _state(self) -> dict:
         return checkpoint.capture(
             config=self.config, model=self.model, optimizer=self.optimizer, scaler=self.scaler, noise=self.noise,
-            device_type=self.device.type, step=self.step, epoch=self.step // self.steps_per_epoch,
-            lr_scale=self.lr_scale, best_valid=self.best_valid, nonfinite_total=self.nonfinite_total,
-            rollbacks=self.rollbacks, epoch_sums=self._epoch_sums_now(),
+            device_type=self.device.type, epoch=self.step // self.steps_per_epoch,
+            counters=checkpoint.Counters(self.step, self.lr_scale, self.best_valid, self.nonfinite_total,
+                                         self.rollbacks, self._epoch_sums_now()),
         )
 
     def _epoch_sums_now(self) -> list:
@@ -43,11 +43,9 @@ class TrainerState:
 
     def _restore(self, state: dict) -> str | None:
         """Load a checkpoint's state; returns a note when the noise generator had to be reseeded."""
-        counters = checkpoint.restore(state, model=self.model, optimizer=self.optimizer, scaler=self.scaler)
-        self.step = counters["step"]
-        self.lr_scale, self.best_valid = counters["lr_scale"], counters["best_valid"]
-        self.nonfinite_total, self.rollbacks = counters["nonfinite_total"], counters["rollbacks"]
-        self.epoch_sums = counters["epoch_sums"]
+        c = checkpoint.restore(state, model=self.model, optimizer=self.optimizer, scaler=self.scaler)
+        self.step, self.lr_scale, self.best_valid = c.step, c.lr_scale, c.best_valid
+        self.nonfinite_total, self.rollbacks, self.epoch_sums = c.nonfinite_total, c.rollbacks, c.epoch_sums
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.train.lr * self.lr_scale
         reseed = setup.noise_seed(self.config.train.seed, self.world.rank, self.step)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from vaetui.pictures.figures import LoadedModel
+    from vaetui.runs.checkpoint import LoadedModel
 
 
 class ModelCache:
@@ -19,8 +19,8 @@ class ModelCache:
         if key not in self._models:
             import gc
 
-            from vaetui.pictures.figures import load
+            from vaetui.runs.checkpoint import open_model
 
-            self._models[key] = load(store.open(run_name), checkpoint)
+            self._models[key] = open_model(store.open(run_name), checkpoint)
             gc.freeze()  # torch is loaded now: keep full collections from walking its objects
         return self._models[key]

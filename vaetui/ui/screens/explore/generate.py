@@ -9,7 +9,7 @@ from vaetui.ui.screens.explore.base import ExploreScreen
 
 def quality_text(scored: dict | None, run: str) -> str:
     """The newest eval's sample quality (FD-attr, KID, precision/recall), with what it measured; or how to get it."""
-    from vaetui.metrics.evaluate import samples_summary
+    from vaetui.metrics.fidelity import samples_summary
 
     if not scored:
         return f"[dim]sample quality: not measured yet (vaetui eval {run} --samples)[/]"
@@ -45,10 +45,9 @@ class GenerateScreen(ExploreScreen):
 
     def compute(self, model, config):
         from vaetui.pictures.figures import samples
-        from vaetui.metrics.evaluate import newest_eval_with
 
         if self.scored is None:  # read the stored evals once per screen, not on every key
-            self.scored = newest_eval_with(self.app.store.open(self.run_name), "samples") or {}
+            self.scored = self.app.store.open(self.run_name).newest_eval("samples") or {}
         return samples(model, self.n, self.seed, self.temperature, self.fitted or 8)
 
     def view(self, figure):

@@ -55,7 +55,6 @@ class LatentScreen(ExploreScreen):
 
     def compute(self, model, config):
         from vaetui.pictures import figures
-        from vaetui.metrics.evaluate import newest_eval_with
 
         if self.encoded is None:
             self.encoded = figures.encode_latents(model, config)
@@ -64,7 +63,7 @@ class LatentScreen(ExploreScreen):
         self.rank, self.image = fig.info["rank"], fig.info["image"]
         self.attribute, self.attr_error = fig.info["attribute"], fig.info["attr_error"]
         if self.scored is None:  # read the stored evals once per screen, not on every key
-            self.scored = newest_eval_with(self.app.store.open(self.run_name), "disentanglement") or {}
+            self.scored = self.app.store.open(self.run_name).newest_eval("disentanglement") or {}
         fig.info["scored"] = self.scored
         return fig
 

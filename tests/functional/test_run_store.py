@@ -15,7 +15,7 @@ from vaetui.runs.store import RunStore, load_checkpoint_file, validate_name
 
 from helpers import tiny_config, train
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def flip_bit_in_tensor_data(path: Path) -> None:

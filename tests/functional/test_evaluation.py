@@ -12,7 +12,7 @@ from PIL import Image
 
 from vaetui.runs.checkpoint import load_model
 from vaetui.data import open_split
-from vaetui.metrics.evaluate import evaluate, linear_probe_r2, ssim
+from vaetui.metrics.likelihood import evaluate, linear_probe_r2, ssim
 from vaetui.models.vae import ConvVAE
 from vaetui.runs.store import RunStore
 
@@ -45,7 +45,7 @@ def test_iwae_bound_is_tighter_and_trained_beats_untrained():
 
 
 def test_trained_code_is_more_disentangled_and_informative_than_untrained():
-    from vaetui.metrics.evaluate import disentanglement
+    from vaetui.metrics.disentangle import disentanglement
 
     model, config = demo()
     split = open_split(config.data, "test")

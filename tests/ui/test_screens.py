@@ -328,16 +328,16 @@ def fixed_pictures(monkeypatch):
     """The explore screens show FixedPictures' pictures, the same on every CPU (see fake_runs.FixedPictures)."""
     import dataclasses
 
-    import vaetui.pictures.figures as figures
+    import vaetui.runs.checkpoint as checkpoint
     from fake_runs import FixedPictures
 
-    real = figures.load
+    real = checkpoint.open_model
 
     def load(run, checkpoint=None, device="cpu"):
         loaded = real(run, checkpoint, device)
         return dataclasses.replace(loaded, model=FixedPictures(loaded.config.model.latent, loaded.config.data.size))
 
-    monkeypatch.setattr(figures, "load", load)
+    monkeypatch.setattr(checkpoint, "open_model", load)
     # The per-image losses shown are sums over every pixel: in float64 their last digit shown no longer depends on
     # the order the host's kernels sum in.
     import vaetui.models.losses as losses

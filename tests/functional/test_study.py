@@ -184,3 +184,25 @@ def test_a_trial_under_torchrun(tmp_path):
     assert t.state.name == "COMPLETE" and t.intermediate_values  # reported from the ranks' log, epoch by epoch
     started = started_events(runs, "ddp-t000")
     assert started[-1]["world_size"] == 2
+
+
+def test_a_psnr_study_reports_each_trial_s_psnr_from_its_best_checkpoint(tmp_path):
+    """The psnr metric is measured after training, on the trial's best checkpoint: its value is that run's PSNR."""
+    runs = tmp_path / "runs"
+    out = vaetui("sweep", space(tmp_path, "latent = [2]\n", TINY + "epochs = 1\n"), "--study", "ps", "--metric", "psnr",
+                 "--pruner", "none", "--runs-dir", runs)
+    assert out.returncode == 0, out.stderr
+    (trial,) = trials(runs, "ps")
+    assert trial.state.name == "COMPLETE"
+    from vaetui.data import open_split
+    from vaetui.metrics.likelihood import psnr
+    from vaetui.runs.checkpoint import load_model
+
+    model, config, path, _ = load_model(RunStore(runs, include_demo=False).open("ps-t000"), "best")
+    split = open_split(config.data, "valid")
+    images = split.images(list(range(config.train.valid_size)))
+    from vaetui.models.latent import reconstruct
+
+    recon, _ = reconstruct(model, images, config.model.likelihood)
+    assert path.name == "ckpt-best.pt" and 5 < trial.value < 60
+    assert abs(trial.value - psnr(images, recon)) < 0.5  # the same images, the same network, the same measure

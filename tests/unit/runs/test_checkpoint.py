@@ -34,8 +34,10 @@ def _capture(**counters):
     values = {"step": 123, "epoch": 4, "lr_scale": 0.25, "best_valid": 456.5, "nonfinite_total": 7, "rollbacks": 2,
               "epoch_sums": [1.5, 2.5, 3.5, 64]}
     values.update(counters)
+    epoch = values.pop("epoch")
     return cfg, model, optimizer, checkpoint.capture(config=cfg, model=model, optimizer=optimizer, scaler=scaler,
-                                                     noise=noise, device_type="cpu", **values)
+                                                     noise=noise, device_type="cpu", epoch=epoch,
+                                                     counters=checkpoint.Counters(**values))
 
 
 def test_capture_holds_every_field_of_the_format():
@@ -56,8 +58,8 @@ def test_a_saved_checkpoint_restores_everything(tmp_path):
     loaded = checkpoint.load(path)
     cfg, model, optimizer, scaler, noise = _parts(seed=1)  # different weights, to be overwritten
     counters = checkpoint.restore(loaded, model=model, optimizer=optimizer, scaler=scaler)
-    assert counters == {"step": 123, "lr_scale": 0.25, "best_valid": 456.5, "nonfinite_total": 7, "rollbacks": 2,
-                        "epoch_sums": [1.5, 2.5, 3.5, 64]}
+    assert counters == checkpoint.Counters(step=123, lr_scale=0.25, best_valid=456.5, nonfinite_total=7, rollbacks=2,
+                                           epoch_sums=[1.5, 2.5, 3.5, 64])
     assert all(torch.equal(model.state_dict()[k], v) for k, v in payload["model"].items())
     assert optimizer.state_dict()["state"][0]["step"] == payload["optimizer"]["state"][0]["step"]
     assert checkpoint.restore_noise(loaded, noise, "cpu", reseed=99) is None
@@ -68,8 +70,8 @@ def test_an_older_checkpoint_restores_with_the_documented_defaults():
     _, model, optimizer, payload = _capture()
     old = {"model": payload["model"], "optimizer": payload["optimizer"], "step": 40}
     counters = checkpoint.restore(old, model=model, optimizer=optimizer, scaler=_parts()[3])
-    assert counters == {"step": 40, "lr_scale": 1.0, "best_valid": math.inf, "nonfinite_total": 0, "rollbacks": 0,
-                        "epoch_sums": [0.0, 0.0, 0.0, 0]}
+    assert counters == checkpoint.Counters(step=40, lr_scale=1.0, best_valid=math.inf, nonfinite_total=0, rollbacks=0,
+                                           epoch_sums=[0.0, 0.0, 0.0, 0])
 
 
 def test_noise_from_another_device_is_reseeded_and_said():

@@ -11,7 +11,7 @@ import torch
 from vaetui.models import latent
 from vaetui.runs.checkpoint import load_model
 from vaetui.data import open_split
-from vaetui.metrics.evaluate import psnr
+from vaetui.metrics.likelihood import psnr
 from vaetui.runs.store import RunStore
 
 
@@ -55,11 +55,10 @@ def test_psnr_relations():
 def test_the_demo_ships_the_eval_its_screens_show():
     """The generate and latent screens read the newest stored eval: the read-only demo carries the one its build
     stored, under its own name."""
-    from vaetui.metrics.evaluate import newest_eval_with
     from vaetui.ui.screens.explore.generate import quality_text
     from vaetui.ui.screens.explore.latent import disentanglement_text
 
     run = RunStore(include_demo=True).open("demo")
-    samples, dis = newest_eval_with(run, "samples"), newest_eval_with(run, "disentanglement")
+    samples, dis = run.newest_eval("samples"), run.newest_eval("disentanglement")
     assert samples["protocol"]["run"] == "demo" and samples["protocol"]["checkpoint"] == "ckpt-best.pt"
     assert "FD-attr" in quality_text(samples, "demo") and "MIG" in disentanglement_text(dis, "demo")

@@ -1,6 +1,6 @@
-"""How good is a model: ELBO terms, an importance-weighted bound on −log p(x), PSNR, SSIM,
-active units, KL per latent dimension, (on synthetic faces) linear probes to the true factors, and
-disentanglement (MIG, DCI, SAP; vaetui.metrics.disentangle) against the factors or, on CelebA, the attributes."""
+"""How well a model explains the data: ELBO terms, an importance-weighted bound on −log p(x), bits/dim, PSNR, SSIM,
+active units, KL per latent dimension, (on synthetic faces) linear probes to the true factors, and disentanglement
+(vaetui.metrics.disentangle): `evaluate`, the protocol `vaetui eval` runs."""
 
 from __future__ import annotations
 
@@ -123,82 +123,9 @@ def evaluate(model, config, split, count: int = 1024, k: int = 64, seed: int = 0
         feats = mu_all.numpy()
         out["probe_r2"] = {name: linear_probe_r2(feats, np.asarray(v, dtype=np.float64)) for name, v in factors.items()}
     if disentangle_n:
+        from vaetui.metrics.disentangle import disentanglement
+
         scored = disentanglement(model, split, disentangle_n, batch_size, progress)
         if scored is not None:
             out["disentanglement"] = scored
-    return out
-
-
-@torch.no_grad()
-def disentanglement(model, split, n: int, batch_size: int = 64,
-                    progress: Callable[[int, int, str], None] | None = None) -> dict | None:
-    """MIG, DCI and SAP of μ on the first n images against the split's factors (or attributes); None without labels."""
-    from vaetui.metrics import disentangle
-    from vaetui.metrics.disentangle import factors_of
-
-    n = min(n, len(split))
-    known = factors_of(split, np.arange(n))
-    if known is None or n < 4:
-        return None
-    device = next(model.parameters()).device
-    mus = []
-    for start in range(0, n, batch_size):
-        idx = np.arange(start, min(start + batch_size, n))
-        mus.append(model.encode(to_float(split.images(idx), device, channels_last=False))[0].double().cpu())
-        if progress:
-            progress(min(start + batch_size, n), n, "encoding for disentanglement")
-    factors, names, kind = known
-    return disentangle.scores(torch.cat(mus).numpy(), factors, names, kind)
-
-
-def newest_eval_with(run, key: str, split: str = "test") -> dict | None:
-    """The run's newest stored evaluation on a split that holds `key` (e.g. 'disentanglement', 'samples')."""
-    return next((r for r in run.evals(split=split) if key in r), None)
-
-
-def samples_summary(s: dict, detail: bool = False) -> str:
-    """'FD-attr 1.23  KID-attr 0.004  precision 0.71 recall 0.55', with (detail) the counts and FID or how to get it."""
-    a = s["attr"]
-    line = f"FD-attr {a['fd']:.3f}  KID-attr {a['kid']:.4f}  precision {a['precision']:.3f} recall {a['recall']:.3f}"
-    if not detail:
-        return line + (f"  FID {s['inception']['fd']:.2f}" if "inception" in s else "")
-    line += f"  ({a['count']} prior samples vs {a['count']} images, attribute-network features)"
-    if "inception" in s:
-        i = s["inception"]
-        line += f"\n           FID {i['fd']:.2f}  KID {i['kid']:.4f}  precision {i['precision']:.3f} recall {i['recall']:.3f}"
-    else:
-        from vaetui.metrics.features import INCEPTION_HINT
-
-        line += f"\n           (no FID: {INCEPTION_HINT})"
-    return line
-
-
-def sample_quality(model, config, split, n: int = 2000, seed: int = 0, inception_weights=None,
-                   progress: Callable[[int, int, str], None] | None = None) -> dict:
-    """FD-attr, KID and precision/recall of n prior samples against the first n images of the split.
-
-    The feature space is the dataset's attribute network (vaetui.metrics.features, trained once and
-    cached); with inception_weights also standard FID/KID in Inception-v3 pool features.
-    """
-    from vaetui.metrics import features as attrnet
-    from vaetui.metrics import fidelity
-    from vaetui.data import open_split
-
-    n = min(n, len(split))
-    device = next(model.parameters()).device
-    gen = torch.Generator(device=device).manual_seed(seed)
-    z = torch.randn(n, config.model.latent, generator=gen, device=device)
-
-    @torch.no_grad()
-    def fakes(idx):
-        return model.decode(z[torch.as_tensor(idx, device=device)]).float().cpu()
-
-    net = attrnet.attribute_net(config.data, open_split(config.data, "train"), progress)
-    out = {"protocol": {"count": n, "seed": seed, "prior": "N(0, I), temperature 1",
-                        "attribute_net": attrnet.PROTOCOL}}
-    out["attr"] = fidelity.compare(attrnet.features(net, split.images, n), attrnet.features(net, fakes, n), seed)
-    if inception_weights:
-        inception = attrnet.InceptionFeatures(inception_weights)
-        out["inception"] = fidelity.compare(attrnet.features(inception, split.images, n, 32),
-                                            attrnet.features(inception, fakes, n, 32), seed)
     return out
