@@ -100,8 +100,14 @@ def gather_errors(error: Exception | None, world: World) -> list[tuple[int, str]
 
 
 def shutdown(world: World) -> None:
+    """Leave the process group once every rank is done with it: a rank that tore its Gloo pairs down while another
+    still used them aborted at exit now and then ("terminate called without an active exception")."""
     if world.distributed:
         import torch.distributed as dist
 
         if dist.is_initialized():
+            try:
+                dist.barrier()
+            except Exception:  # noqa: BLE001 - a peer already gone: nothing left to wait for
+                pass
             dist.destroy_process_group()
