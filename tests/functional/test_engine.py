@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+import vaetui.models.families as families
 import vaetui.train.engine as engine
 from vaetui.train.engine import Control, Trainer
 from vaetui.runs.events import EpochEvent, FailedEvent, FinishedEvent, ImagesEvent, StepEvent, WarningEvent
@@ -86,7 +87,7 @@ def test_pause_resume_stop_and_checkpoint_requests(tmp_path):
 
 
 def test_nonfinite_losses_are_skipped_then_rolled_back(tmp_path, monkeypatch):
-    real = engine.vae_loss
+    real = families.vae_loss
     calls = {"n": 0}
 
     def flaky(logits, x, mu, logvar, beta, likelihood, free_bits=0.0):
@@ -98,7 +99,7 @@ def test_nonfinite_losses_are_skipped_then_rolled_back(tmp_path, monkeypatch):
             terms.loss = terms.loss * float("nan")
         return terms
 
-    monkeypatch.setattr(engine, "vae_loss", flaky)
+    monkeypatch.setattr(families, "vae_loss", flaky)
     store = RunStore(tmp_path, include_demo=False)
     run, events = train(store, "nan", tiny_config(max_steps=10, checkpoint_every=3))
     warnings = [e.message for e in events if isinstance(e, WarningEvent)]
@@ -130,7 +131,7 @@ def test_training_failure_is_an_event_not_a_crash(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("simulated out of memory")
 
-    monkeypatch.setattr(engine, "vae_loss", boom)
+    monkeypatch.setattr(families, "vae_loss", boom)
     store = RunStore(tmp_path, include_demo=False)
     run, events = train(store, "f")
     assert isinstance(events[-1], FailedEvent) and "simulated out of memory" in events[-1].error
@@ -156,7 +157,7 @@ def test_images_per_s_counts_training_steps_not_validation_or_checkpoints(tmp_pa
     drag the next step's number down (a fake clock: each training step takes 0.1 s, each validation 50 s)."""
     clock = {"now": 0.0}
     monkeypatch.setattr(engine.time, "perf_counter", lambda: clock["now"])
-    real_loss, real_evaluate = engine.vae_loss, engine.Trainer.evaluate
+    real_loss, real_evaluate = families.vae_loss, engine.Trainer.evaluate
 
     def step_loss(*args, **kwargs):
         clock["now"] += 0.1
@@ -166,7 +167,7 @@ def test_images_per_s_counts_training_steps_not_validation_or_checkpoints(tmp_pa
         clock["now"] += 50.0
         return real_evaluate(self, *args, **kwargs)
 
-    monkeypatch.setattr(engine, "vae_loss", step_loss)
+    monkeypatch.setattr(families, "vae_loss", step_loss)
     monkeypatch.setattr(engine.Trainer, "evaluate", slow_evaluate)
     store = RunStore(tmp_path, include_demo=False)
     _, events = train(store, "rate", tiny_config(epochs=3, log_every=1))

@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 
-import vaetui.train.engine as engine
+import vaetui.models.families as families
 import vaetui.train.observe as observe
 from vaetui.runs.events import EpochEvent, WarningEvent
 from vaetui.models.losses import LossTerms
@@ -25,7 +25,7 @@ VAETUI = [sys.executable, "-m", "vaetui"]
 
 def nan_at(monkeypatch, calls: set[int]):
     """Make the training loss non-finite at these training calls (1-based); validation is left alone."""
-    real = engine.vae_loss
+    real = families.vae_loss
     seen = {"n": 0}
 
     def flaky(logits, x, mu, logvar, beta, likelihood, free_bits=0.0):
@@ -37,7 +37,7 @@ def nan_at(monkeypatch, calls: set[int]):
             terms.loss = terms.loss * float("nan")
         return terms
 
-    monkeypatch.setattr(engine, "vae_loss", flaky)
+    monkeypatch.setattr(families, "vae_loss", flaky)
 
 
 def step_of(path) -> int:
@@ -157,7 +157,7 @@ def test_the_log_is_fsynced_with_every_checkpoint(tmp_path, monkeypatch):
 
 def test_best_checkpoint_compares_epochs_at_the_final_beta(tmp_path, monkeypatch):
     """During KL warm-up, epochs are compared at the run's final β, not at each epoch's warm-up β."""
-    real = engine.vae_loss
+    real = families.vae_loss
     calls = {"n": 0}
     # (recon, KL) per image of the validation batches: epoch 1 then epoch 2 (two batches each).
     values = [(100.0, 50.0)] * 2 + [(110.0, 10.0)] * 2
@@ -171,7 +171,7 @@ def test_best_checkpoint_compares_epochs_at_the_final_beta(tmp_path, monkeypatch
         r, k = torch.tensor(recon * n), torch.tensor(kl * n)
         return LossTerms((r + beta * k) / n, r, k, n)
 
-    monkeypatch.setattr(engine, "vae_loss", fake)
+    monkeypatch.setattr(families, "vae_loss", fake)
     monkeypatch.setattr(observe, "vae_loss", fake)  # validation runs there
     store = RunStore(tmp_path, include_demo=False)
     # β warms up over 80 steps: 0.1 after epoch 1, 0.2 after epoch 2; the final β is 1.

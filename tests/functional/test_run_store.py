@@ -153,8 +153,8 @@ def stall():
 KILL_AT = {
     # inside a training step: after the forward pass, before the update
     "mid-step": r"""
-import torch, vaetui.train.engine as engine
-real_loss, calls = engine.vae_loss, [0]
+import torch, vaetui.models.families as families
+real_loss, calls = families.vae_loss, [0]
 def slow(*args):
     terms = real_loss(*args)
     if torch.is_grad_enabled():
@@ -162,7 +162,7 @@ def slow(*args):
         if calls[0] == 6:
             stall()
     return terms
-engine.vae_loss = slow
+families.vae_loss = slow
 """,
     # half of an event line is on disk
     "mid-append": r"""

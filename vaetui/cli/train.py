@@ -172,13 +172,18 @@ def cmd_model(args: argparse.Namespace) -> int:
     """Print the layer table with output shapes and the parameter count."""
     from vaetui.config.presets import preset
     from vaetui.config.resolve import with_overrides
+    from vaetui.models.families import family_of
     from vaetui.models.vae import ConvVAE, decoder_paddings, layer_table, parameter_count
 
-    cfg = with_overrides(preset(args.preset), {"latent": args.latent, "hidden": args.hidden, "size": args.size})
+    cfg = with_overrides(preset(args.preset), {"model": args.model, "latent": args.latent, "hidden": args.hidden,
+                                               "size": args.size})
     cfg.model.validate()  # the data root is not needed to describe the network
     cfg.data.validate() if cfg.data.source == "synthetic" else None
     model = ConvVAE.from_config(cfg)
     h, w = cfg.data.size
+    family = family_of(cfg)
+    print(f"{family.name} ({family.paper})" + (f": trains {', '.join(family.terms)} besides recon and KL"
+                                               if family.terms else ""))
     print(f"ConvVAE  preset={cfg.preset}  image=3x{h}x{w}  hidden={cfg.model.hidden}  latent={cfg.model.latent}")
     rows = layer_table(model)
     width = max(len(r[1]) for r in rows)
@@ -197,6 +202,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("model", help="print the network's layers, output shapes and parameter count")
     p.add_argument("--preset", default="seed", choices=list(PRESETS), help="preset to describe (default: %(default)s)")
+    p.add_argument("--model", choices=setting("model").choices, help=setting("model").help)
     p.add_argument("--latent", type=setting_type(setting("latent")), help="latent size")
     p.add_argument("--hidden", type=setting_type(setting("hidden")), help="hidden channels c (encoder c, 2c, 4c, 8c)")
     p.add_argument("--size", type=setting_type(setting("size")), metavar="HxW", help="image size, e.g. 64 or 218x178")

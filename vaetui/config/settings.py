@@ -27,6 +27,8 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 INITS = ("kaiming", "default")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# The VAE families (vaetui.models.families holds each one's objective; a test keeps the two lists equal).
+MODELS = ("vae", "iwae", "beta-tcvae")
 
 
 def _validate_fields(obj: Any, section: str) -> None:
@@ -36,7 +38,11 @@ def _validate_fields(obj: Any, section: str) -> None:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network: hidden channels c (encoder c, 2c, 4c, 8c), latent size, likelihood."""
+    """The family and its network: hidden channels c (encoder c, 2c, 4c, 8c), latent size, likelihood."""
+
+    family: str = setting_field("vae", "the VAE family: vae (β-VAE; Higgins et al. 2017), iwae (importance-weighted "
+                                "bound; Burda et al. 2016), beta-tcvae (total correlation; Chen et al. 2018)",
+                                name="model", choices=MODELS)
 
     hidden: int = setting_field(32, "hidden channels c (encoder c, 2c, 4c, 8c)", low=1, high=1024)
     latent: int = setting_field(100, "latent size", low=1, high=4096, form="latent size")
@@ -82,6 +88,12 @@ class TrainConfig:
                                     high=1.0, low_open=True, metavar="R")
     free_bits: float = setting_field(0.0, "free bits: a KL floor per latent dimension in nats (0: none; Kingma et "
                                      "al. 2016)", low=0.0, high=100.0, form="free bits", metavar="NATS")
+    iw_samples: int = setting_field(5, "--model iwae: importance samples K per image in the training bound",
+                                    low=1, high=1000, metavar="K")
+    alpha: float = setting_field(1.0, "--model beta-tcvae: α, the weight of the index-code mutual information (β "
+                                 "weighs the total correlation)", low=0.0, high=1e4)
+    gamma: float = setting_field(1.0, "--model beta-tcvae: γ, the weight of the dimension-wise KL", low=0.0,
+                                 high=1e4)
     lr: float = setting_field(1e-4, "Adam's learning rate", low=1e-8, high=1.0, low_open=True, form="learning rate")
     batch_size: int = setting_field(64, "images per step (the global batch under torchrun)", low=1, high=65536,
                                form="batch size")
@@ -153,6 +165,9 @@ class RunConfig:
                 f"{self.data.dataset_size} is smaller than one batch ({self.train.batch_size}); "
                 "raise it or lower --batch-size",
             )
+        if self.model.family != "vae" and self.train.free_bits > 0:
+            raise ConfigError("train.free_bits", f"free bits floor the β-VAE's KL term: use --model vae, or drop "
+                              f"--free-bits for --model {self.model.family}")
         return self
 
     def to_dict(self) -> dict[str, Any]:

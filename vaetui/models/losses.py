@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -118,6 +118,7 @@ class LossTerms:
     recon_sum: torch.Tensor  # Σ over images of -log p(x|z)
     kl_sum: torch.Tensor  # Σ over images of KL
     count: int
+    terms: dict = field(default_factory=dict)  # a family's own terms, Σ over images each (vaetui.models.families)
 
 
 def vae_loss(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,

@@ -22,6 +22,7 @@ HEADROOM = 0.9  # of the memory available: the rest is for the data, the UI, the
 
 def activations_per_image(config: RunConfig) -> int:
     """Numbers stored per image by one forward pass (conv, BatchNorm and activation outputs, and the heads)."""
+    from vaetui.models.families import FAMILIES
     from vaetui.models.vae import DEPTH, decoder_paddings, encoder_sizes
 
     h, w = config.data.size
@@ -30,7 +31,8 @@ def activations_per_image(config: RunConfig) -> int:
     enc_ch = [c, 2 * c, 4 * c, 8 * c]
     total = sum(3 * enc_ch[i] * eh[i + 1] * ew[i + 1] for i in range(DEPTH))
     flat = 8 * c * eh[DEPTH] * ew[DEPTH]
-    total += 2 * latent + flat
+    total += 2 * latent
+    decoded = flat + 3 * h * w  # per decode: the decoder's input, its blocks (below) and its output
     pads, out_pad = decoder_paddings(h, w)
     dec_ch = [4 * c, 2 * c, c, c]
     dh, dw = eh[DEPTH], ew[DEPTH]
@@ -38,8 +40,8 @@ def activations_per_image(config: RunConfig) -> int:
         last = i == DEPTH - 1
         dh = 2 * dh + 2 - 2 * ph + (out_pad[0] if last else 0)
         dw = 2 * dw + 2 - 2 * pw + (out_pad[1] if last else 0)
-        total += 3 * dec_ch[i] * dh * dw
-    return total + 3 * h * w
+        decoded += 3 * dec_ch[i] * dh * dw
+    return total + decoded * FAMILIES[config.model.family].samples(config)  # IWAE decodes K codes an image
 
 
 def parameters(config: RunConfig) -> int:

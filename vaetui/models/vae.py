@@ -185,10 +185,15 @@ class ConvVAE(nn.Module):
         """Latent codes -> images in [0, 1]."""
         return torch.sigmoid(self.decode_logits(z).float())
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> VAEOutput:
-        """Encode, sample z with the reparameterisation trick, decode to logits."""
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, samples: int = 1) -> VAEOutput:
+        """Encode, sample z with the reparameterisation trick, decode to logits. samples > 1 (IWAE): that many z per
+        image, sample-major ((K·N, latent) codes and (K·N, 3, H, W) logits; mu and logvar stay (N, latent))."""
         mu, logvar = self.encode(x)
-        z = self.reparameterize(mu, logvar, generator)
+        if samples == 1:
+            z = self.reparameterize(mu, logvar, generator)
+        else:
+            rep = lambda t: t.unsqueeze(0).expand(samples, *t.shape).reshape(-1, t.shape[1])  # noqa: E731
+            z = self.reparameterize(rep(mu), rep(logvar), generator)
         return VAEOutput(self.decode_logits(z), mu, logvar, z)
 
     @torch.no_grad()

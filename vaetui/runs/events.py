@@ -72,6 +72,7 @@ class StepEvent(Event):
     elapsed: float
     nonfinite: int = 0
     gpu_mem_mb: float | None = None  # on CUDA: memory the trainer holds on its GPU (no monitor can read it from outside)
+    terms: dict[str, float] | None = None  # the family's own loss terms per image (IWAE's bound, β-TCVAE's MI, TC, …)
 
 
 @dataclass(frozen=True)

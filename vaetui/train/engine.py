@@ -31,7 +31,8 @@ from vaetui.runs.events import (
     EpochEvent, EvalEvent, Event, FailedEvent, FinishedEvent, ImagesEvent, StartedEvent,
     StateEvent, StepEvent, WarningEvent,
 )
-from vaetui.models.losses import bits_per_dim, nats_per_dim, schedule_beta, vae_loss
+from vaetui.models.families import family_of
+from vaetui.models.losses import bits_per_dim, nats_per_dim, schedule_beta
 from vaetui.models.vae import ConvVAE, parameter_count
 from vaetui.runs.store import Run
 from vaetui.train.state import MAX_NONFINITE_IN_A_ROW, TrainerState
@@ -58,6 +59,7 @@ class Trainer(TrainerState):
 
     def __init__(self, config: RunConfig, run: Run, resume: bool = False):
         self.config = config.validate()
+        self.family = family_of(self.config)  # its objective (vaetui.models.families)
         self.store = run
         self.resume = resume
         self.model: ConvVAE | None = None
@@ -140,7 +142,7 @@ class Trainer(TrainerState):
                 yield WarningEvent(step=self.step, message=f"skipped {len(skipped)} unreadable images, "
                                    f"see {split.cache.log}")
         self.model.train()
-        self.window = _Window(torch.zeros(3, device=self.device))
+        self.window = _Window(torch.zeros(3 + len(self.family.terms), device=self.device))
         self.t_start = time.perf_counter()
         self.in_a_row = 0
         self.order, self.order_epoch = None, -1
@@ -178,8 +180,8 @@ class Trainer(TrainerState):
         x = self._next_batch()
         beta = schedule_beta(self.step, tc, tc.epochs * self.steps_per_epoch)
         with self._autocast():
-            out = self.forward(x, self.noise)
-        terms = vae_loss(out.logits, x, out.mu, out.logvar, beta, self.config.model.likelihood, tc.free_bits)
+            out = self.forward(x, self.noise, **self.family.forward_options(self.config))
+        terms = self.family.objective(out, x, beta, self.config, len(self.train_split))
         self.optimizer.zero_grad(set_to_none=True)
         if self._any(not bool(torch.isfinite(terms.loss))):
             self.nonfinite_total += 1
@@ -196,7 +198,8 @@ class Trainer(TrainerState):
         self.scaler.scale(terms.loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        self.window.sums += torch.stack([terms.loss.detach() * terms.count, terms.recon_sum, terms.kl_sum])
+        self.window.sums += torch.stack([terms.loss.detach() * terms.count, terms.recon_sum, terms.kl_sum,
+                                         *(terms.terms[name] for name in self.family.terms)])
         self.window.images += terms.count
         self.step += 1
         return False
@@ -232,9 +235,9 @@ class Trainer(TrainerState):
         sums, n = w.sums, w.images
         if self.world.distributed:
             sums = self._sum(torch.cat([sums, sums.new_tensor([n])]))
-            n = int(sums[3].item())
-            sums = sums[:3]
-        loss_s, recon_s, kl_s = sums.tolist()  # the one read-back per log interval
+            n = int(sums[-1].item())
+            sums = sums[:-1]
+        loss_s, recon_s, kl_s, *own = sums.tolist()  # the one read-back per log interval
         es = self.epoch_sums
         self.epoch_sums = [es[0] + loss_s, es[1] + recon_s, es[2] + kl_s, es[3] + n]
         now = time.perf_counter()
@@ -252,6 +255,7 @@ class Trainer(TrainerState):
             bits_per_dim=bits_per_dim(elbo, self.dims), images_per_s=rate, elapsed=now - self.t_start,
             nonfinite=self.nonfinite_total,
             gpu_mem_mb=torch.cuda.memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else None,
+            terms={name: s / n for name, s in zip(self.family.terms, own)} or None,
         )
 
     def _end_epoch(self, epoch: int) -> Iterator[Event]:

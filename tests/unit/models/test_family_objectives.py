@@ -1,0 +1,124 @@
+"""vaetui.models.families: each family's objective against a hand computation on a small case."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from vaetui.config.settings import MODELS
+from vaetui.models.families import FAMILIES, family_of
+from vaetui.models.losses import reconstruction_nll
+from vaetui.models.memory import training_bytes
+from vaetui.models.vae import ConvVAE, VAEOutput
+
+from helpers import tiny_config
+
+
+def _normal_logpdf(z, mu, logvar):  # float64, one term at a time: the textbook density
+    return -0.5 * (math.log(2 * math.pi) + logvar + (z - mu) ** 2 / math.exp(logvar))
+
+
+def test_every_family_the_config_names_has_an_objective():
+    assert tuple(FAMILIES) == MODELS
+    assert all(family_of(tiny_config(model=name)).name == name for name in MODELS)
+
+
+def _case(gen, n=3, latent=2, k=1):
+    x = torch.rand(n, 3, 8, 8, generator=gen).round()
+    mu = torch.randn(n, latent, generator=gen, dtype=torch.float64).float()
+    logvar = 0.5 * torch.randn(n, latent, generator=gen, dtype=torch.float64).float()
+    z = torch.randn(k * n, latent, generator=gen)
+    logits = torch.randn(k * n, 3, 8, 8, generator=gen)
+    return x, VAEOutput(logits, mu, logvar, z)
+
+
+def _single_sample_neg_elbo(x, out, i, row=None, likelihood="bernoulli"):
+    """−[log p(x|z) + log p(z) − log q(z|x)] for image i at the code of a row (its own by default), by hand."""
+    r = i if row is None else row
+    nll = float(reconstruction_nll(out.logits[r:r + 1], x[i:i + 1], likelihood))
+    log_p = sum(_normal_logpdf(float(out.z[r, j]), 0.0, 0.0) for j in range(out.z.shape[1]))
+    log_q = sum(_normal_logpdf(float(out.z[r, j]), float(out.mu[i, j]), float(out.logvar[i, j]))
+                for j in range(out.z.shape[1]))
+    return nll - log_p + log_q
+
+
+def test_iwae_with_one_sample_is_the_single_sample_elbo(gen):
+    x, out = _case(gen)
+    cfg = tiny_config(model="iwae", iw_samples=1)
+    terms = FAMILIES["iwae"].objective(out, x, 1.0, cfg, 1000)
+    by_hand = sum(_single_sample_neg_elbo(x, out, i) for i in range(3)) / 3
+    assert float(terms.loss) == pytest.approx(by_hand, rel=1e-5)
+    assert float(terms.terms["iwae"]) / 3 == pytest.approx(by_hand, rel=1e-5)
+
+
+def test_iwae_is_the_log_mean_of_the_importance_weights(gen):
+    k, n = 4, 3
+    x, out = _case(gen, n=n, k=k)
+    terms = FAMILIES["iwae"].objective(out, x, 1.0, tiny_config(model="iwae", iw_samples=k), 1000)
+    bound = 0.0
+    for i in range(n):  # sample-major: image i's k-th code is row k·n + i
+        log_w = [-_single_sample_neg_elbo(x, out, i, row=s * n + i) for s in range(k)]
+        top = max(log_w)
+        bound += -(top + math.log(sum(math.exp(v - top) for v in log_w) / k))
+    assert float(terms.loss) == pytest.approx(bound / n, rel=1e-4)
+    assert float(terms.recon_sum) == pytest.approx(float(reconstruction_nll(out.logits[:n], x).sum()), rel=1e-6)
+
+
+def test_beta_tcvae_terms_sum_to_the_sampled_kl_at_unit_weights(gen):
+    x, out = _case(gen, n=5, latent=3)
+    cfg = tiny_config(model="beta-tcvae", alpha=1.0, gamma=1.0)
+    terms = FAMILIES["beta-tcvae"].objective(out, x, 1.0, cfg, 50)
+    by_hand = sum(_single_sample_neg_elbo(x, out, i) for i in range(5)) / 5
+    assert float(terms.loss) == pytest.approx(by_hand, rel=1e-5)
+    parts = sum(float(terms.terms[t]) for t in ("mi", "tc", "dwkl")) / 5
+    nll = float(reconstruction_nll(out.logits, x).sum()) / 5
+    assert parts == pytest.approx(by_hand - nll, abs=1e-3)
+
+
+def test_beta_tcvae_estimates_q_z_by_minibatch_weighted_sampling(gen):
+    n, big_n = 2, 10
+    x, out = _case(gen, n=n, latent=1)
+    cfg = tiny_config(model="beta-tcvae", alpha=2.0, gamma=3.0)
+    terms = FAMILIES["beta-tcvae"].objective(out, x, 5.0, cfg, big_n)
+    z, mu, lv = out.z[:, 0].tolist(), out.mu[:, 0].tolist(), out.logvar[:, 0].tolist()
+    mi = tc = dwkl = 0.0
+    for i in range(n):
+        log_qzx = _normal_logpdf(z[i], mu[i], lv[i])
+        log_qz = math.log(sum(math.exp(_normal_logpdf(z[i], mu[m], lv[m])) for m in range(n)) / (big_n * n))
+        # one dimension: the product of marginals is q(z) itself, so TC is 0 and the rest is MI and KL to the prior
+        mi += log_qzx - log_qz
+        dwkl += log_qz - _normal_logpdf(z[i], 0.0, 0.0)
+    assert float(terms.terms["mi"]) == pytest.approx(mi, rel=1e-4)
+    assert float(terms.terms["tc"]) == pytest.approx(tc, abs=1e-4)
+    assert float(terms.terms["dwkl"]) == pytest.approx(dwkl, rel=1e-4)
+    nll = float(reconstruction_nll(out.logits, x).sum())
+    assert float(terms.loss) == pytest.approx((nll + 2.0 * mi + 5.0 * tc + 3.0 * dwkl) / n, rel=1e-4)
+
+
+def test_k_samples_are_drawn_per_image_sample_major(gen):
+    cfg = tiny_config(latent=4)
+    model = ConvVAE.from_config(cfg).eval()
+    x = torch.rand(3, 3, 32, 32, generator=gen)
+    far_apart = torch.tensor([[0.0] * 4, [100.0] * 4, [200.0] * 4])  # image i's posterior sits at 100·i, σ 0.01
+    model.encode = lambda images: (far_apart, torch.full((3, 4), -9.2))
+    out = model(x, torch.Generator().manual_seed(0), samples=5)
+    assert out.z.shape == (15, 4) and out.logits.shape == (15, 3, 32, 32) and out.mu.shape == (3, 4)
+    codes = out.z.view(5, 3, 4)  # sample-major: row s·N + i is image i's s-th code
+    for i in range(3):
+        assert (codes[:, i] - 100.0 * i).abs().max() < 0.1
+    assert codes[:, 0].std(0).min() > 1e-3  # and K different draws of it
+
+
+def test_iwae_decodes_k_codes_an_image_in_the_memory_estimate():
+    vae, iwae = tiny_config(), tiny_config(model="iwae", iw_samples=5)
+    one, five = training_bytes(vae), training_bytes(tiny_config(model="iwae", iw_samples=1))
+    assert one == five and training_bytes(iwae) > 2 * one
+
+
+def test_free_bits_belong_to_the_beta_vae():
+    from vaetui.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--model vae"):
+        tiny_config(model="iwae", free_bits=0.5)

@@ -1,0 +1,98 @@
+"""The VAE families: each one's training objective on the seed's network, behind one interface.
+
+A family gives the trainer `objective(out, x, beta)` -> LossTerms (the loss to minimise per image; the summed
+reconstruction NLL and the closed-form KL, the same for every family so runs compare; and the family's own named
+terms) and `forward_options` (what its objective needs from the forward pass: IWAE's K samples).
+
+- vae: the β-VAE (Higgins et al. 2017), the seed's objective: recon + β·KL (free bits optional).
+- iwae: the importance-weighted bound (Burda et al. 2016) with K samples per image; β does not enter it.
+- beta-tcvae: β-TCVAE (Chen et al. 2018): the KL split into index-code mutual information, total correlation and
+  dimension-wise KL, weighted α, β, γ; q(z) estimated by minibatch-weighted sampling over the dataset's N images.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from vaetui.models.losses import LossTerms, kl_per_dim, reconstruction_nll, vae_loss
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Elementwise log N(z; mu, exp(logvar))."""
+    return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar))
+
+
+@dataclass(frozen=True)
+class Family:
+    """A family's name, its paper, what its loss says, and how the trainer computes it."""
+
+    name: str
+    paper: str
+    terms: tuple[str, ...]  # its own named terms, beyond recon and KL (each a per-image mean in the log)
+    objective: Callable  # (out, x, beta, config, dataset_size) -> LossTerms
+    samples: Callable = lambda config: 1  # decodes per image in training (IWAE: K)
+
+    def forward_options(self, config) -> dict:
+        """Keyword arguments of the network's forward pass this family needs."""
+        k = self.samples(config)
+        return {"samples": k} if k > 1 else {}
+
+
+def _vae(out, x, beta, config, dataset_size) -> LossTerms:
+    return vae_loss(out.logits, x, out.mu, out.logvar, beta, config.model.likelihood, config.train.free_bits)
+
+
+def _iwae(out, x, beta, config, dataset_size) -> LossTerms:
+    """−(logsumexp_k log w_k − log K) per image, log w_k = log p(x|z_k) + log p(z_k) − log q(z_k|x)."""
+    n = x.shape[0]
+    k = out.z.shape[0] // n
+    xs = x.unsqueeze(0).expand(k, *x.shape).reshape(k * n, *x.shape[1:])
+    nll = reconstruction_nll(out.logits, xs, config.model.likelihood).view(k, n)
+    z = out.z.view(k, n, -1).float()
+    mu, logvar = out.mu.float().unsqueeze(0), out.logvar.float().unsqueeze(0)
+    log_pz = (-0.5 * (LOG_2PI + z.pow(2))).sum(-1)
+    log_qz = log_normal(z, mu, logvar).sum(-1)
+    log_w = -nll + log_pz - log_qz
+    bound = torch.logsumexp(log_w, 0) - math.log(k)
+    kl_sum = kl_per_dim(out.mu, out.logvar).sum()
+    return LossTerms(-bound.sum() / n, nll[0].sum().detach(), kl_sum.detach(), n, {"iwae": (-bound.sum()).detach()})
+
+
+def _beta_tcvae(out, x, beta, config, dataset_size) -> LossTerms:
+    """recon + α·MI + β·TC + γ·dimension-wise KL per image, with minibatch-weighted sampling for q(z)."""
+    n = x.shape[0]
+    nll = reconstruction_nll(out.logits, x, config.model.likelihood)
+    z, mu, logvar = out.z.float(), out.mu.float(), out.logvar.float()
+    # log q(z_i | x_m) per dimension, for every pair (i, m) of the batch
+    pairs = log_normal(z.unsqueeze(1), mu.unsqueeze(0), logvar.unsqueeze(0))  # (n, n, D)
+    log_nm = math.log(max(dataset_size, n) * n)
+    log_qz = torch.logsumexp(pairs.sum(2), 1) - log_nm
+    log_qz_dims = (torch.logsumexp(pairs, 1) - log_nm).sum(1)
+    log_qz_x = log_normal(z, mu, logvar).sum(1)
+    log_pz = (-0.5 * (LOG_2PI + z.pow(2))).sum(1)
+    mi, tc, dwkl = log_qz_x - log_qz, log_qz - log_qz_dims, log_qz_dims - log_pz
+    tcfg = config.train
+    loss = (nll + tcfg.alpha * mi + beta * tc + tcfg.gamma * dwkl).sum() / n
+    kl_sum = kl_per_dim(out.mu, out.logvar).sum()
+    terms = {"mi": mi.sum().detach(), "tc": tc.sum().detach(), "dwkl": dwkl.sum().detach()}
+    return LossTerms(loss, nll.sum().detach(), kl_sum.detach(), n, terms)
+
+
+FAMILIES: dict[str, Family] = {
+    "vae": Family("vae", "Higgins et al. 2017, β-VAE (Kingma & Welling 2014)", (), _vae),
+    "iwae": Family("iwae", "Burda et al. 2016, Importance Weighted Autoencoders", ("iwae",), _iwae,
+                   samples=lambda config: config.train.iw_samples),
+    "beta-tcvae": Family("beta-tcvae", "Chen et al. 2018, Isolating Sources of Disentanglement in VAEs",
+                         ("mi", "tc", "dwkl"), _beta_tcvae),
+}
+
+
+def family_of(config) -> Family:
+    """The family a run's config names."""
+    return FAMILIES[config.model.family]
