@@ -66,3 +66,21 @@ def test_a_study_compares_families(tmp_path):
     assert out.returncode == 0, out.stderr
     store = RunStore(runs, include_demo=False)
     assert sorted(store.open(f"fam-t00{i}").config().model.family for i in range(2)) == ["beta-tcvae", "vae"]
+
+
+def test_the_gmm_fit_is_kept_with_its_protocol_and_deleted_with_the_run(tmp_path):
+    store = RunStore(tmp_path, include_demo=False)
+    train(store, "g", tiny_config(max_steps=8))  # one epoch: a best checkpoint
+    vaetui = [sys.executable, "-m", "vaetui"]
+    out = subprocess.run([*vaetui, "sample", "g", "--sampler", "gmm", "--runs-dir", tmp_path, "--out",
+                          tmp_path / "g.png"], capture_output=True, text=True)
+    assert out.returncode == 0 and "ex-post GMM" in out.stdout, out.stderr
+    (kept,) = (tmp_path / "g" / "samplers").glob("*.json")
+    record = json.loads(kept.read_text())
+    assert record["protocol"]["checkpoint"] == "ckpt-best.pt" and record["protocol"]["images"] == 128
+    assert len(record["mixture"]["weights"]) == 10
+    kept.write_text("{damaged")  # a damaged fit is fitted again, not a traceback
+    again = subprocess.run([*vaetui, "sample", "g", "--sampler", "gmm", "--runs-dir", tmp_path, "--out",
+                            tmp_path / "g2.png"], capture_output=True, text=True)
+    assert again.returncode == 0 and (tmp_path / "g.png").read_bytes() == (tmp_path / "g2.png").read_bytes()
+    assert store.delete("g") == [] and not (tmp_path / "g").exists()

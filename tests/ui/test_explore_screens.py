@@ -160,3 +160,34 @@ def test_explore_screens_by_keyboard(runs, monkeypatch):
             assert rec.checkpoint == "latest"
 
     asyncio.run(scenario())
+
+
+def test_the_generate_screen_cycles_to_the_gmm_sampler_and_its_twin_draws_the_same(runs, tmp_path, monkeypatch):
+    monkeypatch.setattr(ProcessStats, "sample", lambda self: Stats(1.0, 1.0))
+
+    async def scenario():
+        app = make_app(runs_dir=runs, include_demo=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            screen = GenerateScreen("tiny", seed=2)
+            app.push_screen(screen)
+            deadline = time.monotonic() + 60
+            while screen.figure is None and time.monotonic() < deadline:
+                await pilot.pause(0.05)
+            prior = screen.figure.image
+            await pilot.press("m")
+            while (screen.figure.info.get("sampler") != "gmm" or screen.shown is None) and time.monotonic() < deadline:
+                await pilot.pause(0.05)
+            title = str(screen.query_one("#ex-title").render())
+            return prior, screen.figure.image, screen.headless(), title
+
+    prior, shown, twin, title = asyncio.run(scenario())
+    assert "GMM" in title and "--sampler" in twin
+    assert not np.array_equal(np.asarray(prior), np.asarray(shown))  # other codes, other faces
+    kept = list((runs / "tiny" / "samplers").glob("gmm-*.json"))
+    assert len(kept) == 1
+    fitted_at = kept[0].stat().st_mtime_ns
+    out_file = tmp_path / "gmm.png"
+    twin = twin[: twin.index("--out")] + ["--out", str(out_file), "--runs-dir", str(runs)]
+    assert cli(*twin).returncode == 0
+    assert np.array_equal(np.asarray(shown.convert("RGB")), pixels(out_file))
+    assert kept[0].stat().st_mtime_ns == fitted_at  # the twin read the fit the screen kept, not a new one

@@ -51,9 +51,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from vaetui.pictures.figures import samples
     from vaetui.pictures.imaging import save_image
 
+    from vaetui.models.samplers import SAMPLER_NAMES
+    from vaetui.pictures.figures import ex_post_gmm
+
     run, model, config, path = load(args)
-    out = save_image(samples(model, args.n, args.seed, args.temperature, args.cols).image, args.out)
-    print(f"wrote {out}: {args.n} samples from {run.name} ({path.name}), seed {args.seed}, temperature {args.temperature:g}")
+    mixture = ex_post_gmm(run, model, config, path) if args.sampler == "gmm" else None
+    out = save_image(samples(model, args.n, args.seed, args.temperature, args.cols, mixture).image, args.out)
+    print(f"wrote {out}: {args.n} samples from {run.name} ({path.name}) from {SAMPLER_NAMES[args.sampler]}, "
+          f"seed {args.seed}, temperature {args.temperature:g}")
     return 0
 
 
@@ -129,6 +134,9 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int_in(0, SEED_MAX), default=0)
     p.add_argument("--temperature", type=float_in(0, 100, low_open=True), default=1.0, help="z ~ N(0, T²I)")
     p.add_argument("--cols", type=int_in(1, 64), default=8)
+    p.add_argument("--sampler", choices=("prior", "gmm"), default="prior",
+                   help="prior: z ~ N(0, T²I); gmm: an ex-post Gaussian mixture of the training images' codes "
+                        "(Ghosh et al. 2020), fitted once and kept in the run (default: %(default)s)")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("interpolate", help="write a latent interpolation strip (.png) or animation (.gif)")

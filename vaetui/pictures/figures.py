@@ -94,9 +94,51 @@ def data_blend(data_config, i: int, j: int, alphas) -> Figure:
     return Figure(grid(strip, ncol=len(alphas)), {"alphas": list(alphas), "indices": [i, j]})
 
 
-def samples(model, n: int = 32, seed: int = 0, temperature: float = 1.0, cols: int = 8) -> Figure:
-    """A grid of faces decoded from z ~ N(0, T² I) (the seed's 32)."""
-    return Figure(grid(latent.sample(model, n, seed, temperature), ncol=cols), {"seed": seed, "temperature": temperature})
+def samples(model, n: int = 32, seed: int = 0, temperature: float = 1.0, cols: int = 8, mixture=None) -> Figure:
+    """A grid of faces decoded from z ~ N(0, T² I) (the seed's 32), or from a fitted mixture (vaetui.models.samplers)."""
+    if mixture is None:
+        images = latent.sample(model, n, seed, temperature)
+    else:
+        with torch.no_grad():
+            z = mixture.sample(n, torch.Generator().manual_seed(seed), temperature)
+            images = model.decode(z.to(next(model.parameters()).device)).cpu()
+    return Figure(grid(images, ncol=cols), {"seed": seed, "temperature": temperature,
+                                            "sampler": "prior" if mixture is None else "gmm"})
+
+
+GMM_PROTOCOL = {"split": "train", "images": 2048, "components": 10, "seed": 0}
+
+
+def ex_post_gmm(run, model, config, checkpoint_path, protocol: dict = GMM_PROTOCOL):
+    """The ex-post GMM of a run's checkpoint (Ghosh et al. 2020): fitted to the posterior means of the first training
+    images, once, and kept as JSON beside the run's evals (in the cache for a read-only run) under a name that says
+    its protocol and the checkpoint's step."""
+    import json
+
+    from vaetui.disk.files import atomic_write_bytes, cache_dir
+    from vaetui.models.samplers import GaussianMixture, fit_gmm
+    from vaetui.runs.checkpoint import step_of
+
+    p = protocol
+    name = (f"gmm-{checkpoint_path.stem.removeprefix('ckpt-')}-step{step_of(checkpoint_path)}-{p['split']}"
+            f"-n{p['images']}-k{p['components']}-s{p['seed']}.json")
+    folder = cache_dir() / "samplers" / run.name if run.read_only else run.path / "samplers"
+    path = folder / name
+    try:
+        return GaussianMixture.from_json(json.loads(path.read_text())["mixture"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # not fitted yet, or a damaged file: fit it (again)
+    with torch.no_grad():
+        mus = encode_split(model, config, p["split"], p["images"])[0]
+    mixture = fit_gmm(mus, p["components"], seed=p["seed"])
+    record = {"protocol": {**p, "images": len(mus), "checkpoint": checkpoint_path.name,
+                           "step": step_of(checkpoint_path)}, "mixture": mixture.to_json()}
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, json.dumps(record).encode())
+    except OSError:
+        pass  # a folder we cannot write: the fit is used, not kept
+    return mixture
 
 
 def interpolation(model, config, steps: int = 11, mode: str = "lerp", seed: int = 0, pairs: int = 1,

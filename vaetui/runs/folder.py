@@ -9,7 +9,7 @@ from pathlib import Path
 # What a run's folder holds (everything else in it is somebody else's and is never deleted with the run).
 RUN_FILE_RE = re.compile(r"^(config\.json|metrics\.jsonl|lock|control\.jsonl|train\.log|ckpt-[A-Za-z0-9-]+\.pt"
                          r"|\..+\.tmp)$")
-RUN_FOLDERS = {"snapshots": (".png", ".tmp"), "eval": (".json", ".tmp")}
+RUN_FOLDERS = {"snapshots": (".png", ".tmp"), "eval": (".json", ".tmp"), "samplers": (".json", ".tmp")}
 # What marks a folder as a study's (vaetui.studies.spec): never a run's too.
 STUDY_FILES = ("study.json", "journal.log")
 

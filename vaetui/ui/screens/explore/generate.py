@@ -1,4 +1,4 @@
-"""Generate: the seed's 32 faces from z ~ N(0, T²I); seed and temperature stepped from the keyboard."""
+"""Generate: the seed's 32 faces from z ~ N(0, T²I) or the ex-post GMM; seed and temperature stepped from the keyboard."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def quality_text(scored: dict | None, run: str) -> str:
 
 
 class GenerateScreen(ExploreScreen):
-    """Faces from z ~ N(0, T² I): space draws new ones, [ ] step the seed, - + the temperature."""
+    """Faces from z ~ N(0, T² I) or the ex-post GMM (m): space draws new ones, [ ] step the seed, - + the temperature."""
 
     name_ = "generate"
     BINDINGS = [
@@ -27,6 +27,7 @@ class GenerateScreen(ExploreScreen):
         Binding("up", "move_rows(-1)", "↑", show=False), Binding("down", "move_rows(1)", "↓", show=False),
         Binding("left_square_bracket", "seed(-1)", "seed-"), Binding("right_square_bracket", "seed(1)", "seed+"),
         Binding("minus", "temperature(-0.1)", "T-"), Binding("plus,equals_sign", "temperature(0.1)", "T+"),
+        Binding("m", "sampler", "sampler"),
     ]
 
     def __init__(self, run_name: str, checkpoint: str | None = None, seed: int = 0, temperature: float = 1.0, n: int = 32):
@@ -34,9 +35,13 @@ class GenerateScreen(ExploreScreen):
         self.seed, self.temperature, self.n = seed, temperature, n
         self.selected = 0
         self.scored: dict | None = None  # the newest eval with sample quality ({} when there is none)
+        self.sampler = "prior"  # or "gmm" (vaetui.models.samplers)
+        self.mixture = None  # the fitted GMM of the checkpoint shown, once asked for
 
     def title_text(self) -> str:
-        return f"[b]{self.n} faces from z ~ N(0, T²I)[/]  seed {self.seed}  T {self.temperature:.1f}"
+        from vaetui.models.samplers import SAMPLER_NAMES
+
+        return f"[b]{self.n} faces from {SAMPLER_NAMES[self.sampler]}[/]  seed {self.seed}  T {self.temperature:.1f}"
 
     def layout_for(self, cols: int, rows: int) -> int:
         from vaetui.pictures.layout import best_columns
@@ -48,7 +53,13 @@ class GenerateScreen(ExploreScreen):
 
         if self.scored is None:  # read the stored evals once per screen, not on every key
             self.scored = self.app.store.open(self.run_name).newest_eval("samples") or {}
-        return samples(model, self.n, self.seed, self.temperature, self.fitted or 8)
+        if self.sampler == "gmm" and self.mixture is None:  # fitted once (seconds), then read from the run
+            from vaetui.pictures.figures import ex_post_gmm
+
+            loaded = self.app.models.get(self.app.store, self.run_name, self.checkpoint)
+            self.mixture = ex_post_gmm(loaded.run, model, config, loaded.path)
+        mixture = self.mixture if self.sampler == "gmm" else None
+        return samples(model, self.n, self.seed, self.temperature, self.fitted or 8, mixture)
 
     def view(self, figure):
         from vaetui.pictures.figures import SELECTED, framed
@@ -64,7 +75,7 @@ class GenerateScreen(ExploreScreen):
     def headless(self) -> list[str]:
         return ["sample", self.run_name, *self.checkpoint_flag(), "--seed", str(self.seed),
                 "--temperature", f"{self.temperature:g}", "--n", str(self.n), "--cols", str(self.fitted or 8),
-                "--out", "samples.png"]
+                *(["--sampler", self.sampler] if self.sampler != "prior" else []), "--out", "samples.png"]
 
     def info_text(self) -> str:
         return (f"[dim]face {self.selected + 1}/{self.n} · headless: vaetui {' '.join(self.headless())}[/]\n"
@@ -86,6 +97,12 @@ class GenerateScreen(ExploreScreen):
 
     def action_seed(self, delta: int) -> None:
         self.seed = max(0, self.seed + delta)
+        self.request()
+
+    def action_sampler(self) -> None:
+        from vaetui.models.samplers import SAMPLERS
+
+        self.sampler = SAMPLERS[(SAMPLERS.index(self.sampler) + 1) % len(SAMPLERS)]
         self.request()
 
     def action_temperature(self, delta: float) -> None:
