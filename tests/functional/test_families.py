@@ -84,3 +84,25 @@ def test_the_gmm_fit_is_kept_with_its_protocol_and_deleted_with_the_run(tmp_path
                             tmp_path / "g2.png"], capture_output=True, text=True)
     assert again.returncode == 0 and (tmp_path / "g.png").read_bytes() == (tmp_path / "g2.png").read_bytes()
     assert store.delete("g") == [] and not (tmp_path / "g").exists()
+
+
+def test_eval_measures_gmm_samples_as_an_eval_of_their_own(tmp_path, monkeypatch, capsys):
+    import vaetui.metrics.features as attrnet
+    from vaetui.cli import main
+
+    monkeypatch.setenv("VAETUI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(attrnet, "PROTOCOL", {**attrnet.PROTOCOL, "images": 64, "epochs": 1, "batch": 32})
+    store = RunStore(tmp_path, include_demo=False)
+    train(store, "e", tiny_config(max_steps=8))
+    common = ["eval", "e", "--runs-dir", str(tmp_path), "--n", "16", "--k", "2", "--disentangle-n", "0", "--samples",
+              "--samples-n", "32", "--json"]
+    assert main([*common]) == 0
+    prior = json.loads(capsys.readouterr().out)
+    assert main([*common, "--sampler", "gmm"]) == 0
+    gmm = json.loads(capsys.readouterr().out)
+    assert prior["samples"]["protocol"]["sampler"] == "prior" and gmm["samples"]["protocol"]["sampler"] == "gmm"
+    assert gmm["protocol"]["sampler"] == "gmm" and "sampler" not in prior["protocol"]
+    assert prior["samples"]["attr"]["fd"] != gmm["samples"]["attr"]["fd"]  # other samples, another distance
+    names = sorted(p.name for p in (tmp_path / "e" / "eval").glob("*.json"))
+    assert names == ["best-test-n16-k2-s0-gmm.json", "best-test-n16-k2-s0.json"]  # neither replaces the other
+    assert main(["eval", "e", "--runs-dir", str(tmp_path), "--sampler", "gmm"]) == 2  # gmm measures --samples

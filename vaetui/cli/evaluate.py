@@ -32,13 +32,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
                       disentangle_n=args.disentangle_n)
     if args.inception_weights and not args.samples:
         raise VaeError("--inception-weights measures samples: add --samples")
+    if args.sampler != "prior" and not args.samples:
+        raise VaeError("--sampler chooses where --samples come from: add --samples")
     if args.samples:
         from vaetui.metrics.fidelity import sample_quality
+        from vaetui.pictures.figures import ex_post_gmm
 
+        mixture = ex_post_gmm(run, model, config, path) if args.sampler == "gmm" else None
         result["samples"] = sample_quality(model, config, split, args.samples_n, args.seed, args.inception_weights,
-                                           progress=progress_printer())
+                                           progress=progress_printer(), mixture=mixture)
     protocol = {"run": run.name, "checkpoint": path.name, "split": args.split, "count": min(args.n, len(split)),
-                "k": args.k, "seed": args.seed, "disentangle_n": min(args.disentangle_n, len(split))}
+                "k": args.k, "seed": args.seed, "disentangle_n": min(args.disentangle_n, len(split)),
+                **({"sampler": args.sampler} if args.sampler != "prior" else {})}
     result = {"protocol": protocol, **result}
     # Results are stored under the checkpoint's run, by its name: a loose file is measured, never filed as if it
     # were one of this run's checkpoints.
@@ -129,6 +134,8 @@ def register(sub) -> None:
     p.add_argument("--samples", action="store_true",
                    help="also sample quality: FD-attr, KID, precision/recall of prior samples vs the split's images")
     p.add_argument("--samples-n", type=int_in(10, 10**6), default=2000, metavar="N", help="samples (and images) compared")
+    p.add_argument("--sampler", choices=("prior", "gmm"), default="prior",
+                   help="where --samples' codes come from: the prior, or the run's ex-post GMM (vaetui sample --sampler)")
     p.add_argument("--inception-weights", type=Path, metavar="FILE",
                    help="a local pt_inception-2015-12-05 weights file: adds standard FID/KID (never downloaded)")
     p.add_argument("--json", action="store_true")

@@ -121,8 +121,9 @@ def samples_summary(s: dict, detail: bool = False) -> str:
 
 
 def sample_quality(model, config, split, n: int = 2000, seed: int = 0, inception_weights=None,
-                   progress: Callable[[int, int, str], None] | None = None) -> dict:
-    """FD-attr, KID and precision/recall of n prior samples against the first n images of the split.
+                   progress: Callable[[int, int, str], None] | None = None, mixture=None) -> dict:
+    """FD-attr, KID and precision/recall of n prior samples (or samples of a fitted mixture: vaetui.models.samplers)
+    against the first n images of the split.
 
     The feature space is the dataset's attribute network (vaetui.metrics.features, trained once and
     cached); with inception_weights also standard FID/KID in Inception-v3 pool features.
@@ -134,15 +135,20 @@ def sample_quality(model, config, split, n: int = 2000, seed: int = 0, inception
 
     n = min(n, len(split))
     device = next(model.parameters()).device
-    gen = torch.Generator(device=device).manual_seed(seed)
-    z = torch.randn(n, config.model.latent, generator=gen, device=device)
+    if mixture is None:
+        gen = torch.Generator(device=device).manual_seed(seed)
+        z = torch.randn(n, config.model.latent, generator=gen, device=device)
+    else:
+        z = mixture.sample(n, torch.Generator().manual_seed(seed)).to(device)
 
     def fakes(idx):
         with torch.no_grad():
             return model.decode(z[torch.as_tensor(idx, device=device)]).float().cpu()
 
     net = attrnet.attribute_net(config.data, open_split(config.data, "train"), progress)
-    out = {"protocol": {"count": n, "seed": seed, "prior": "N(0, I), temperature 1",
+    source = ("N(0, I), temperature 1" if mixture is None else
+              f"ex-post GMM, {len(mixture.weights)} components, temperature 1")
+    out = {"protocol": {"count": n, "seed": seed, "prior": source, "sampler": "prior" if mixture is None else "gmm",
                         "attribute_net": attrnet.PROTOCOL}}
     out["attr"] = compare(attrnet.features(net, split.images, n), attrnet.features(net, fakes, n), seed)
     if inception_weights:

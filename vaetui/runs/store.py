@@ -193,7 +193,8 @@ class Run:
     def eval_name(protocol: dict[str, Any]) -> str:
         """eval/<checkpoint>-<split>-n<N>-k<K>-s<seed>.json: one file per protocol, so reruns replace it."""
         ckpt = Path(protocol["checkpoint"]).stem.removeprefix("ckpt-")
-        return f"{ckpt}-{protocol['split']}-n{protocol['count']}-k{protocol['k']}-s{protocol['seed']}.json"
+        gmm = "-gmm" if protocol.get("sampler") == "gmm" else ""  # samples from the run's GMM: an eval of its own
+        return f"{ckpt}-{protocol['split']}-n{protocol['count']}-k{protocol['k']}-s{protocol['seed']}{gmm}.json"
 
     def save_eval(self, result: dict[str, Any]) -> Path:
         """Store an evaluation (with its protocol and when it was made) in eval/."""

@@ -14,7 +14,8 @@ def quality_text(scored: dict | None, run: str) -> str:
     if not scored:
         return f"[dim]sample quality: not measured yet (vaetui eval {run} --samples)[/]"
     p, s = scored["protocol"], scored["samples"]
-    return f"{samples_summary(s)}  [dim]({p['checkpoint']}, {s['attr']['count']} samples vs {p['split']} images)[/]"
+    source = "GMM samples" if p.get("sampler") == "gmm" else "samples"
+    return f"{samples_summary(s)}  [dim]({p['checkpoint']}, {s['attr']['count']} {source} vs {p['split']} images)[/]"
 
 
 class GenerateScreen(ExploreScreen):
