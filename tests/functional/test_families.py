@@ -106,3 +106,7 @@ def test_eval_measures_gmm_samples_as_an_eval_of_their_own(tmp_path, monkeypatch
     names = sorted(p.name for p in (tmp_path / "e" / "eval").glob("*.json"))
     assert names == ["best-test-n16-k2-s0-gmm.json", "best-test-n16-k2-s0.json"]  # neither replaces the other
     assert main(["eval", "e", "--runs-dir", str(tmp_path), "--sampler", "gmm"]) == 2  # gmm measures --samples
+    from vaetui.metrics.fidelity import samples_summary
+
+    assert "32 GMM samples vs" in samples_summary(gmm["samples"], detail=True)
+    assert "32 prior samples vs" in samples_summary(prior["samples"], detail=True)

@@ -109,7 +109,8 @@ def samples_summary(s: dict, detail: bool = False) -> str:
     line = f"FD-attr {a['fd']:.3f}  KID-attr {a['kid']:.4f}  precision {a['precision']:.3f} recall {a['recall']:.3f}"
     if not detail:
         return line + (f"  FID {s['inception']['fd']:.2f}" if "inception" in s else "")
-    line += f"  ({a['count']} prior samples vs {a['count']} images, attribute-network features)"
+    source = "GMM" if s.get("protocol", {}).get("sampler") == "gmm" else "prior"
+    line += f"  ({a['count']} {source} samples vs {a['count']} images, attribute-network features)"
     if "inception" in s:
         i = s["inception"]
         line += f"\n           FID {i['fd']:.2f}  KID {i['kid']:.4f}  precision {i['precision']:.3f} recall {i['recall']:.3f}"
