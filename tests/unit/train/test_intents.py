@@ -1,10 +1,8 @@
 """vaetui.train.control.Intent: the words of control.jsonl, read back whatever a line holds."""
 
-import json
-
 import pytest
 
-from vaetui.train.control import Control, ControlFile, ControlWatcher, Intent
+from vaetui.train.control import Control, Intent
 
 
 @pytest.mark.parametrize("line, intent", [({"intent": "stop"}, Intent.STOP), ({"intent": "pause", "by": "h:1"}, Intent.PAUSE),
@@ -19,19 +17,17 @@ def test_a_damaged_or_unknown_line_is_no_intent(line):
     assert Intent.of(line) is None
 
 
-def test_each_intent_reaches_the_trainer_through_the_file(tmp_path):
+@pytest.mark.parametrize("intent, flag", [(Intent.STOP, "stop_requested"), (Intent.PAUSE, "paused"),
+                                          (Intent.CHECKPOINT, "checkpoint_requested")])
+def test_an_intent_sets_its_flag_and_no_other(intent, flag):
     control = Control()
-    watcher = ControlWatcher(tmp_path, control)
-    asked = ControlFile(tmp_path)
-    asked.pause()
-    watcher.poll()
-    assert control.paused.is_set() and not control.stop_requested.is_set()
-    asked.resume()
-    asked.checkpoint()
-    watcher.poll()
-    assert not control.paused.is_set() and control.checkpoint_requested.is_set()
-    asked.stop()
-    watcher.poll()
-    assert control.stop_requested.is_set()
-    lines = [json.loads(line) for line in (tmp_path / "control.jsonl").read_text().splitlines()]
-    assert [line["intent"] for line in lines] == ["pause", "resume", "checkpoint", "stop"]
+    intent.apply(control)
+    flags = {"stop_requested", "paused", "checkpoint_requested"}
+    assert {f for f in flags if getattr(control, f).is_set()} == {flag}
+
+
+def test_resume_clears_a_pause():
+    control = Control()
+    Intent.PAUSE.apply(control)
+    Intent.RESUME.apply(control)
+    assert not control.paused.is_set()
