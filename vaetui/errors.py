@@ -27,6 +27,10 @@ class NoCheckpointYet(CheckpointError):
     """A run that has not saved a checkpoint yet (a resume then starts from step 0: not a failure)."""
 
 
+class FitError(VaeError):
+    """A stored fit (a sampler's mixture) that is damaged or foreign: it is fitted again."""
+
+
 class RunError(VaeError):
     """A run that does not exist, is locked by a live trainer, or has an invalid name."""
 

@@ -79,7 +79,7 @@ def test_the_gmm_fit_is_kept_with_its_protocol_and_deleted_with_the_run(tmp_path
     record = json.loads(kept.read_text())
     assert record["protocol"]["checkpoint"] == "ckpt-best.pt" and record["protocol"]["images"] == 128
     assert len(record["mixture"]["weights"]) == 10
-    kept.write_text("{damaged")  # a damaged fit is fitted again, not a traceback
+    kept.write_text('{"mixture": {"weights": [2.0]}}')  # a damaged fit is fitted again, not a traceback
     again = subprocess.run([*vaetui, "sample", "g", "--sampler", "gmm", "--runs-dir", tmp_path, "--out",
                             tmp_path / "g2.png"], capture_output=True, text=True)
     assert again.returncode == 0 and (tmp_path / "g.png").read_bytes() == (tmp_path / "g2.png").read_bytes()

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
+from vaetui.errors import FitError
+
 SAMPLERS = ("prior", "gmm")
 SAMPLER_NAMES = {"prior": "z ~ N(0, T²I)", "gmm": "the ex-post GMM of the training codes"}
 
@@ -37,16 +39,16 @@ class GaussianMixture:
 
     @classmethod
     def from_json(cls, data: dict) -> "GaussianMixture":
-        """The mixture a file holds; ValueError when it is not a well-formed one (a damaged or foreign file)."""
+        """The mixture a file holds; FitError when it is not a well-formed one (a damaged or foreign file)."""
         try:
             w, m, v = (torch.tensor(data[k], dtype=torch.float64) for k in ("weights", "means", "variances"))
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise ValueError(f"not a mixture ({type(exc).__name__})") from None
+            raise FitError(f"not a mixture ({type(exc).__name__})") from None
         ok = (w.dim() == 1 and m.dim() == 2 and m.shape == v.shape and m.shape[0] == w.shape[0] > 0
               and bool(torch.isfinite(m).all()) and bool((v > 0).all()) and bool((w >= 0).all())
               and abs(float(w.sum()) - 1) < 1e-6)
         if not ok:
-            raise ValueError("not a mixture (shapes, weights or variances out of range)")
+            raise FitError("not a mixture (shapes, weights or variances out of range)")
         return cls(w, m, v)
 
 

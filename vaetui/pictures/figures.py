@@ -116,6 +116,7 @@ def ex_post_gmm(run, model, config, checkpoint_path, protocol: dict = GMM_PROTOC
     import json
 
     from vaetui.disk.files import atomic_write_bytes, cache_dir
+    from vaetui.errors import FitError
     from vaetui.models.samplers import GaussianMixture, fit_gmm
     from vaetui.runs.checkpoint import step_of
 
@@ -126,8 +127,8 @@ def ex_post_gmm(run, model, config, checkpoint_path, protocol: dict = GMM_PROTOC
     path = folder / name
     try:
         return GaussianMixture.from_json(json.loads(path.read_text())["mixture"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # not fitted yet, or a damaged file: fit it (again)
+    except (OSError, ValueError, KeyError, TypeError, FitError):
+        pass  # not fitted yet, or a damaged file (not JSON, not a mixture): fit it (again)
     with torch.no_grad():
         mus = encode_split(model, config, p["split"], p["images"])[0]
     mixture = fit_gmm(mus, p["components"], seed=p["seed"])

@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from vaetui.errors import FitError
 from vaetui.models.samplers import GaussianMixture, fit_gmm
 
 
@@ -52,7 +53,7 @@ def test_samples_follow_the_mixture_and_the_temperature():
                                   {"weights": [1.0], "means": [[float("nan")]], "variances": [[1.0]]},
                                   {"weights": [1.0], "means": [[0.0, 1.0]], "variances": [[1.0]]}, {"weights": "x"}])
 def test_a_damaged_file_is_not_a_mixture(data):
-    with pytest.raises(ValueError):
+    with pytest.raises(FitError):
         GaussianMixture.from_json(data)
 
 
