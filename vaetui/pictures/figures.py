@@ -120,8 +120,8 @@ def ex_post_gmm(run, model, config, checkpoint_path, protocol: dict = GMM_PROTOC
     from vaetui.models.samplers import GaussianMixture, fit_gmm
     from vaetui.runs.checkpoint import step_of
 
-    p = protocol
-    name = (f"gmm-{checkpoint_path.stem.removeprefix('ckpt-')}-step{step_of(checkpoint_path)}-{p['split']}"
+    p, step = protocol, step_of(checkpoint_path)  # the zip's small pickle, read once
+    name = (f"gmm-{checkpoint_path.stem.removeprefix('ckpt-')}-step{step}-{p['split']}"
             f"-n{p['images']}-k{p['components']}-s{p['seed']}.json")
     folder = cache_dir() / "samplers" / run.name if run.read_only else run.path / "samplers"
     path = folder / name
@@ -132,8 +132,8 @@ def ex_post_gmm(run, model, config, checkpoint_path, protocol: dict = GMM_PROTOC
     with torch.no_grad():
         mus = encode_split(model, config, p["split"], p["images"])[0]
     mixture = fit_gmm(mus, p["components"], seed=p["seed"])
-    record = {"protocol": {**p, "images": len(mus), "checkpoint": checkpoint_path.name,
-                           "step": step_of(checkpoint_path)}, "mixture": mixture.to_json()}
+    record = {"protocol": {**p, "images": len(mus), "checkpoint": checkpoint_path.name, "step": step},
+              "mixture": mixture.to_json()}
     try:
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, json.dumps(record).encode())

@@ -60,6 +60,7 @@ class Trainer(TrainerState):
     def __init__(self, config: RunConfig, run: Run, resume: bool = False):
         self.config = config.validate()
         self.family = family_of(self.config)  # its objective (vaetui.models.families)
+        self.forward_options = self.family.forward_options(self.config)  # what it needs of each forward pass
         self.store = run
         self.resume = resume
         self.model: ConvVAE | None = None
@@ -180,7 +181,7 @@ class Trainer(TrainerState):
         x = self._next_batch()
         beta = schedule_beta(self.step, tc, tc.epochs * self.steps_per_epoch)
         with self._autocast():
-            out = self.forward(x, self.noise, **self.family.forward_options(self.config))
+            out = self.forward(x, self.noise, **self.forward_options)
         terms = self.family.objective(out, x, beta, self.config, len(self.train_split))
         self.optimizer.zero_grad(set_to_none=True)
         if self._any(not bool(torch.isfinite(terms.loss))):
