@@ -12,6 +12,7 @@ import torch
 from vaetui.config.presets import preset
 from vaetui.config.resolve import with_overrides
 from vaetui.data.synthetic import SyntheticFaces
+from vaetui.models.protocol import LatentModel, ModelOutput
 from vaetui.pictures.imaging import save_image, stack_rows
 
 FIXED_TIME = 1_790_000_000.0  # 2026-09-21, so "updated" columns are the same everywhere
@@ -53,7 +54,7 @@ def make_finished_run(root: Path, name: str = "faces-demo", steps: int = 60, spe
     return path
 
 
-class FixedPictures(torch.nn.Module):
+class FixedPictures(LatentModel):
     """A stand-in network whose pictures and codes come out the same on every CPU, for snapshots of screen layout.
 
     A real decoder's pixels depend on the host's kernels (an AVX-512 host and an AVX2 one differ in the last bit,
@@ -65,6 +66,7 @@ class FixedPictures(torch.nn.Module):
     def __init__(self, latent: int, size: tuple[int, int]):
         super().__init__()
         self.latent = latent
+        self.image_size = tuple(size)
         self.anchor = torch.nn.Parameter(torch.zeros(1), requires_grad=False)  # where a caller finds the device
         faces = SyntheticFaces(tuple(size), split="test").images(np.arange(16))
         self.register_buffer("signs", (faces > 127).float() * 60.0 - 30.0)
@@ -77,14 +79,6 @@ class FixedPictures(torch.nn.Module):
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
         return self.signs[torch.arange(len(z)) % len(self.signs)]
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.decode_logits(z))
-
-    def sample(self, n: int, generator=None, temperature: float = 1.0) -> torch.Tensor:
-        return self.decode(torch.zeros(n, self.latent))
-
-    def forward(self, x, generator=None):
-        from vaetui.models.vae import VAEOutput
-
+    def forward(self, x, generator=None, samples=1):
         mu, logvar = self.encode(x)
-        return VAEOutput(self.decode_logits(mu), mu, logvar, mu)
+        return ModelOutput(self.decode_logits(mu), mu, logvar, mu)

@@ -16,13 +16,14 @@ from vaetui.runs.store import RunStore
 
 from helpers import tiny_config, train
 
-OWN_TERMS = {"vae": set(), "iwae": {"iwae"}, "beta-tcvae": {"mi", "tc", "dwkl"}}
+OWN_TERMS = {"vae": set(), "iwae": {"iwae"}, "beta-tcvae": {"mi", "tc", "dwkl"}, "factorvae": {"tc"}, "vamp": set()}
 
 
 @pytest.mark.parametrize("family", MODELS)
 def test_a_family_trains_resumes_exactly_and_logs_its_terms(tmp_path, family):
     store = RunStore(tmp_path, include_demo=False)
-    cfg = dict(model=family, max_steps=12, epochs=3, iw_samples=3, lr=3e-3)
+    # log_every 2 with checkpoint_every 3: a checkpoint falls between two step events and carries the window's sums
+    cfg = dict(model=family, max_steps=12, epochs=3, iw_samples=3, lr=3e-3, log_every=2, pseudo_inputs=4)
     straight, events = train(store, "straight", tiny_config(**cfg))
     steps = [e for e in events if isinstance(e, StepEvent)]
     assert sum(e.loss for e in steps[-3:]) < sum(e.loss for e in steps[:3])  # it learns

@@ -49,6 +49,37 @@ def test_form_accepts_a_preset_and_names_each_bad_field(tmp_path):
     assert "does not exist" in errors["data_root"]
 
 
+def test_the_form_reads_only_the_chosen_familys_own_settings():
+    cfg, _, errors = parse_form(form_values(model="iwae", iw_samples="7", free_bits="2", gamma="oops"))
+    assert errors == {} and cfg.model.family == "iwae" and cfg.train.iw_samples == 7
+    assert cfg.train.free_bits == 0.0  # the β-VAE's free bits are not read for iwae (nor another family's γ)
+    cfg, _, errors = parse_form(form_values(model="vamp", pseudo_inputs="0"))
+    assert cfg is None and "pseudo_inputs" in errors
+    cfg, _, errors = parse_form(form_values(model="factorvae", gamma="12"))
+    assert errors == {} and cfg.model.family == "factorvae" and cfg.train.gamma == 12.0
+
+
+def test_the_forms_first_field_is_the_model_and_it_shows_its_own_fields(tmp_path):
+    async def scenario():
+        app = make_app(runs_dir=tmp_path, threads=1, include_demo=False, start="new")
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen))
+            form = app.screen
+            assert app.focused is form.query_one("#f-model")
+            shown = lambda key: form.query_one(f"#row-{key}").display  # noqa: E731
+            assert shown("free_bits") and not shown("iw_samples") and not shown("pseudo_inputs")
+            form.query_one("#f-model").value = "iwae"
+            await wait_for(pilot, lambda: shown("iw_samples"))
+            assert not shown("free_bits") and not shown("gamma")
+            form.query_one("#f-model").value = "beta-tcvae"
+            await wait_for(pilot, lambda: shown("alpha") and shown("gamma") and not shown("iw_samples"))
+            form.query_one("#f-preset").value = "tiny"  # another preset keeps the family chosen
+            await wait_for(pilot, lambda: form._preset == "tiny")
+            assert form.values()["model"] == "beta-tcvae" and shown("alpha")
+
+    asyncio.run(scenario())
+
+
 async def wait_for(pilot, predicate, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():

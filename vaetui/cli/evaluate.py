@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from vaetui.cli.args import SEED_MAX, SPLITS, add_checkpoint, add_run, add_runs_dir, int_in, out_file, progress_printer
+from vaetui.config.settings import SAMPLERS
 from vaetui.errors import VaeError
 
 
@@ -36,11 +37,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise VaeError("--sampler chooses where --samples come from: add --samples")
     if args.samples:
         from vaetui.metrics.fidelity import sample_quality
-        from vaetui.pictures.figures import ex_post_gmm
+        from vaetui.pictures.figures import sampler_mixture
 
-        mixture = ex_post_gmm(run, model, config, path) if args.sampler == "gmm" else None
+        mixture = sampler_mixture(run, model, config, path, args.sampler)
         result["samples"] = sample_quality(model, config, split, args.samples_n, args.seed, args.inception_weights,
-                                           progress=progress_printer(), mixture=mixture)
+                                           progress=progress_printer(), mixture=mixture, sampler=args.sampler)
     protocol = {"run": run.name, "checkpoint": path.name, "split": args.split, "count": min(args.n, len(split)),
                 "k": args.k, "seed": args.seed, "disentangle_n": min(args.disentangle_n, len(split)),
                 **({"sampler": args.sampler} if args.sampler != "prior" else {})}
@@ -134,8 +135,9 @@ def register(sub) -> None:
     p.add_argument("--samples", action="store_true",
                    help="also sample quality: FD-attr, KID, precision/recall of prior samples vs the split's images")
     p.add_argument("--samples-n", type=int_in(10, 10**6), default=2000, metavar="N", help="samples (and images) compared")
-    p.add_argument("--sampler", choices=("prior", "gmm"), default="prior",
-                   help="where --samples' codes come from: the prior, or the run's ex-post GMM (vaetui sample --sampler)")
+    p.add_argument("--sampler", choices=SAMPLERS, default="prior",
+                   help="where --samples' codes come from: the prior, the run's ex-post GMM, or the VampPrior "
+                        "(vaetui sample --sampler)")
     p.add_argument("--inception-weights", type=Path, metavar="FILE",
                    help="a local pt_inception-2015-12-05 weights file: adds standard FID/KID (never downloaded)")
     p.add_argument("--json", action="store_true")

@@ -7,6 +7,7 @@ import argparse
 from vaetui.cli.args import (
     MAX_PICTURE_IMAGES, SEED_MAX, SPLITS, add_checkpoint, add_run, float_in, int_in, need, out_file, warn,
 )
+from vaetui.config.settings import SAMPLERS
 from vaetui.errors import VaeError
 
 MAX_STEPS, MAX_PAIRS, MAX_RECON = 201, 32, 256
@@ -51,12 +52,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from vaetui.pictures.figures import samples
     from vaetui.pictures.imaging import save_image
 
-    from vaetui.models.samplers import SAMPLER_NAMES
-    from vaetui.pictures.figures import ex_post_gmm
+    from vaetui.config.settings import SAMPLER_NAMES
+    from vaetui.pictures.figures import sampler_mixture
 
     run, model, config, path = load(args)
-    mixture = ex_post_gmm(run, model, config, path) if args.sampler == "gmm" else None
-    out = save_image(samples(model, args.n, args.seed, args.temperature, args.cols, mixture).image, args.out)
+    mixture = sampler_mixture(run, model, config, path, args.sampler)
+    out = save_image(samples(model, args.n, args.seed, args.temperature, args.cols, mixture, args.sampler).image,
+                     args.out)
     print(f"wrote {out}: {args.n} samples from {run.name} ({path.name}) from {SAMPLER_NAMES[args.sampler]}, "
           f"seed {args.seed}, temperature {args.temperature:g}")
     return 0
@@ -134,9 +136,11 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int_in(0, SEED_MAX), default=0)
     p.add_argument("--temperature", type=float_in(0, 100, low_open=True), default=1.0, help="z ~ N(0, T²I)")
     p.add_argument("--cols", type=int_in(1, 64), default=8)
-    p.add_argument("--sampler", choices=("prior", "gmm"), default="prior",
-                   help="prior: z ~ N(0, T²I); gmm: an ex-post Gaussian mixture of the training images' codes "
-                        "(Ghosh et al. 2020), fitted once and kept in the run (default: %(default)s)")
+    p.add_argument("--sampler", choices=SAMPLERS, default="prior",
+                   help="prior: the model's prior (z ~ N(0, T²I); vamp runs: their VampPrior); gmm: an ex-post Gaussian "
+                        "mixture of the training images' codes (Ghosh et al. 2020), fitted once and kept in the run; "
+                        "vamp: the VampPrior (Tomczak & Welling 2018): a vamp run's pseudo-inputs, or for another run "
+                        "the posteriors of its first 32 training images (default: %(default)s)")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("interpolate", help="write a latent interpolation strip (.png) or animation (.gif)")

@@ -28,7 +28,17 @@ INITS = ("kaiming", "default")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # The VAE families (vaetui.models.families holds each one's objective; a test keeps the two lists equal).
-MODELS = ("vae", "iwae", "beta-tcvae")
+MODELS = ("vae", "iwae", "beta-tcvae", "factorvae", "vamp")
+# The settings each family alone reads (the new-run form shows them for that family only; the others ignore them).
+FAMILY_SETTINGS = {"vae": ("free_bits",), "iwae": ("iw_samples",), "beta-tcvae": ("alpha", "gamma"),
+                   "factorvae": ("gamma",), "vamp": ("pseudo_inputs",)}
+SOME_FAMILIES_SETTINGS = frozenset(name for names in FAMILY_SETTINGS.values() for name in names)
+# Where generated faces' codes come from (vaetui.models.samplers draws them); named here, where flags are made
+# without torch.
+SAMPLERS = ("prior", "gmm", "vamp")
+SAMPLER_NAMES = {"prior": "the prior", "gmm": "the ex-post GMM of the training codes",
+                 "vamp": "the VampPrior (its pseudo-inputs' posteriors)"}
+SAMPLER_SHORT = {"prior": "prior", "gmm": "GMM", "vamp": "VampPrior"}
 
 
 def _validate_fields(obj: Any, section: str) -> None:
@@ -41,13 +51,16 @@ class ModelConfig:
     """The family and its network: hidden channels c (encoder c, 2c, 4c, 8c), latent size, likelihood."""
 
     family: str = setting_field("vae", "the VAE family: vae (β-VAE; Higgins et al. 2017), iwae (importance-weighted "
-                                "bound; Burda et al. 2016), beta-tcvae (total correlation; Chen et al. 2018)",
-                                name="model", choices=MODELS)
+                                "bound; Burda et al. 2016), beta-tcvae (total correlation; Chen et al. 2018), "
+                                "factorvae (a total-correlation critic; Kim & Mnih 2018), vamp (VampPrior; Tomczak & "
+                                "Welling 2018)", name="model", choices=MODELS, form="model")
 
     hidden: int = setting_field(32, "hidden channels c (encoder c, 2c, 4c, 8c)", low=1, high=1024)
     latent: int = setting_field(100, "latent size", low=1, high=4096, form="latent size")
     likelihood: str = setting_field("bernoulli", "decoder likelihood", choices=LIKELIHOODS)
     init: str = setting_field("kaiming", "weight initialisation (default: PyTorch's own)", choices=INITS)
+    pseudo_inputs: int = setting_field(32, "--model vamp: K, the learned pseudo-inputs whose posteriors make the "
+                                       "prior", low=1, high=4096, form="pseudo-inputs", metavar="K")
 
     def validate(self) -> None:
         _validate_fields(self, "model")
@@ -89,11 +102,12 @@ class TrainConfig:
     free_bits: float = setting_field(0.0, "free bits: a KL floor per latent dimension in nats (0: none; Kingma et "
                                      "al. 2016)", low=0.0, high=100.0, form="free bits", metavar="NATS")
     iw_samples: int = setting_field(5, "--model iwae: importance samples K per image in the training bound",
-                                    low=1, high=1000, metavar="K")
+                                    low=1, high=1000, metavar="K", form="IWAE samples K")
     alpha: float = setting_field(1.0, "--model beta-tcvae: α, the weight of the index-code mutual information (β "
-                                 "weighs the total correlation)", low=0.0, high=1e4)
-    gamma: float = setting_field(1.0, "--model beta-tcvae: γ, the weight of the dimension-wise KL", low=0.0,
-                                 high=1e4)
+                                 "weighs the total correlation)", low=0.0, high=1e4, form="α (mutual information)")
+    gamma: float = setting_field(1.0, "--model beta-tcvae: γ, the weight of the dimension-wise KL; --model "
+                                 "factorvae: γ, the weight of the critic's total correlation (the paper: 6-40)",
+                                 low=0.0, high=1e4, form="γ")
     lr: float = setting_field(1e-4, "Adam's learning rate", low=1e-8, high=1.0, low_open=True, form="learning rate")
     batch_size: int = setting_field(64, "images per step (the global batch under torchrun)", low=1, high=65536,
                                form="batch size")
@@ -140,8 +154,9 @@ SETTINGS_BY_SECTION: dict[str, list[Setting]] = {sec: [s for s in SETTINGS if s.
 # Flat override names (as on the command line) -> (section, field).
 OVERRIDES: dict[str, tuple[str, str]] = {s.name: (s.section, s.field) for s in SETTINGS}
 # The new-run form, top to bottom: choices first, then typed fields.
-FORM_FIELDS = ("data", "precision", "data_root", "size", "latent", "beta", "kl_warmup", "kl_cycles", "free_bits", "lr",
-               "batch_size", "epochs", "dataset_size", "seed", "threads")
+FORM_FIELDS = ("model", "data", "precision", "data_root", "size", "latent", "beta", "kl_warmup", "kl_cycles", "free_bits",
+               "iw_samples", "alpha", "gamma", "pseudo_inputs", "lr", "batch_size", "epochs", "dataset_size", "seed",
+               "threads")
 assert all(SETTINGS_BY_NAME[n].form for n in FORM_FIELDS)
 
 

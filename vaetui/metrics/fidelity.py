@@ -109,7 +109,9 @@ def samples_summary(s: dict, detail: bool = False) -> str:
     line = f"FD-attr {a['fd']:.3f}  KID-attr {a['kid']:.4f}  precision {a['precision']:.3f} recall {a['recall']:.3f}"
     if not detail:
         return line + (f"  FID {s['inception']['fd']:.2f}" if "inception" in s else "")
-    source = "GMM" if s.get("protocol", {}).get("sampler") == "gmm" else "prior"
+    from vaetui.config.settings import SAMPLER_SHORT
+
+    source = SAMPLER_SHORT.get(s.get("protocol", {}).get("sampler", "prior"), "prior")
     line += f"  ({a['count']} {source} samples vs {a['count']} images, attribute-network features)"
     if "inception" in s:
         i = s["inception"]
@@ -122,7 +124,8 @@ def samples_summary(s: dict, detail: bool = False) -> str:
 
 
 def sample_quality(model, config, split, n: int = 2000, seed: int = 0, inception_weights=None,
-                   progress: Callable[[int, int, str], None] | None = None, mixture=None) -> dict:
+                   progress: Callable[[int, int, str], None] | None = None, mixture=None, sampler: str = "prior"
+                   ) -> dict:
     """FD-attr, KID and precision/recall of n prior samples (or samples of a fitted mixture: vaetui.models.samplers)
     against the first n images of the split.
 
@@ -138,7 +141,7 @@ def sample_quality(model, config, split, n: int = 2000, seed: int = 0, inception
     device = next(model.parameters()).device
     if mixture is None:
         gen = torch.Generator(device=device).manual_seed(seed)
-        z = torch.randn(n, config.model.latent, generator=gen, device=device)
+        z = model.prior_sample(n, gen)  # the model's own prior (N(0, I), or vamp's mixture)
     else:
         z = mixture.sample(n, torch.Generator().manual_seed(seed)).to(device)
 
@@ -147,9 +150,11 @@ def sample_quality(model, config, split, n: int = 2000, seed: int = 0, inception
             return model.decode(z[torch.as_tensor(idx, device=device)]).float().cpu()
 
     net = attrnet.attribute_net(config.data, open_split(config.data, "train"), progress)
-    source = ("N(0, I), temperature 1" if mixture is None else
-              f"ex-post GMM, {len(mixture.weights)} components, temperature 1")
-    out = {"protocol": {"count": n, "seed": seed, "prior": source, "sampler": "prior" if mixture is None else "gmm",
+    from vaetui.config.settings import SAMPLER_SHORT
+
+    source = ("the model's prior, temperature 1" if mixture is None else
+              f"{SAMPLER_SHORT[sampler]}, {len(mixture.weights)} components, temperature 1")
+    out = {"protocol": {"count": n, "seed": seed, "prior": source, "sampler": "prior" if mixture is None else sampler,
                         "attribute_net": attrnet.PROTOCOL}}
     out["attr"] = compare(attrnet.features(net, split.images, n), attrnet.features(net, fakes, n), seed)
     if inception_weights:

@@ -46,7 +46,7 @@ def iwae_nll(model, x: torch.Tensor, k: int, likelihood: str, generator: torch.G
         eps = torch.randn(mu.shape, generator=generator, device=mu.device)
         z = mu + std * eps
         log_px_z = -reconstruction_nll(model.decode_logits(z), x, likelihood)
-        log_pz = (-0.5 * z.pow(2) - 0.5 * math.log(2 * math.pi)).sum(1)
+        log_pz = model.log_prior(z)  # the model's own prior (N(0, I), or vamp's mixture)
         log_qz = (-0.5 * eps.pow(2) - 0.5 * math.log(2 * math.pi) - 0.5 * logvar).sum(1)
         log_w.append(log_px_z + log_pz - log_qz)
     return -(torch.logsumexp(torch.stack(log_w), 0) - math.log(k))
@@ -90,8 +90,8 @@ def evaluate(model, config, split, count: int = 1024, k: int = 64, seed: int = 0
         sums["recon"] += float(reconstruction_nll(logits_z, x, likelihood).sum())
         if likelihood == "gaussian":
             sums["discrete"] += float(discretized_gaussian_nll(logits_z, x).sum())
-        kd = kl_per_dim(mu, logvar)
-        sums["kl"] += float(kd.sum())
+        kd = kl_per_dim(mu, logvar)  # to N(0, I), per dimension: which units carry information
+        sums["kl"] += float(model.kl(mu, logvar, z).sum())  # to the model's own prior
         kl_dims += kd.sum(0).double().cpu()
         sums["iwae"] += float(iwae_nll(model, x, k, likelihood, gen).sum())
         recon = model.decode(mu)

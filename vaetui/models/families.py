@@ -1,13 +1,18 @@
-"""The VAE families: each one's training objective on the seed's network, behind one interface.
+"""The VAE families: each one's network (a vaetui.models.protocol.LatentModel) and training objective.
 
-A family gives the trainer `objective(out, x, beta)` -> LossTerms (the loss to minimise per image; the summed
-reconstruction NLL and the closed-form KL, the same for every family so runs compare; and the family's own named
-terms) and `forward_options` (what its objective needs from the forward pass: IWAE's K samples).
+A family gives the trainer `build(config)` (its network), `objective(out, x, beta)` -> LossTerms (the loss to
+minimise per image; the summed reconstruction NLL and the KL, the same for every family so runs compare; and the
+family's own named terms), `forward_options` (what its objective needs from the forward pass: IWAE's K samples),
+and its paper. The settings a family alone reads are listed in vaetui.config.settings.FAMILY_SETTINGS.
 
 - vae: the β-VAE (Higgins et al. 2017), the seed's objective: recon + β·KL (free bits optional).
 - iwae: the importance-weighted bound (Burda et al. 2016) with K samples per image; β does not enter it.
 - beta-tcvae: β-TCVAE (Chen et al. 2018): the KL split into index-code mutual information, total correlation and
   dimension-wise KL, weighted α, β, γ; q(z) estimated by minibatch-weighted sampling over the dataset's N images.
+- factorvae: FactorVAE (Kim & Mnih 2018): recon + β·KL + γ·TC, the total correlation estimated by a critic trained
+  with its own optimiser (vaetui.models.factorvae).
+- vamp: the VampPrior (Tomczak & Welling 2018): recon + β·(log q(z|x) − log p(z)) with p(z) a mixture of the
+  posteriors of K learned pseudo-inputs (vaetui.models.vamp).
 """
 
 from __future__ import annotations
@@ -19,13 +24,25 @@ from typing import Callable
 import torch
 
 from vaetui.models.losses import LossTerms, kl_per_dim, reconstruction_nll, vae_loss
+from vaetui.models.protocol import LOG_2PI, log_normal
 
-LOG_2PI = math.log(2 * math.pi)
+
+def _conv_vae(config):
+    from vaetui.models.vae import ConvVAE
+
+    return ConvVAE.from_config(config)
 
 
-def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """Elementwise log N(z; mu, exp(logvar))."""
-    return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar))
+def _factor_vae(config):
+    from vaetui.models.factorvae import FactorVAE
+
+    return FactorVAE.from_config(config)
+
+
+def _vamp_vae(config):
+    from vaetui.models.vamp import VampVAE
+
+    return VampVAE.from_config(config)
 
 
 @dataclass(frozen=True)
@@ -37,6 +54,12 @@ class Family:
     terms: tuple[str, ...]  # its own named terms, beyond recon and KL (each a per-image mean in the log)
     objective: Callable  # (out, x, beta, config, dataset_size) -> LossTerms
     samples: Callable = lambda config: 1  # decodes per image in training (IWAE: K)
+    network: Callable = _conv_vae  # config -> its LatentModel
+    critic: bool = False  # trains a critic with an optimiser of its own (the network's critic_loss)
+
+    def build(self, config):
+        """The family's network for a run config (on the CPU, initialised from the current torch seed)."""
+        return self.network(config)
 
     def forward_options(self, config) -> dict:
         """Keyword arguments of the network's forward pass this family needs."""
@@ -84,12 +107,35 @@ def _beta_tcvae(out, x, beta, config, dataset_size) -> LossTerms:
     return LossTerms(loss, nll.sum().detach(), kl_sum.detach(), n, terms)
 
 
+def _factorvae(out, x, beta, config, dataset_size) -> LossTerms:
+    """recon + β·KL + γ·TC per image, TC the critic's log-odds that the code comes from q(z)."""
+    n = x.shape[0]
+    nll = reconstruction_nll(out.logits, x, config.model.likelihood)
+    kl = kl_per_dim(out.mu, out.logvar).sum(1)
+    logits = out.extra["critic_logits"].float()
+    tc = logits[:, 0] - logits[:, 1]
+    loss = (nll + beta * kl + config.train.gamma * tc).sum() / n
+    return LossTerms(loss, nll.sum().detach(), kl.sum().detach(), n, {"tc": tc.sum().detach()})
+
+
+def _vamp(out, x, beta, config, dataset_size) -> LossTerms:
+    """recon + β·(log q(z|x) − log p(z)) per image, p the VampPrior (the forward pass gives log p(z))."""
+    n = x.shape[0]
+    nll = reconstruction_nll(out.logits, x, config.model.likelihood)
+    kl = log_normal(out.z.float(), out.mu.float(), out.logvar.float()).sum(1) - out.extra["log_pz"]
+    loss = (nll + beta * kl).sum() / n
+    return LossTerms(loss, nll.sum().detach(), kl.sum().detach(), n)
+
+
 FAMILIES: dict[str, Family] = {
     "vae": Family("vae", "Higgins et al. 2017, β-VAE (Kingma & Welling 2014)", (), _vae),
     "iwae": Family("iwae", "Burda et al. 2016, Importance Weighted Autoencoders", ("iwae",), _iwae,
                    samples=lambda config: config.train.iw_samples),
     "beta-tcvae": Family("beta-tcvae", "Chen et al. 2018, Isolating Sources of Disentanglement in VAEs",
                          ("mi", "tc", "dwkl"), _beta_tcvae),
+    "factorvae": Family("factorvae", "Kim & Mnih 2018, Disentangling by Factorising", ("tc",), _factorvae,
+                        network=_factor_vae, critic=True),
+    "vamp": Family("vamp", "Tomczak & Welling 2018, VAE with a VampPrior", (), _vamp, network=_vamp_vae),
 }
 
 

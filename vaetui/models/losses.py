@@ -6,7 +6,6 @@ import math
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from vaetui.errors import ConfigError
 

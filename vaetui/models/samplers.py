@@ -12,8 +12,15 @@ import torch
 
 from vaetui.errors import FitError
 
-SAMPLERS = ("prior", "gmm")
-SAMPLER_NAMES = {"prior": "z ~ N(0, T²I)", "gmm": "the ex-post GMM of the training codes"}
+
+VAMP_DATA_IMAGES = 32  # a run without pseudo-inputs: the VampPrior of its first training images' posteriors
+
+
+def posterior_mixture(means: torch.Tensor, logvars: torch.Tensor) -> "GaussianMixture":
+    """The equal-weight mixture of K diagonal Gaussian posteriors (the VampPrior of their inputs)."""
+    k = means.shape[0]
+    return GaussianMixture(torch.full((k,), 1.0 / k, dtype=torch.float64), means.detach().double().cpu(),
+                           logvars.detach().double().exp().cpu())
 
 
 @dataclass(frozen=True)

@@ -4,32 +4,17 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
 from torch import nn
 
 from vaetui.models import convgrad
+from vaetui.models.protocol import LatentModel
 from vaetui.config.settings import ModelConfig, RunConfig
 from vaetui.errors import ConfigError
 
 DEPTH = 4  # four stride-2 blocks each way, as in the seed
-
-
-@dataclass(frozen=True)
-class VAEOutput:
-    """What forward() returns: decoder logits, the posterior's mean and log-variance, and z."""
-
-    logits: torch.Tensor
-    mu: torch.Tensor
-    logvar: torch.Tensor
-    z: torch.Tensor
-
-    @property
-    def images(self) -> torch.Tensor:
-        """Reconstructions in [0, 1] (sigmoid of the logits)."""
-        return torch.sigmoid(self.logits.float())
 
 
 def encoder_sizes(side: int) -> list[int]:
@@ -83,7 +68,7 @@ def decoder_paddings(height: int, width: int) -> tuple[list[tuple[int, int]], tu
     return [(a, b) for a, b in zip(ch[0], cw[0])], (ch[1], cw[1])
 
 
-class ConvVAE(nn.Module):
+class ConvVAE(LatentModel):
     """Encoder 4 x [Conv3x3/2, BN, ReLU] (c..8c) -> mu, logvar; decoder Linear -> 4 x [ConvT4x4/2, BN, LeakyReLU] -> Conv3x3."""
 
     def __init__(self, image_size: tuple[int, int] = (64, 64), hidden: int = 32, latent: int = 100,
@@ -167,41 +152,10 @@ class ConvVAE(nn.Module):
         h = self.encoder(x).flatten(1)
         return self.fc_mu(h), self.fc_logvar(h)
 
-    @staticmethod
-    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z = mu + sigma * eps with eps ~ N(0, I)."""
-        if generator is None:
-            eps = torch.randn_like(mu)
-        else:
-            eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        return mu + torch.exp(0.5 * logvar) * eps
-
     def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
         """Latent codes -> per-pixel Bernoulli logits (or Gaussian means before sigmoid)."""
         h = self.fc_dec(z).view(-1, *self.bottleneck)
         return self.decoder(h)
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Latent codes -> images in [0, 1]."""
-        return torch.sigmoid(self.decode_logits(z).float())
-
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, samples: int = 1) -> VAEOutput:
-        """Encode, sample z with the reparameterisation trick, decode to logits. samples > 1 (IWAE): that many z per
-        image, sample-major ((K·N, latent) codes and (K·N, 3, H, W) logits; mu and logvar stay (N, latent))."""
-        mu, logvar = self.encode(x)
-        if samples == 1:
-            z = self.reparameterize(mu, logvar, generator)
-        else:
-            rep = lambda t: t.unsqueeze(0).expand(samples, *t.shape).reshape(-1, t.shape[1])  # noqa: E731
-            z = self.reparameterize(rep(mu), rep(logvar), generator)
-        return VAEOutput(self.decode_logits(z), mu, logvar, z)
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
-        """n images decoded from z ~ N(0, temperature^2 I)."""
-        device = next(self.parameters()).device
-        z = torch.randn(n, self.latent, generator=generator, device="cpu").to(device) * temperature
-        return self.decode(z)
 
 
 def parameter_count(model: nn.Module) -> int:

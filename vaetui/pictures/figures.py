@@ -94,8 +94,10 @@ def data_blend(data_config, i: int, j: int, alphas) -> Figure:
     return Figure(grid(strip, ncol=len(alphas)), {"alphas": list(alphas), "indices": [i, j]})
 
 
-def samples(model, n: int = 32, seed: int = 0, temperature: float = 1.0, cols: int = 8, mixture=None) -> Figure:
-    """A grid of faces decoded from z ~ N(0, T² I) (the seed's 32), or from a fitted mixture (vaetui.models.samplers)."""
+def samples(model, n: int = 32, seed: int = 0, temperature: float = 1.0, cols: int = 8, mixture=None,
+            sampler: str = "prior") -> Figure:
+    """A grid of faces decoded from the model's prior at temperature T (the seed's 32 from N(0, T² I)), or from a
+    sampler's mixture (vaetui.models.samplers; `sampler` names it)."""
     if mixture is None:
         images = latent.sample(model, n, seed, temperature)
     else:
@@ -103,7 +105,35 @@ def samples(model, n: int = 32, seed: int = 0, temperature: float = 1.0, cols: i
             z = mixture.sample(n, torch.Generator().manual_seed(seed), temperature)
             images = model.decode(z.to(next(model.parameters()).device)).cpu()
     return Figure(grid(images, ncol=cols), {"seed": seed, "temperature": temperature,
-                                            "sampler": "prior" if mixture is None else "gmm"})
+                                            "sampler": "prior" if mixture is None else sampler})
+
+
+def sampler_mixture(run, model, config, checkpoint_path, sampler: str):
+    """The mixture a sampler draws codes from: None for the model's own prior; the ex-post GMM (fitted once, kept in
+    the run); the VampPrior (a vamp run's pseudo-inputs, or the posteriors of the first training images)."""
+    from vaetui.config.settings import SAMPLERS
+
+    if sampler not in SAMPLERS:
+        raise VaeError(f"--sampler {sampler}: use one of {', '.join(SAMPLERS)}")
+    if sampler != "prior" and getattr(model, "latent_kind", "gaussian") != "gaussian":
+        raise VaeError(f"--sampler {sampler} draws continuous codes: run {run.name}'s code is discrete, use prior")
+    if sampler == "gmm":
+        return ex_post_gmm(run, model, config, checkpoint_path)
+    if sampler == "vamp":
+        return vamp_mixture(model, config)
+    return None
+
+
+@torch.no_grad()
+def vamp_mixture(model, config):
+    """The VampPrior: the posteriors of a vamp run's pseudo-inputs, or for another run those of its first training
+    images (Tomczak & Welling's prior with the pseudo-inputs fixed to data)."""
+    from vaetui.models.samplers import VAMP_DATA_IMAGES, posterior_mixture
+
+    if hasattr(model, "components"):
+        return posterior_mixture(*model.components())
+    mus, logvars = encode_split(model, config, "train", VAMP_DATA_IMAGES)[:2]
+    return posterior_mixture(mus, logvars)
 
 
 GMM_PROTOCOL = {"split": "train", "images": 2048, "components": 10, "seed": 0}

@@ -7,6 +7,7 @@ A checkpoint is a plain torch zip file (``torch.save``) of a dict:
     config          the run's config.json text
     model           the network's state_dict (the plain model, never the DDP wrapper)
     optimizer       Adam's state_dict
+    critic_optimizer  the critic's Adam state_dict (a family with a critic: factorvae; absent otherwise)
     scaler          the fp16 GradScaler's state (empty when unused)
     noise_rng       the reparameterisation noise generator's state, and
     noise_device    the device type it belongs to (a CPU and a CUDA generator differ)
@@ -49,20 +50,25 @@ class Counters:
     epoch_sums: list = field(default_factory=lambda: [0.0, 0.0, 0.0, 0])  # loss, recon, KL, images of the epoch
 
 
-def capture(*, config, model, optimizer, scaler, noise, device_type: str, epoch: int, counters: Counters
-            ) -> dict[str, Any]:
+def capture(*, config, model, optimizer, scaler, noise, device_type: str, epoch: int, counters: Counters,
+            critic_optimizer=None) -> dict[str, Any]:
     """The payload of a checkpoint (the format above)."""
     return {
         "format": FORMAT, "config": config.to_json(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict(), "noise_rng": noise.get_state(), "noise_device": device_type, "epoch": epoch,
         **{**asdict(counters), "epoch_sums": list(counters.epoch_sums)},
+        **({"critic_optimizer": critic_optimizer.state_dict()} if critic_optimizer is not None else {}),
     }
 
 
-def restore(state: dict[str, Any], *, model, optimizer, scaler) -> Counters:
-    """Load weights, optimiser and scaler from a payload; returns its counters (older formats get defaults)."""
+def restore(state: dict[str, Any], *, model, optimizer, scaler, critic_optimizer=None) -> Counters:
+    """Load weights, optimiser(s) and scaler from a payload; returns its counters (older formats get defaults)."""
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
+    if critic_optimizer is not None:
+        if "critic_optimizer" not in state:
+            raise CheckpointError("the checkpoint holds no critic optimiser: it is not a factorvae run's")
+        critic_optimizer.load_state_dict(state["critic_optimizer"])
     if state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
     d = Counters()
@@ -289,7 +295,7 @@ def load_model(run, which: str | None = None, device: str = "cpu"):
     which=None: best, falling back to the newest good checkpoint when best is missing or
     damaged. A named checkpoint (best, latest, epoch-N, a path) is that one or an error.
     """
-    from vaetui.models.vae import ConvVAE
+    from vaetui.models.families import family_of
 
     config = run.config()
     if which is None:
@@ -298,7 +304,7 @@ def load_model(run, which: str | None = None, device: str = "cpu"):
         state, path, warnings = run.load_checkpoint(best, map_location=device, fallback=True)
     else:
         state, path, warnings = run.load_checkpoint(which, map_location=device, fallback=False)
-    model = ConvVAE.from_config(config)
+    model = family_of(config).build(config)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:

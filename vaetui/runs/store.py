@@ -193,8 +193,9 @@ class Run:
     def eval_name(protocol: dict[str, Any]) -> str:
         """eval/<checkpoint>-<split>-n<N>-k<K>-s<seed>.json: one file per protocol, so reruns replace it."""
         ckpt = Path(protocol["checkpoint"]).stem.removeprefix("ckpt-")
-        gmm = "-gmm" if protocol.get("sampler") == "gmm" else ""  # samples from the run's GMM: an eval of its own
-        return f"{ckpt}-{protocol['split']}-n{protocol['count']}-k{protocol['k']}-s{protocol['seed']}{gmm}.json"
+        sampler = protocol.get("sampler", "prior")  # samples from another sampler (gmm, vamp): an eval of its own
+        tail = "" if sampler == "prior" else f"-{sampler}"
+        return f"{ckpt}-{protocol['split']}-n{protocol['count']}-k{protocol['k']}-s{protocol['seed']}{tail}.json"
 
     def save_eval(self, result: dict[str, Any]) -> Path:
         """Store an evaluation (with its protocol and when it was made) in eval/."""

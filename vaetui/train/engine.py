@@ -31,9 +31,11 @@ from vaetui.runs.events import (
     EpochEvent, EvalEvent, Event, FailedEvent, FinishedEvent, ImagesEvent, StartedEvent,
     StateEvent, StepEvent, WarningEvent,
 )
+from vaetui.models.factorvae import CRITIC_BETAS
 from vaetui.models.families import family_of
 from vaetui.models.losses import bits_per_dim, nats_per_dim, schedule_beta
-from vaetui.models.vae import ConvVAE, parameter_count
+from vaetui.models.protocol import LatentModel
+from vaetui.models.vae import parameter_count
 from vaetui.runs.store import Run
 from vaetui.train.state import MAX_NONFINITE_IN_A_ROW, TrainerState
 
@@ -63,7 +65,7 @@ class Trainer(TrainerState):
         self.forward_options = self.family.forward_options(self.config)  # what it needs of each forward pass
         self.store = run
         self.resume = resume
-        self.model: ConvVAE | None = None
+        self.model: LatentModel | None = None
         self.world = distributed.current()  # under torchrun: rank 0 alone writes the run
         self.step = 0
         self.collapse_warned = False  # the posterior-collapse alert is said once per training session
@@ -199,6 +201,11 @@ class Trainer(TrainerState):
         self.scaler.scale(terms.loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.critic_optimizer is not None:  # FactorVAE: its critic learns from this step's codes
+            critic_loss = self.model.critic_loss(out.z, self.noise)
+            self.critic_optimizer.zero_grad(set_to_none=True)
+            critic_loss.backward()
+            self.critic_optimizer.step()
         self.window.sums += torch.stack([terms.loss.detach() * terms.count, terms.recon_sum, terms.kl_sum,
                                          *(terms.terms[name] for name in self.family.terms)])
         self.window.images += terms.count
@@ -342,13 +349,16 @@ class Trainer(TrainerState):
         cfg, tc = self.config, self.config.train
         torch.manual_seed(tc.seed)
         self.model, self.forward = setup.network(cfg, self.device, self.world)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr)
+        self.optimizer = torch.optim.Adam(self.model.main_parameters(), lr=tc.lr)
+        self.critic_optimizer = (torch.optim.Adam(self.model.critic.parameters(), lr=tc.lr, betas=CRITIC_BETAS)
+                                 if self.family.critic else None)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         self.noise = torch.Generator(device=self.device).manual_seed(setup.noise_seed(tc.seed, self.world.rank))
         self.dims = 3 * cfg.data.size[0] * cfg.data.size[1]
         self.preview = self.valid_split.images(np.arange(min(PREVIEW_IMAGES, len(self.valid_split))))
-        self.fixed_z = torch.randn(PREVIEW_IMAGES, cfg.model.latent, generator=torch.Generator().manual_seed(tc.seed + 1))
+        # the previews' samples: the same prior codes at every step (drawn from the prior as it is then, for vamp)
+        self.preview_seed = tc.seed + 1
         self.valid_count = min(tc.valid_size, len(self.valid_split))
         # Training state (what a checkpoint restores).
         self.step, self.lr_scale, self.best_valid = 0, 1.0, math.inf
@@ -367,6 +377,6 @@ class Trainer(TrainerState):
                                 self.config.model.likelihood, tc.seed + 99, self.device, self._autocast)
 
     def _images(self) -> ImagesEvent:
-        recon, samples = observe.preview(self.model, self.preview, self.fixed_z, self.device, self._autocast)
+        recon, samples = observe.preview(self.model, self.preview, self.preview_seed, self.device, self._autocast)
         path = observe.write_snapshot(self.store, self.step, self.preview, recon, samples)
         return ImagesEvent(step=self.step, path=path, originals=self.preview, reconstructions=recon, samples=samples)

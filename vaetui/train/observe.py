@@ -15,7 +15,7 @@ import torch
 from vaetui.pictures.imaging import save_image, stack_rows
 from vaetui.models.pixels import to_float, to_uint8
 from vaetui.models.latent import ACTIVE_THRESHOLD, active_units
-from vaetui.models.losses import kl_per_dim, vae_loss
+from vaetui.models.losses import kl_per_dim, reconstruction_nll
 
 SNAPSHOT_MAX_SIDE = 96  # snapshot tiles are downscaled to this: what a terminal can show, a few KB a PNG
 
@@ -41,8 +41,9 @@ def validate(model, split, count: int, batch_size: int, beta: float, likelihood:
             x = to_float(split.images(np.arange(start, min(start + batch_size, count))), device)
             with autocast():
                 out = model(x, gen)
-            t = vae_loss(out.logits, x, out.mu, out.logvar, beta, likelihood)
-            sums += torch.stack([t.recon_sum, t.kl_sum])
+            # the KL to the model's own prior (closed form for N(0, I); vamp's at the posterior's sample)
+            sums += torch.stack([reconstruction_nll(out.logits, x, likelihood).sum(),
+                                 model.kl(out.mu, out.logvar, out.z).sum()])
             mu = out.mu.double()
             kl_dims = kl_dims + kl_per_dim(out.mu, out.logvar).double().sum(0)
             mu_sum, mu_sq = mu_sum + mu.sum(0), mu_sq + mu.pow(2).sum(0)
@@ -72,16 +73,17 @@ def collapse_message(v: dict, epoch: int, active_fraction: float = 0.1, collapse
 
 
 @torch.no_grad()
-def preview(model, images: torch.Tensor, fixed_z: torch.Tensor, device,
+def preview(model, images: torch.Tensor, seed: int, device,
             autocast: Callable[[], ContextManager]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reconstructions (from μ) of the preview images and samples from the fixed z, float on the CPU."""
+    """Reconstructions (from μ) of the preview images and samples of prior codes drawn with a fixed seed (the same
+    codes at every step for a fixed prior), float on the CPU."""
     was_training = model.training
     model.eval()
     try:
         with autocast():
             mu, _ = model.encode(to_float(images, device))
             recon = model.decode(mu)
-            samples = model.decode(fixed_z.to(device))
+            samples = model.decode(model.prior_sample(len(images), torch.Generator().manual_seed(seed)))
     finally:
         model.train(was_training)
     return recon.float().cpu(), samples.float().cpu()

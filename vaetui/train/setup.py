@@ -10,7 +10,8 @@ import torch
 from vaetui.config.settings import RunConfig, TrainConfig
 from vaetui.data import open_split
 from vaetui.errors import DataError, VaeError
-from vaetui.models.vae import ConvVAE
+from vaetui.models.families import family_of
+from vaetui.models.protocol import LatentModel
 from vaetui.runtime import cpu_flags
 
 
@@ -96,11 +97,11 @@ def open_data(cfg: RunConfig):
     return train, valid, steps_per_epoch, total
 
 
-def network(cfg: RunConfig, device: torch.device, world) -> tuple[ConvVAE, torch.nn.Module]:
-    """(the plain model, what the training step calls: the model, or its DDP / compiled wrapper)."""
+def network(cfg: RunConfig, device: torch.device, world) -> tuple[LatentModel, torch.nn.Module]:
+    """(the family's plain model, what the training step calls: the model, or its DDP / compiled wrapper)."""
     # channels_last: oneDNN's convolutions run ~1.4x faster on CPU in NHWC (measured on
     # the seed network, fp32), and cuDNN's tensor-core kernels want it too.
-    model = ConvVAE.from_config(cfg).to(device, memory_format=torch.channels_last)
+    model = family_of(cfg).build(cfg).to(device, memory_format=torch.channels_last)
     forward = model
     if world.distributed:
         from torch.nn.parallel import DistributedDataParallel as DDP

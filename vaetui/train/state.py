@@ -27,6 +27,7 @@ class TrainerState:
             device_type=self.device.type, epoch=self.step // self.steps_per_epoch,
             counters=checkpoint.Counters(self.step, self.lr_scale, self.best_valid, self.nonfinite_total,
                                          self.rollbacks, self._epoch_sums_now()),
+            critic_optimizer=self.critic_optimizer,
         )
 
     def _epoch_sums_now(self) -> list:
@@ -37,13 +38,14 @@ class TrainerState:
         window = getattr(self, "window", None)
         if window is None or window.images == 0 or self.world.distributed:
             return list(self.epoch_sums)
-        loss, recon, kl = window.sums.tolist()
+        loss, recon, kl, *_own = window.sums.tolist()  # a family's own terms are not in the epoch sums
         es = self.epoch_sums
         return [es[0] + loss, es[1] + recon, es[2] + kl, es[3] + window.images]
 
     def _restore(self, state: dict) -> str | None:
         """Load a checkpoint's state; returns a note when the noise generator had to be reseeded."""
-        c = checkpoint.restore(state, model=self.model, optimizer=self.optimizer, scaler=self.scaler)
+        c = checkpoint.restore(state, model=self.model, optimizer=self.optimizer, scaler=self.scaler,
+                               critic_optimizer=self.critic_optimizer)
         self.step, self.lr_scale, self.best_valid = c.step, c.lr_scale, c.best_valid
         self.nonfinite_total, self.rollbacks, self.epoch_sums = c.nonfinite_total, c.rollbacks, c.epoch_sums
         for group in self.optimizer.param_groups:

@@ -11,7 +11,8 @@ from vaetui.config.settings import MODELS
 from vaetui.models.families import FAMILIES, family_of
 from vaetui.models.losses import reconstruction_nll
 from vaetui.models.memory import training_bytes
-from vaetui.models.vae import ConvVAE, VAEOutput
+from vaetui.models.protocol import ModelOutput
+from vaetui.models.vae import ConvVAE
 
 from helpers import tiny_config
 
@@ -31,7 +32,7 @@ def _case(gen, n=3, latent=2, k=1):
     logvar = 0.5 * torch.randn(n, latent, generator=gen, dtype=torch.float64).float()
     z = torch.randn(k * n, latent, generator=gen)
     logits = torch.randn(k * n, 3, 8, 8, generator=gen)
-    return x, VAEOutput(logits, mu, logvar, z)
+    return x, ModelOutput(logits, mu, logvar, z)
 
 
 def _single_sample_neg_elbo(x, out, i, row=None, likelihood="bernoulli"):
@@ -122,3 +123,99 @@ def test_free_bits_belong_to_the_beta_vae():
 
     with pytest.raises(ConfigError, match="--model vae"):
         tiny_config(model="iwae", free_bits=0.5)
+
+
+def test_factorvae_is_the_beta_vae_plus_gamma_times_the_critics_log_odds(gen):
+    x, out = _case(gen, n=4, latent=3)
+    logits = torch.randn(4, 2, generator=gen)
+    out = ModelOutput(out.logits, out.mu, out.logvar, out.z, {"critic_logits": logits})
+    cfg = tiny_config(model="factorvae", gamma=7.0)
+    terms = FAMILIES["factorvae"].objective(out, x, 0.5, cfg, 100)
+    nll = float(reconstruction_nll(out.logits, x).sum())
+    kl = sum(0.5 * (m * m + math.exp(v) - 1 - v) for m, v in zip(out.mu.flatten().tolist(), out.logvar.flatten().tolist()))
+    tc = float((logits[:, 0] - logits[:, 1]).sum())
+    assert float(terms.loss) == pytest.approx((nll + 0.5 * kl + 7.0 * tc) / 4, rel=1e-5)
+    assert float(terms.terms["tc"]) == pytest.approx(tc, rel=1e-5)
+    assert float(terms.kl_sum) == pytest.approx(kl, rel=1e-5)
+
+
+def test_the_factorvae_shuffle_keeps_each_dimensions_values_and_breaks_their_pairing():
+    from vaetui.models.factorvae import shuffle_dimensions
+
+    z = torch.arange(200.0).view(100, 2)
+    z[:, 1] = z[:, 0]  # perfectly correlated dimensions
+    s = shuffle_dimensions(z, torch.Generator().manual_seed(0))
+    for j in range(2):
+        assert torch.equal(s[:, j].sort().values, z[:, j].sort().values)
+    assert (s[:, 0] == s[:, 1]).float().mean() < 0.1
+
+
+def test_the_factorvae_critic_finds_total_correlation_where_there_is_some(gen):
+    """The density-ratio trick: trained on codes against their shuffle, the critic's mean log-odds is large for
+    dependent dimensions and near 0 for independent ones (whose shuffle is the same distribution)."""
+    from vaetui.models.factorvae import CRITIC_BETAS, FactorVAE
+
+    def estimate(dependent: bool) -> float:
+        torch.manual_seed(0)
+        model = FactorVAE(image_size=(16, 16), hidden=2, latent=2)
+        opt = torch.optim.Adam(model.critic.parameters(), lr=3e-3, betas=CRITIC_BETAS)
+        g = torch.Generator().manual_seed(1)
+        for _ in range(300):
+            a = torch.randn(128, 1, generator=g)
+            z = torch.cat([a, a + 0.1 * torch.randn(128, 1, generator=g) if dependent else
+                           torch.randn(128, 1, generator=g)], 1)
+            loss = model.critic_loss(z, g)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            a = torch.randn(2000, 1, generator=g)
+            z = torch.cat([a, a + 0.1 * torch.randn(2000, 1, generator=g) if dependent else
+                           torch.randn(2000, 1, generator=g)], 1)
+            logits = model.critic(z)
+        return float((logits[:, 0] - logits[:, 1]).mean())
+
+    # the true TC of the dependent pair: I(a; a + 0.1ε) = ½ log(1 + 1/0.01) ≈ 2.3 nats
+    assert estimate(True) > 1.0
+    assert abs(estimate(False)) < 0.3
+
+
+def test_the_vampprior_is_the_mean_of_its_pseudo_inputs_posteriors(gen):
+    from vaetui.models.vamp import VampVAE
+
+    z = torch.randn(5, 2, generator=gen)
+    means = torch.randn(3, 2, generator=gen)
+    logvars = 0.3 * torch.randn(3, 2, generator=gen)
+    got = VampVAE.mixture_log_density(z, means, logvars)
+    for i in range(5):
+        dens = [math.exp(sum(_normal_logpdf(float(z[i, j]), float(means[k, j]), float(logvars[k, j])) for j in range(2)))
+                for k in range(3)]
+        assert float(got[i]) == pytest.approx(math.log(sum(dens) / 3), rel=1e-5)
+
+
+def test_vamp_objective_is_recon_plus_beta_times_log_q_minus_log_p(gen):
+    x, out = _case(gen, n=3, latent=2)
+    log_pz = torch.randn(3, generator=gen)
+    out = ModelOutput(out.logits, out.mu, out.logvar, out.z, {"log_pz": log_pz})
+    terms = FAMILIES["vamp"].objective(out, x, 0.3, tiny_config(model="vamp"), 100)
+    by_hand = 0.0
+    for i in range(3):
+        nll = float(reconstruction_nll(out.logits[i:i + 1], x[i:i + 1]))
+        log_q = sum(_normal_logpdf(float(out.z[i, j]), float(out.mu[i, j]), float(out.logvar[i, j])) for j in range(2))
+        by_hand += nll + 0.3 * (log_q - float(log_pz[i]))
+    assert float(terms.loss) == pytest.approx(by_hand / 3, rel=1e-5)
+
+
+def test_a_vamp_models_prior_samples_come_from_its_pseudo_inputs():
+    from vaetui.models.vamp import VampVAE
+
+    torch.manual_seed(0)
+    model = VampVAE(image_size=(16, 16), hidden=2, latent=3, pseudo_inputs=2).eval()
+    centres = torch.tensor([[10.0, 0.0, 0.0], [-10.0, 0.0, 0.0]])
+    model.components = lambda: (centres, torch.full((2, 3), -6.0))  # σ 0.05 around two far-apart centres
+    z = model.prior_sample(400, torch.Generator().manual_seed(0))
+    near = torch.cdist(z, centres).min(1)
+    assert near.values.max() < 0.5  # every code is one of the two posteriors' draws
+    assert 0.35 < (near.indices == 0).float().mean() < 0.65  # picked uniformly
+    assert float(model.kl(centres[:1], torch.full((1, 3), -6.0), centres[:1])) == pytest.approx(
+        float(-math.log(0.5) + 0), abs=1e-3)  # q is one of the two equal components: KL at its mean is log 2

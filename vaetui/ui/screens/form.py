@@ -10,15 +10,19 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Header, Input, Label, Select, Static
 
-from vaetui.config.settings import FORM_FIELDS, SETTINGS_BY_KEY, RunConfig, setting
+from vaetui.config.settings import (
+    FAMILY_SETTINGS, FORM_FIELDS, SETTINGS_BY_KEY, SOME_FAMILIES_SETTINGS, RunConfig, setting,
+)
 from vaetui.config.presets import DEFAULT_PRESET, PRESETS, preset
 from vaetui.config.resolve import resolve
 from vaetui.errors import ConfigError, InvalidName, VaeError
 from vaetui.ui.widgets.keybar import KeyBar
 
-# The form's fields come from the one list of settings (vaetui.config.settings): label, type, choices.
-SELECTS = [("preset", "preset", list(PRESETS))] + [
-    (n, setting(n).form, list(setting(n).choices)) for n in FORM_FIELDS if setting(n).choices]
+# The form's fields come from the one list of settings (vaetui.config.settings): label, type, choices. The first is
+# the model (the family): a setting only some families read is shown for those alone.
+_CHOICES = [(n, setting(n).form, list(setting(n).choices)) for n in FORM_FIELDS if setting(n).choices]
+SELECTS = _CHOICES[:1] + [("preset", "preset", list(PRESETS))] + _CHOICES[1:]
+SETTING_SELECTS = [row for row in SELECTS if row[0] != "preset"]
 FIELDS = [(n, setting(n).form, setting(n)) for n in FORM_FIELDS if not setting(n).choices] + [("name", "run name", None)]
 
 
@@ -30,6 +34,11 @@ def _shown(s, value) -> str:
     if s.kind is float:
         return f"{value:g}"
     return str(value)
+
+
+def unused(name: str, family: str) -> bool:
+    """Is this form field one the chosen family does not read (hidden, and its text ignored)?"""
+    return name in SOME_FAMILIES_SETTINGS and name not in FAMILY_SETTINGS.get(family, ())
 
 
 def field_values(cfg: RunConfig) -> dict[str, str]:
@@ -48,7 +57,7 @@ def parse_form(values: dict[str, str], runs_root: Path | None = None, threads_de
     except ConfigError as exc:
         return None, None, {"preset": str(exc)}
     overrides: dict[str, object] = {}
-    for key, _, _ in SELECTS[1:]:
+    for key, _, _ in SETTING_SELECTS:
         overrides[key] = values.get(key) or base.get(key)
     for key, _, s in FIELDS:
         if s is None:
@@ -56,6 +65,8 @@ def parse_form(values: dict[str, str], runs_root: Path | None = None, threads_de
         text = (values.get(key) or "").strip()
         if key == "data_root" and overrides.get("data") == "synthetic":
             continue  # not used: whatever is typed there
+        if unused(key, str(overrides["model"])):
+            continue  # another family's setting: hidden, whatever it holds
         try:
             value = s.parse(text)
             if value is None and not s.optional:
@@ -108,14 +119,14 @@ class NewRunScreen(Screen[None]):
         initial = {"preset": DEFAULT_PRESET, **field_values(preset(DEFAULT_PRESET))}
         with VerticalScroll(id="form"):
             for key, label, options in SELECTS:
-                with Horizontal(classes="row"):
+                with Horizontal(classes="row", id=f"row-{key}"):
                     yield Label(label, classes="flabel")
                     # Built with its value: a Select that starts elsewhere posts a Changed that would refill the form.
                     yield Select([(o, o) for o in options], id=f"f-{key}", allow_blank=False, classes="finput",
                                  value=initial[key])
                     yield Static("", id=f"e-{key}", classes="ferror")
             for key, label, _ in FIELDS:
-                with Horizontal(classes="row"):
+                with Horizontal(classes="row", id=f"row-{key}"):
                     yield Label(label, classes="flabel")
                     yield Input(id=f"f-{key}", classes="finput")
                     yield Static("", id=f"e-{key}", classes="ferror")
@@ -128,14 +139,14 @@ class NewRunScreen(Screen[None]):
         self.title, self.sub_title = "vaetui", "new run"
         self._filling = False
         self.fill(preset(DEFAULT_PRESET))
-        self.query_one("#f-preset", Select).focus()
+        self.query_one("#f-model", Select).focus()
 
     def fill(self, cfg: RunConfig) -> None:
         self._filling = True
         self._preset = cfg.preset
         values = field_values(cfg)
         self.query_one("#f-preset", Select).value = cfg.preset
-        for key, _, _ in SELECTS[1:]:
+        for key, _, _ in SETTING_SELECTS:
             self.query_one(f"#f-{key}", Select).value = values[key]
         for key, _, _ in FIELDS:
             self.query_one(f"#f-{key}", Input).value = values[key]
@@ -150,7 +161,10 @@ class NewRunScreen(Screen[None]):
         return out
 
     def check(self) -> tuple[RunConfig | None, str | None]:
-        cfg, name, errors = parse_form(self.values(), self.app.store.root)
+        values = self.values()
+        for key in SOME_FAMILIES_SETTINGS & set(FORM_FIELDS):
+            self.query_one(f"#row-{key}").display = not unused(key, values["model"])
+        cfg, name, errors = parse_form(values, self.app.store.root)
         for key in [k for k, _, _ in FIELDS] + [k for k, _, _ in SELECTS]:
             self.query_one(f"#e-{key}", Static).update(f"[red]{errors[key]}[/]" if key in errors else "")
             widget = self.query_one(f"#f-{key}")
@@ -168,7 +182,10 @@ class NewRunScreen(Screen[None]):
         if self._filling:
             return
         if event.select.id == "f-preset" and event.value in PRESETS and event.value != self._preset:
-            self.fill(preset(str(event.value)))
+            from vaetui.config.resolve import with_overrides
+
+            # a preset is a network and its data: the family chosen above it stays
+            self.fill(with_overrides(preset(str(event.value)), {"model": self.values()["model"]}))
         else:
             self.check()
 

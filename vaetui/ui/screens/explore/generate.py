@@ -14,12 +14,15 @@ def quality_text(scored: dict | None, run: str) -> str:
     if not scored:
         return f"[dim]sample quality: not measured yet (vaetui eval {run} --samples)[/]"
     p, s = scored["protocol"], scored["samples"]
-    source = "GMM samples" if p.get("sampler") == "gmm" else "samples"
+    from vaetui.config.settings import SAMPLER_SHORT
+
+    sampler = p.get("sampler", "prior")
+    source = "samples" if sampler == "prior" else f"{SAMPLER_SHORT[sampler]} samples"
     return f"{samples_summary(s)}  [dim]({p['checkpoint']}, {s['attr']['count']} {source} vs {p['split']} images)[/]"
 
 
 class GenerateScreen(ExploreScreen):
-    """Faces from z ~ N(0, T² I) or the ex-post GMM (m): space draws new ones, [ ] step the seed, - + the temperature."""
+    """Faces from the prior, the ex-post GMM or the VampPrior (m cycles them): space draws new ones, [ ] step the seed, - + the temperature."""
 
     name_ = "generate"
     BINDINGS = [
@@ -36,11 +39,11 @@ class GenerateScreen(ExploreScreen):
         self.seed, self.temperature, self.n = seed, temperature, n
         self.selected = 0
         self.scored: dict | None = None  # the newest eval with sample quality ({} when there is none)
-        self.sampler = "prior"  # or "gmm" (vaetui.models.samplers)
-        self.mixture = None  # the fitted GMM of the checkpoint shown, once asked for
+        self.sampler = "prior"  # or "gmm", "vamp" (vaetui.models.samplers)
+        self.mixtures: dict = {}  # each sampler's mixture for the checkpoint shown, once asked for
 
     def title_text(self) -> str:
-        from vaetui.models.samplers import SAMPLER_NAMES
+        from vaetui.config.settings import SAMPLER_NAMES
 
         return f"[b]{self.n} faces from {SAMPLER_NAMES[self.sampler]}[/]  seed {self.seed}  T {self.temperature:.1f}"
 
@@ -54,13 +57,13 @@ class GenerateScreen(ExploreScreen):
 
         if self.scored is None:  # read the stored evals once per screen, not on every key
             self.scored = self.app.store.open(self.run_name).newest_eval("samples") or {}
-        if self.sampler == "gmm" and self.mixture is None:  # fitted once (seconds), then read from the run
-            from vaetui.pictures.figures import ex_post_gmm
+        if self.sampler not in self.mixtures:  # the GMM is fitted once (seconds), then read from the run
+            from vaetui.pictures.figures import sampler_mixture
 
             loaded = self.app.models.get(self.app.store, self.run_name, self.checkpoint)
-            self.mixture = ex_post_gmm(loaded.run, model, config, loaded.path)
-        mixture = self.mixture if self.sampler == "gmm" else None
-        return samples(model, self.n, self.seed, self.temperature, self.fitted or 8, mixture)
+            self.mixtures[self.sampler] = sampler_mixture(loaded.run, model, config, loaded.path, self.sampler)
+        return samples(model, self.n, self.seed, self.temperature, self.fitted or 8, self.mixtures[self.sampler],
+                       self.sampler)
 
     def view(self, figure):
         from vaetui.pictures.figures import SELECTED, framed
@@ -101,7 +104,7 @@ class GenerateScreen(ExploreScreen):
         self.request()
 
     def action_sampler(self) -> None:
-        from vaetui.models.samplers import SAMPLERS
+        from vaetui.config.settings import SAMPLERS
 
         self.sampler = SAMPLERS[(SAMPLERS.index(self.sampler) + 1) % len(SAMPLERS)]
         self.request()

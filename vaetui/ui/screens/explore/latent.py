@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from textual.binding import Binding
 
-from vaetui.errors import VaeError
 from vaetui.ui.screens.explore.base import ExploreScreen
 
 
