@@ -18,9 +18,11 @@ from vaetui.pictures.imaging import save_image, stack_rows
 FIXED_TIME = 1_790_000_000.0  # 2026-09-21, so "updated" columns are the same everywhere
 
 
-def make_finished_run(root: Path, name: str = "faces-demo", steps: int = 60, spe: int = 20) -> Path:
-    """A finished-looking run with smooth loss curves and three image snapshots."""
-    cfg = with_overrides(preset("faces64"), {"epochs": 3, "dataset_size": spe * 64})
+def make_finished_run(root: Path, name: str = "faces-demo", steps: int = 60, spe: int = 20, model: str = "vae",
+                      terms: tuple[str, ...] = ()) -> Path:
+    """A finished-looking run with smooth loss curves and three image snapshots (with `terms`: a family's own terms,
+    the k-th of them falling from 10·(k+1) nats)."""
+    cfg = with_overrides(preset("faces64"), {"epochs": 3, "dataset_size": spe * 64, "model": model})
     path = Path(root) / name
     (path / "snapshots").mkdir(parents=True)
     (path / "config.json").write_text(cfg.to_json())
@@ -33,7 +35,9 @@ def make_finished_run(root: Path, name: str = "faces-demo", steps: int = 60, spe
                        "epoch_step": (step - 1) % spe + 1, "steps_per_epoch": spe, "total_steps": steps,
                        "loss": loss, "recon": loss - 40, "kl": 40.0, "beta": 1.0, "lr": 1e-3,
                        "nats_per_dim": loss / 12288, "bits_per_dim": loss / 12288 / 0.6931, "images_per_s": 250.0,
-                       "elapsed": step * 0.25, "nonfinite": 0})
+                       "elapsed": step * 0.25, "nonfinite": 0,
+                       **({"terms": {t: 10.0 * (k + 1) * (1 + np.exp(-step / 12)) for k, t in enumerate(terms)}}
+                          if terms else {})})
         if step % 20 == 0 and step <= 200:
             k = max(1, 9 - step // 10)
             blur = torch.nn.functional.avg_pool2d(faces.float(), k, stride=1, padding=k // 2)[..., :64, :64]

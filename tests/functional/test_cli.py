@@ -32,6 +32,17 @@ def test_model_with_overrides(capsys):
     assert f"parameters: {parameter_count(ConvVAE((48, 40), hidden=8, latent=5)):,}" in out
 
 
+def test_model_names_a_familys_own_parameters(capsys):
+    assert main(["model", "--preset", "tiny", "--model", "vamp", "--latent", "5"]) == 0
+    out = capsys.readouterr().out
+    pseudo = 32 * 3 * 32 * 32  # the default K pseudo-inputs, each an image of the preset's size
+    assert "Tomczak & Welling 2018" in out and f"{pseudo:,} parameters" in out
+    assert f"parameters: {parameter_count(ConvVAE((32, 32), hidden=8, latent=5)) + pseudo:,}" in out
+    assert main(["model", "--preset", "tiny", "--model", "factorvae"]) == 0
+    out = capsys.readouterr().out
+    assert "Kim & Mnih 2018" in out and "critic" in out and "trains tc" in out
+
+
 def test_data_preview_writes_grid(tmp_path):
     out = tmp_path / "grid.png"
     assert main(["data", "preview", "--size", "32", "--out", str(out)]) == 0

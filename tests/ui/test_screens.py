@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -170,6 +172,29 @@ def test_monitor_of_a_run_on_disk(tmp_path):
     asyncio.run(scenario())
 
 
+def test_the_monitor_draws_a_familys_own_terms(tmp_path):
+    make_finished_run(tmp_path, "tc", model="beta-tcvae", terms=("mi", "tc", "dwkl"))
+    make_finished_run(tmp_path, "plain")
+
+    async def scenario(run):
+        app = make_app(runs_dir=tmp_path, include_demo=False, monitor=run)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen))
+            await wait_for(pilot, lambda: app.screen.view.history.step == 60)
+            await pilot.pause()
+            screen = app.screen
+            rows = [screen.query_one(f"#termrow-{i}") for i in range(3)]
+            labels = [str(screen.query_one(f"#label-term-{i}").render()) for i in range(3)]
+            return [r.display for r in rows], labels, {k: len(s) for k, s in screen.view.history.terms.items()}
+
+    shown, labels, lengths = asyncio.run(scenario("tc"))
+    assert shown == [True, True, True] and lengths == {"mi": 60, "tc": 60, "dwkl": 60}
+    assert [l.split()[0] for l in labels] == ["MI", "TC", "dim-KL"]
+    assert float(labels[2].split()[1]) == pytest.approx(30 * (1 + math.exp(-5)), abs=0.06)  # the newest dwkl
+    shown, _, lengths = asyncio.run(scenario("plain"))
+    assert shown == [False, False, False] and lengths == {}
+
+
 def test_news_that_arrive_while_the_app_closes_are_not_drawn(tmp_path):
     """A trainer that ends as the window closes (CI saw it): the monitor has lost its widgets, the app still reads its queue."""
     from vaetui.ui.messages import TrainerExited
@@ -330,6 +355,12 @@ def test_snapshot_runs(snap_compare, snap_runs):
 def test_snapshot_monitor(snap_compare, snap_runs):
     app = make_app(runs_dir=snap_runs, include_demo=False, monitor="faces-demo")
     assert snap_compare(app, terminal_size=(100, 30), press=["_"])
+
+
+def test_snapshot_monitor_of_a_family_with_terms_80x24(snap_compare, snap_runs):
+    make_finished_run(Path(snap_runs), "tc-demo", model="beta-tcvae", terms=("mi", "tc", "dwkl"))
+    app = make_app(runs_dir=snap_runs, include_demo=False, monitor="tc-demo")
+    assert snap_compare(app, terminal_size=(80, 24), press=["_"])
 
 
 def test_snapshot_monitor_80x24(snap_compare, snap_runs):

@@ -173,18 +173,18 @@ def cmd_model(args: argparse.Namespace) -> int:
     from vaetui.config.presets import preset
     from vaetui.config.resolve import with_overrides
     from vaetui.models.families import family_of
-    from vaetui.models.vae import ConvVAE, decoder_paddings, layer_table, parameter_count
+    from vaetui.models.vae import decoder_paddings, layer_table, parameter_count
 
     cfg = with_overrides(preset(args.preset), {"model": args.model, "latent": args.latent, "hidden": args.hidden,
                                                "size": args.size})
     cfg.model.validate()  # the data root is not needed to describe the network
     cfg.data.validate() if cfg.data.source == "synthetic" else None
-    model = ConvVAE.from_config(cfg)
-    h, w = cfg.data.size
     family = family_of(cfg)
+    model = family.build(cfg)
+    h, w = cfg.data.size
     print(f"{family.name} ({family.paper})" + (f": trains {', '.join(family.terms)} besides recon and KL"
                                                if family.terms else ""))
-    print(f"ConvVAE  preset={cfg.preset}  image=3x{h}x{w}  hidden={cfg.model.hidden}  latent={cfg.model.latent}")
+    print(f"{type(model).__name__}  preset={cfg.preset}  image=3x{h}x{w}  hidden={cfg.model.hidden}  latent={cfg.model.latent}")
     rows = layer_table(model)
     width = max(len(r[1]) for r in rows)
     print(f"{'layer':<14} {'type':<{width}}  {'output':<16} {'params':>12}")
@@ -192,6 +192,17 @@ def cmd_model(args: argparse.Namespace) -> int:
         print(f"{name:<14} {kind:<{width}}  {'x'.join(map(str, shape)):<16} {n:>12,}")
     pads, out_pad = decoder_paddings(h, w)
     print(f"decoder paddings: {', '.join(str(p) for p in pads)}" + (f"  output padding: {out_pad}" if any(out_pad) else ""))
+    traced = sum(r[3] for r in rows)
+    own = {name: sum(p.numel() for n, p in model.named_parameters() if n.split(".")[0] == name)
+           for name in ("critic", "pseudo")}
+    for name, n in own.items():
+        if n:
+            what = ("the total-correlation critic (trained by its own optimiser)" if name == "critic" else
+                    f"{cfg.model.pseudo_inputs} pseudo-inputs, 3x{h}x{w} each (the VampPrior)")
+            print(f"{name:<14} {what}  {n:,} parameters")
+    other = parameter_count(model) - traced - sum(own.values())
+    if other:
+        print(f"{'other':<14} parameters outside the traced encoder and decoder  {other:,} parameters")
     print(f"parameters: {parameter_count(model):,}")
     return 0
 

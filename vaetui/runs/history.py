@@ -33,6 +33,8 @@ from vaetui.runs.status import RunStatus
 LOG_LINES = 500
 SERIES = ("loss", "recon", "kl", "valid")
 SERIES_LABELS = {"loss": "total loss", "recon": "reconstruction", "kl": "KL", "valid": "validation"}
+# A family's own loss terms (StepEvent.terms), short enough for the monitor's sparkline labels.
+TERM_LABELS = {"iwae": "IWAE", "mi": "MI", "tc": "TC", "dwkl": "dim-KL"}
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class History:
         self.step = 0
         self.last: StepEvent | None = None
         self.series: dict[str, Series] = {k: Series() for k in SERIES}
+        self.terms: dict[str, Series] = {}  # the family's own loss terms, by name, as the step events bring them
         self.train_epoch = Series()
         self.epochs: list[EpochRecord] = []
         self.best_valid: float | None = None
@@ -110,7 +113,7 @@ class History:
         if self.last is not None:
             self.base_elapsed = self.last.elapsed
         self._log(f"{'resumed' if e.resumed else 'started'} at step {e.step} on {e.device}, {describe(e)}")
-        for s in list(self.series.values()) + [self.train_epoch]:
+        for s in list(self.series.values()) + list(self.terms.values()) + [self.train_epoch]:
             s.trim(e.step + 1)  # a resumed run repeats steps after its checkpoint
 
     def _stepped(self, e: StepEvent) -> None:
@@ -123,6 +126,8 @@ class History:
             self.series["loss"].add(e.step, e.loss)
             self.series["recon"].add(e.step, e.recon)
             self.series["kl"].add(e.step, e.kl)
+            for name, value in (e.terms or {}).items():
+                self.terms.setdefault(name, Series()).add(e.step, value)
 
     def _evaluated(self, e: EvalEvent) -> None:
         self.last_eval = e
@@ -208,6 +213,7 @@ class History:
         """Fold step lines: their points in bulk, and the newest as the event the numbers panel shows."""
         lines = list(lines)
         xs, loss, recon, kl = [], [], [], []
+        terms: dict[str, tuple[list, list]] = {}
         for line in lines[:-1]:
             point = _step_point(line)
             if point is not None:
@@ -215,11 +221,18 @@ class History:
                 loss.append(point[1])
                 recon.append(point[2])
                 kl.append(point[3])
+                if b'"terms"' in line:  # a family's own terms (a few runs): read whole
+                    for name, value in _step_terms(line).items():
+                        tx, ty = terms.setdefault(name, ([], []))
+                        tx.append(point[0])
+                        ty.append(value)
         if xs:
             self.events += len(xs)
             self.step = max(self.step, int(xs[-1]))
             for key, ys in (("loss", loss), ("recon", recon), ("kl", kl)):
                 self.series[key].extend(xs, ys)
+            for name, (tx, ty) in terms.items():
+                self.terms.setdefault(name, Series()).extend(tx, ty)
         if lines:
             self._newest_step(lines[-1])
 
@@ -300,6 +313,15 @@ def _step_point(line: bytes) -> tuple[int, float, float, float] | None:
         return int(d["step"]), float(d["loss"]), float(d["recon"]), float(d["kl"])
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def _step_terms(line: bytes) -> dict[str, float]:
+    """A step line's family terms ({} when it has none or they are not numbers)."""
+    try:
+        terms = json.loads(line).get("terms") or {}
+        return {str(k): float(v) for k, v in terms.items()}
+    except (ValueError, TypeError, AttributeError):
+        return {}
 
 
 def _replace_elapsed(e: StepEvent, elapsed: float) -> StepEvent:

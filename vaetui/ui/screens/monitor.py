@@ -20,7 +20,7 @@ from textual.widgets import Header, Static
 from textual.worker import get_current_worker
 
 from vaetui.format import duration
-from vaetui.runs.history import SERIES, SERIES_LABELS
+from vaetui.runs.history import SERIES, SERIES_LABELS, TERM_LABELS
 from vaetui.runs.status import status_of
 from vaetui.train.control import Intent
 from vaetui.ui.feeds import RunView, load_picture
@@ -36,6 +36,8 @@ PICTURE_EVERY_S = 12.0  # a new picture is the most expensive redraw: at most th
 QUIET_AFTER_S = 60.0  # a followed run that wrote nothing for this long is marked quiet
 SHORT_LABELS = {"loss": "total", "recon": "recon", "kl": "KL", "valid": "valid"}
 SPARK_COLOURS = {"loss": "dodger_blue2", "recon": "dodger_blue2", "kl": "dodger_blue2", "valid": "magenta"}
+TERM_ROWS = 3  # sparklines for a family's own loss terms (β-TCVAE has three: MI, TC, dimension-wise KL)
+TERM_COLOUR = "dark_orange"
 PREVIEW_COLUMNS = 8  # the engine's preview batch: images per row of a snapshot
 STATUS_STYLE = {"running": "green", "paused": "yellow", "finished": "cyan", "stopped": "yellow", "failed": "red",
                 "damaged": "red", "interrupted": "yellow", "new": "dim"}
@@ -101,6 +103,10 @@ class MonitorScreen(Screen[None]):
                     with Horizontal(classes="sparkrow"):
                         yield Quiet(SERIES_LABELS[key], classes="sparklabel", id=f"label-{key}")
                         yield Spark(SPARK_COLOURS[key], id=f"spark-{key}", classes="spark")
+                for i in range(TERM_ROWS):  # shown when the run's family logs terms of its own
+                    with Horizontal(classes="sparkrow", id=f"termrow-{i}"):
+                        yield Quiet("", classes="sparklabel", id=f"label-term-{i}")
+                        yield Spark(TERM_COLOUR, id=f"spark-term-{i}", classes="spark")
                 yield Quiet("", id="numbers")
                 yield Quiet("", id="system")
             with Vertical(id="right"):
@@ -147,6 +153,7 @@ class MonitorScreen(Screen[None]):
             value = h.series[key].last
             shown = "-" if value is None else f"{value:.1f}"
             self.query_one(f"#label-{key}", Quiet).set(f"{SHORT_LABELS[key]:<6}[b]{shown:>9}[/]")
+        self._update_terms()
         self._update_numbers()
         self._update_system()
         self._update_picture()
@@ -156,6 +163,19 @@ class MonitorScreen(Screen[None]):
             log.clear()
             self._logged = max(0, h.log_count - len(h.log))
         self._logged = log.show(h.log, h.log_count, self._logged)
+
+    def _update_terms(self) -> None:
+        """The family's own terms (IWAE's bound, β-TCVAE's MI, TC and dimension-wise KL, FactorVAE's TC)."""
+        terms = list(self.view.history.terms.items())[:TERM_ROWS]
+        for i in range(TERM_ROWS):
+            row = self.query_one(f"#termrow-{i}")
+            row.display = i < len(terms)
+            if i < len(terms):
+                name, series = terms[i]
+                value = series.last
+                shown = "-" if value is None else f"{value:.1f}"
+                self.query_one(f"#label-term-{i}", Quiet).set(f"{TERM_LABELS.get(name, name)[:6]:<6}[b]{shown:>9}[/]")
+                self.query_one(f"#spark-term-{i}", Spark).set(*series.points())
 
     def _update_status(self) -> None:
         h, view = self.view.history, self.view
