@@ -55,6 +55,9 @@ def test_the_twins_and_eval_work_on_every_family(tmp_path):
             assert done.returncode == 0, (family, args[0], done.stderr)
         assert (tmp_path / f"{family}.png").stat().st_size > 0
         assert json.loads(done.stdout)["per_image"]["iwae_nll"] > 0
+    listed = subprocess.run([*vaetui, "runs", "--json", "--runs-dir", runs], capture_output=True, text=True)
+    models = {r["name"]: r["model"] for r in json.loads(listed.stdout)}
+    assert all(models[f] == f for f in MODELS), models  # the runs list's model column
 
 
 def test_a_study_compares_families(tmp_path):

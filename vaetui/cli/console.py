@@ -21,8 +21,9 @@ def epoch_line(e: EpochEvent, total_epochs: int) -> str:
             f"  (recon {e.train_recon:.2f}, KL {e.train_kl:.2f}){'  best' if e.best else ''}")
 
 
-def print_json_events(events: Iterable[Event], out: TextIO = sys.stdout) -> Event | None:
-    """Print every event as one JSON line; returns the last event."""
+def print_json_events(events: Iterable[Event], out: TextIO | None = None) -> Event | None:
+    """Print every event as one JSON line (to the current sys.stdout by default); returns the last event."""
+    out = out or sys.stdout
     last = None
     for event in events:
         out.write(json.dumps(event.to_json()) + "\n")
@@ -31,7 +32,7 @@ def print_json_events(events: Iterable[Event], out: TextIO = sys.stdout) -> Even
     return last
 
 
-def print_progress(events: Iterable[Event], total_epochs: int, out: TextIO = sys.stdout) -> Event | None:
+def print_progress(events: Iterable[Event], total_epochs: int, out: TextIO | None = None) -> Event | None:
     """A rich progress bar (epoch, step, loss, recon, KL, images/s, ETA) and a line per epoch."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn

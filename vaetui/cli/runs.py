@@ -34,10 +34,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("run", "preset", "data", "size", "latent", "β", "epochs", "best valid", "status", "updated"):
+    for col in ("run", "model", "preset", "data", "size", "latent", "β", "epochs", "best valid", "status", "updated"):
         table.add_column(col, justify="right" if col in ("latent", "β", "epochs", "best valid") else "left")
     for i in infos:
-        table.add_row(i.name + (" (read-only)" if i.read_only else ""), i.preset, i.data, i.size, str(i.latent),
+        table.add_row(i.name + (" (read-only)" if i.read_only else ""), i.model, i.preset, i.data, i.size, str(i.latent),
                       f"{i.beta:g}", f"{i.epochs_done}/{i.epochs}",
                       "-" if i.best_valid is None else f"{i.best_valid:.2f}", i.status,
                       time.strftime("%Y-%m-%d %H:%M", time.localtime(i.updated)))

@@ -63,7 +63,7 @@ def _existing(args, root: Path, name: str, given: dict):
     spec = read_spec(root, name)
     if not args.join:
         space = load_space(args.space)
-        space = replace(space, settings={**space.settings, **given})
+        space = _own_models(replace(space, settings={**space.settings, **given}))
         mine = json.dumps({k: v for k, v in space.to_json().items() if k != "source"}, sort_keys=True, default=str)
         theirs = json.dumps({k: v for k, v in spec.space.to_json().items() if k != "source"}, sort_keys=True,
                             default=str)
@@ -76,6 +76,26 @@ def _existing(args, root: Path, name: str, given: dict):
     return spec
 
 
+def _own_models(space):
+    """A user's models a space names (model = ["vae", "mine.py:Net"]): paths made absolute (a trial finds its file
+    from any folder), files recorded as this user's (vaetui.disk.trust), classes checked now, not in a worker."""
+    from dataclasses import replace
+
+    from vaetui.config.settings import MODELS
+    from vaetui.models.user import absolute, load_class
+
+    def own(value):
+        if not isinstance(value, str) or value in MODELS:
+            return value
+        load_class(absolute(value), trust=True)
+        return absolute(value)
+
+    params = tuple(replace(p, values=tuple(own(v) for v in p.values)) if p.name == "model" else p
+                   for p in space.params)
+    settings = {**space.settings, **({"model": own(space.settings["model"])} if "model" in space.settings else {})}
+    return replace(space, params=params, settings=settings)
+
+
 def _new_spec(args, name: str, given: dict):
     """A new study's spec from SPACE and the flags, checked (the space, the trials' settings): no file is made."""
     from dataclasses import replace
@@ -84,7 +104,7 @@ def _new_spec(args, name: str, given: dict):
     from vaetui.studies.worker import trial_config
 
     space = load_space(args.space)
-    space = replace(space, settings={**space.settings, **given})
+    space = _own_models(replace(space, settings={**space.settings, **given}))
     sampler = args.sampler or ("grid" if space.size() else "tpe")
     if sampler == "grid":
         space.grid()  # a range in a grid: said now, not in a worker

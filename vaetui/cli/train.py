@@ -40,8 +40,11 @@ def add_setting_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) ->
         help_text = s.help + (f" ({allowed})" if allowed and not s.choices else "")
         if s.kind is bool:
             p.add_argument(s.flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        elif s.choices:
+        elif s.choices and s.beyond is None:
             p.add_argument(s.flag, choices=s.choices, default=None, help=help_text)
+        elif s.choices:  # its choices, or values of another form (a user's model): checked by the setting
+            p.add_argument(s.flag, type=setting_type(s), default=None, metavar="{" + ",".join(s.choices) + ",FILE.py:CLASS}",
+                           help=help_text)
         else:
             p.add_argument(s.flag, type=setting_type(s), default=None, metavar=s.metavar or s.kind.__name__.upper()
                            if s.kind != "size" else "HxW", help=help_text)
@@ -80,10 +83,26 @@ def _resume_run(args: argparse.Namespace, store):
 def _new_run(args: argparse.Namespace, store):
     from vaetui.train.setup import check_data
 
-    cfg = build_train_config(args)
+    cfg = own_model(build_train_config(args))
     preflight(cfg)
     check_data(cfg)  # a missing folder or an empty split: said before a run folder exists
     return store.create(cfg, args.name), cfg
+
+
+def own_model(cfg):
+    """A user's model named on the command line: its path made absolute, the file recorded as this user's (it is code:
+    vaetui.disk.trust), the class loaded and built once so a mistake in it is said before a run folder exists."""
+    from vaetui.config.settings import MODELS
+
+    if cfg.model.family in MODELS:
+        return cfg
+    from vaetui.config.resolve import with_overrides
+    from vaetui.models.families import family_of
+    from vaetui.models.user import absolute
+
+    cfg = with_overrides(cfg, {"model": absolute(cfg.model.family)})
+    family_of(cfg, trust=True).build(cfg)
+    return cfg
 
 
 def preflight(cfg) -> None:
@@ -173,12 +192,19 @@ def cmd_model(args: argparse.Namespace) -> int:
     from vaetui.config.presets import preset
     from vaetui.config.resolve import with_overrides
     from vaetui.models.families import family_of
-    from vaetui.models.vae import decoder_paddings, layer_table, parameter_count
+    from vaetui.config.settings import setting
+    from vaetui.models.vae import ConvVAE, decoder_paddings, layer_table, parameter_count
 
     cfg = with_overrides(preset(args.preset), {"model": args.model, "latent": args.latent, "hidden": args.hidden,
                                                "size": args.size})
     cfg.model.validate()  # the data root is not needed to describe the network
     cfg.data.validate() if cfg.data.source == "synthetic" else None
+    if args.trust:
+        cfg = own_model(cfg)  # a user's file named here with --trust: recorded as theirs
+    elif cfg.model.family not in setting("model").choices:
+        from vaetui.models.user import absolute
+
+        cfg = with_overrides(cfg, {"model": absolute(cfg.model.family)})
     family = family_of(cfg)
     model = family.build(cfg)
     h, w = cfg.data.size
@@ -190,8 +216,10 @@ def cmd_model(args: argparse.Namespace) -> int:
     print(f"{'layer':<14} {'type':<{width}}  {'output':<16} {'params':>12}")
     for name, kind, shape, n in rows:
         print(f"{name:<14} {kind:<{width}}  {'x'.join(map(str, shape)):<16} {n:>12,}")
-    pads, out_pad = decoder_paddings(h, w)
-    print(f"decoder paddings: {', '.join(str(p) for p in pads)}" + (f"  output padding: {out_pad}" if any(out_pad) else ""))
+    if isinstance(model, ConvVAE):
+        pads, out_pad = decoder_paddings(h, w)
+        print(f"decoder paddings: {', '.join(str(p) for p in pads)}" +
+              (f"  output padding: {out_pad}" if any(out_pad) else ""))
     traced = sum(r[3] for r in rows)
     own = {name: sum(p.numel() for n, p in model.named_parameters() if n.split(".")[0] == name)
            for name in ("critic", "pseudo")}
@@ -213,10 +241,13 @@ def register(sub) -> None:
 
     p = sub.add_parser("model", help="print the network's layers, output shapes and parameter count")
     p.add_argument("--preset", default="seed", choices=list(PRESETS), help="preset to describe (default: %(default)s)")
-    p.add_argument("--model", choices=setting("model").choices, help=setting("model").help)
+    p.add_argument("--model", type=setting_type(setting("model")), help=setting("model").help,
+                   metavar="{" + ",".join(setting("model").choices) + ",FILE.py:CLASS}")
     p.add_argument("--latent", type=setting_type(setting("latent")), help="latent size")
     p.add_argument("--hidden", type=setting_type(setting("hidden")), help="hidden channels c (encoder c, 2c, 4c, 8c)")
     p.add_argument("--size", type=setting_type(setting("size")), metavar="HxW", help="image size, e.g. 64 or 218x178")
+    p.add_argument("--trust", action="store_true", help="--model FILE.py:CLASS: record the file as yours, so runs "
+                   "that name it open here (a file is code: vaetui train records the files you name to it)")
     p.set_defaults(func=cmd_model)
 
     p = sub.add_parser("train", help="train a run headless (progress bar, one line per epoch)",

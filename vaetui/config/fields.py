@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from vaetui.errors import ConfigError
 
@@ -18,10 +18,12 @@ MIN_SIDE, MAX_SIDE = 16, 1024
 
 def setting_field(default: Any, help: str, *, name: str | None = None, kind: Any = None, choices: tuple = (),
                   low: float | None = None, high: float | None = None, low_open: bool = False, resume: bool = False,
-                  form: str | None = None, metavar: str | None = None) -> Any:
+                  form: str | None = None, metavar: str | None = None, beyond: Callable[[Any], bool] | None = None,
+                  beyond_text: str = "") -> Any:
     """A dataclass field that is also a user-facing setting (see Setting)."""
     meta = {"name": name, "kind": kind if kind is not None else type(default), "help": help, "choices": choices,
-            "low": low, "high": high, "low_open": low_open, "resume": resume, "form": form, "metavar": metavar}
+            "low": low, "high": high, "low_open": low_open, "resume": resume, "form": form, "metavar": metavar,
+            "beyond": beyond, "beyond_text": beyond_text}
     return field(default=default, metadata={"setting": meta})
 
 
@@ -42,6 +44,8 @@ class Setting:
     form: str | None = None  # label in the new-run form
     metavar: str | None = None
     optional: bool = False  # None means "not set"
+    beyond: Callable[[Any], bool] | None = None  # values it takes besides its choices (a user's model: file.py:Class)
+    beyond_text: str = ""  # what those look like, for messages
 
     @property
     def flag(self) -> str:
@@ -77,7 +81,9 @@ class Setting:
         if value is None and self.optional:
             return
         if self.choices:
-            _check_choice(self.key, value, self.choices)
+            if self.beyond is not None and self.beyond(value):
+                return
+            _check_choice(self.key, value, self.choices, self.beyond_text)
         elif self.kind is int:
             _check_int(self.key, value, int(self.low if self.low is not None else -(2**63)),
                        int(self.high if self.high is not None else 2**63))
@@ -98,7 +104,7 @@ class Setting:
     def describe(self) -> str:
         """The allowed values, for help texts: 'one of a, b' or 'in [lo, hi]'."""
         if self.choices:
-            return "one of " + ", ".join(self.choices)
+            return "one of " + ", ".join(self.choices) + (f", or {self.beyond_text}" if self.beyond_text else "")
         if self.low is None:
             return ""
         if self.high is None or (self.kind is int and self.high >= 10**6):
@@ -140,8 +146,8 @@ def _check_float(name: str, value: Any, low: float, high: float, low_open: bool 
         raise ConfigError(name, f"must be in {'(' if low_open else '['}{low:g}, {high:g}], got {value:g}")
 
 
-def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+def _check_choice(name: str, value: Any, allowed: tuple[str, ...], beyond: str = "") -> None:
     if value not in allowed:
-        raise ConfigError(name, f"must be one of {', '.join(allowed)}; got {value!r}")
+        raise ConfigError(name, f"must be one of {', '.join(allowed)}{f', or {beyond}' if beyond else ''}; got {value!r}")
 
 

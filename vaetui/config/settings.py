@@ -32,6 +32,7 @@ MODELS = ("vae", "iwae", "beta-tcvae", "factorvae", "vamp")
 # The settings each family alone reads (the new-run form shows them for that family only; the others ignore them).
 FAMILY_SETTINGS = {"vae": ("free_bits",), "iwae": ("iw_samples",), "beta-tcvae": ("alpha", "gamma"),
                    "factorvae": ("gamma",), "vamp": ("pseudo_inputs",)}
+CONV_FAMILIES = ("vae", "iwae", "beta-tcvae", "factorvae", "vamp")  # on the seed's ConvVAE (any preset)
 SOME_FAMILIES_SETTINGS = frozenset(name for names in FAMILY_SETTINGS.values() for name in names)
 # Where generated faces' codes come from (vaetui.models.samplers draws them); named here, where flags are made
 # without torch.
@@ -39,6 +40,28 @@ SAMPLERS = ("prior", "gmm", "vamp")
 SAMPLER_NAMES = {"prior": "the prior", "gmm": "the ex-post GMM of the training codes",
                  "vamp": "the VampPrior (its pseudo-inputs' posteriors)"}
 SAMPLER_SHORT = {"prior": "prior", "gmm": "GMM", "vamp": "VampPrior"}
+
+
+USER_MODEL = "path/to/file.py:ClassName, or an installed model's name (entry points vaetui.models)"
+
+
+def is_user_model(value: Any) -> bool:
+    """A person's own model: 'file.py:ClassName', or the name of an entry point in the group vaetui.models (an
+    installed package's). Only the form is checked here; vaetui.models.user loads it."""
+    import re
+
+    if not isinstance(value, str):
+        return False
+    if re.fullmatch(r".+\.py:[A-Za-z_]\w*", value):
+        return True
+    from importlib.metadata import entry_points
+
+    return any(ep.name == value for ep in entry_points(group="vaetui.models"))
+
+
+def model_label(family: str) -> str:
+    """A family as a column shows it: its name, or a user's file reference's class name."""
+    return family.rsplit(":", 1)[1] if ".py:" in family else family
 
 
 def _validate_fields(obj: Any, section: str) -> None:
@@ -53,7 +76,8 @@ class ModelConfig:
     family: str = setting_field("vae", "the VAE family: vae (β-VAE; Higgins et al. 2017), iwae (importance-weighted "
                                 "bound; Burda et al. 2016), beta-tcvae (total correlation; Chen et al. 2018), "
                                 "factorvae (a total-correlation critic; Kim & Mnih 2018), vamp (VampPrior; Tomczak & "
-                                "Welling 2018)", name="model", choices=MODELS, form="model")
+                                "Welling 2018); or your own: file.py:ClassName (docs/models.md)", name="model",
+                                choices=MODELS, form="model", beyond=is_user_model, beyond_text=USER_MODEL)
 
     hidden: int = setting_field(32, "hidden channels c (encoder c, 2c, 4c, 8c)", low=1, high=1024)
     latent: int = setting_field(100, "latent size", low=1, high=4096, form="latent size")

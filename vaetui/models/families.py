@@ -139,6 +139,22 @@ FAMILIES: dict[str, Family] = {
 }
 
 
-def family_of(config) -> Family:
-    """The family a run's config names."""
-    return FAMILIES[config.model.family]
+def _elbo(out, x, beta, config, dataset_size) -> LossTerms:
+    """recon + β·KL per image, the KL the forward pass's own when it gives one (extra["kl"], per image), else the
+    closed form against N(0, I): a user's model (vaetui.models.user)."""
+    n = x.shape[0]
+    nll = reconstruction_nll(out.logits, x, config.model.likelihood)
+    kl = out.extra["kl"].float() if "kl" in out.extra else kl_per_dim(out.mu, out.logvar).sum(1)
+    return LossTerms((nll + beta * kl).sum() / n, nll.sum().detach(), kl.sum().detach(), n)
+
+
+def family_of(config, trust: bool = False) -> Family:
+    """The family a run's config names: a built-in one, or a user's own model (a file is run only when trusted: see
+    vaetui.models.user; trust=True records it, for a model a person names on their command line)."""
+    name = config.model.family
+    if name in FAMILIES:
+        return FAMILIES[name]
+    from vaetui.models import user
+
+    cls = user.load_class(name, trust=trust)
+    return Family(name, f"your own model, {cls.__name__}", (), _elbo, network=lambda cfg: user.build(cls, cfg, name))

@@ -102,8 +102,18 @@ def preflight(config: RunConfig, processes: int = 1) -> None:
     check_fits(config, device, processes)
 
 
+def estimated(config: RunConfig) -> bool:
+    """Is there an estimate for this run's network (the seed's ConvVAE under a built-in objective)?"""
+    from vaetui.config.settings import CONV_FAMILIES
+
+    return config.model.family in CONV_FAMILIES
+
+
 def check_fits(config: RunConfig, device: str = "cpu", processes: int = 1) -> None:
-    """Refuse (ConfigError naming the batch size) a run whose step would not fit in memory."""
+    """Refuse (ConfigError naming the batch size) a run whose step would not fit in memory (where it is estimated:
+    a network of another shape, a user's own, finds out when it runs)."""
+    if not estimated(config):
+        return
     available = available_bytes(device)
     if available is None:
         return

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vaetui.config.settings import model_label
 from vaetui.disk.files import atomic_write_bytes
 from vaetui.runs.logfile import head_of
 from vaetui.runs.status import RunStatus, status_of
@@ -38,6 +39,7 @@ class RunInfo:
     status: RunStatus
     updated: float
     read_only: bool = False
+    model: str = "vae"  # the family (a user's model: its class name)
 
     def __post_init__(self):
         self.status = RunStatus(self.status)  # a line read back from the cache holds the word
@@ -90,6 +92,7 @@ def _run_info(run, summaries: "Summaries") -> RunInfo:
         name=run.name, preset=cfg.preset, data=cfg.data.source, size=f"{hh}x{ww}", latent=cfg.model.latent,
         beta=cfg.train.beta, epochs_done=h.epochs_done, epochs=cfg.train.epochs, step=h.step,
         best_valid=h.best_valid, status=status, updated=updated, read_only=run.read_only,
+        model=model_label(cfg.model.family),
     )
 
 
@@ -103,8 +106,8 @@ class Summaries:
     """
 
     PERSIST_EVERY_S = 10.0  # a long-lived process writes a run's record at most this often
-    VERSION = 3  # records of another version are folded again (1: could hold a half-folded line, see _lock;
-    # 2: knew a log by its inode alone)
+    VERSION = 4  # records of another version are folded again (1: could hold a half-folded line, see _lock;
+    # 2: knew a log by its inode alone; 3: lines without the model)
 
     def __init__(self, folder: Path | None = None):
         from vaetui.disk.files import cache_dir

@@ -25,7 +25,7 @@ SORTS = ("name", "updated", "best valid", "latent", "status")
 REFRESH_EVERY_S = 3.0
 FIRST_FRAME_BUDGET_S = 0.03  # cached lines listed before the first frame, at most this long (~0.1 ms a run)
 
-COLUMNS = ("run", "preset", "data", "size", "latent", "β", "epochs", "best valid", "status", "updated")
+COLUMNS = ("run", "model", "preset", "data", "size", "latent", "β", "epochs", "best valid", "status", "updated")
 
 
 @dataclass
@@ -160,7 +160,7 @@ class RunsScreen(Screen[None]):
 
     def _cells(self, i: RunInfo) -> tuple:
         mark = "● " if i.name in self.marked else ""
-        return (mark + i.name + (" (demo)" if i.read_only else ""), i.preset, i.data, i.size, str(i.latent),
+        return (mark + i.name + (" (demo)" if i.read_only else ""), i.model, i.preset, i.data, i.size, str(i.latent),
                 f"{i.beta:g}", f"{i.epochs_done}/{i.epochs}", "-" if i.best_valid is None else f"{i.best_valid:.2f}",
                 i.status, time.strftime("%m-%d %H:%M", time.localtime(i.updated)))
 
