@@ -4,7 +4,7 @@ Each family trains the faces64 preset's network on synthetic faces for --steps s
 allocator or thread-pool state shared), interleaved over --rounds so the machine's drift hits every family alike;
 images/s is the trainer's own (training steps alone), the median of the step events after the first.
 
-    python bench/family_speed.py [--rounds 3] [--steps 40] [--threads 2] [--models vae,iwae,beta-tcvae]
+    python bench/family_speed.py [--rounds 3] [--steps 40] [--threads 2] [--models vae,iwae,...]  (default: every family)
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+
+from vaetui.config.settings import MODELS
 
 
 def one(model: str, steps: int, threads: int, runs: str, extra: list[str]) -> float:
@@ -31,7 +33,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--models", default="vae,iwae,beta-tcvae")
+    ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--iw-samples", default="5")
     args = ap.parse_args()
     models = args.models.split(",")

@@ -16,7 +16,8 @@ from vaetui.runs.store import RunStore
 
 from helpers import tiny_config, train
 
-OWN_TERMS = {"vae": set(), "iwae": {"iwae"}, "beta-tcvae": {"mi", "tc", "dwkl"}, "factorvae": {"tc"}, "vamp": set()}
+OWN_TERMS = {"vae": set(), "iwae": {"iwae"}, "beta-tcvae": {"mi", "tc", "dwkl"}, "factorvae": {"tc"}, "vamp": set(),
+             "hvae": {"kl_top", "kl_low"}}
 
 
 @pytest.mark.parametrize("family", MODELS)

@@ -28,10 +28,10 @@ INITS = ("kaiming", "default")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # The VAE families (vaetui.models.families holds each one's objective; a test keeps the two lists equal).
-MODELS = ("vae", "iwae", "beta-tcvae", "factorvae", "vamp")
+MODELS = ("vae", "iwae", "beta-tcvae", "factorvae", "vamp", "hvae")
 # The settings each family alone reads (the new-run form shows them for that family only; the others ignore them).
 FAMILY_SETTINGS = {"vae": ("free_bits",), "iwae": ("iw_samples",), "beta-tcvae": ("alpha", "gamma"),
-                   "factorvae": ("gamma",), "vamp": ("pseudo_inputs",)}
+                   "factorvae": ("gamma",), "vamp": ("pseudo_inputs",), "hvae": ()}
 CONV_FAMILIES = ("vae", "iwae", "beta-tcvae", "factorvae", "vamp")  # on the seed's ConvVAE (any preset)
 SOME_FAMILIES_SETTINGS = frozenset(name for names in FAMILY_SETTINGS.values() for name in names)
 # Where generated faces' codes come from (vaetui.models.samplers draws them); named here, where flags are made
@@ -76,7 +76,7 @@ class ModelConfig:
     family: str = setting_field("vae", "the VAE family: vae (β-VAE; Higgins et al. 2017), iwae (importance-weighted "
                                 "bound; Burda et al. 2016), beta-tcvae (total correlation; Chen et al. 2018), "
                                 "factorvae (a total-correlation critic; Kim & Mnih 2018), vamp (VampPrior; Tomczak & "
-                                "Welling 2018); or your own: file.py:ClassName (docs/models.md)", name="model",
+                                "Welling 2018), hvae (two-level hierarchical VAE; LVAE/NVAE); or your own: file.py:ClassName (docs/models.md)", name="model",
                                 choices=MODELS, form="model", beyond=is_user_model, beyond_text=USER_MODEL)
 
     hidden: int = setting_field(32, "hidden channels c (encoder c, 2c, 4c, 8c)", low=1, high=1024)

@@ -79,7 +79,7 @@ def evaluate(model, config, split, count: int = 1024, k: int = 64, seed: int = 0
     gen = torch.Generator(device=device).manual_seed(seed)
     dims = 3 * config.data.size[0] * config.data.size[1]
     sums = {"recon": 0.0, "kl": 0.0, "iwae": 0.0, "se": 0.0, "ssim": 0.0, "discrete": 0.0}
-    kl_dims = torch.zeros(config.model.latent, dtype=torch.float64)
+    kl_dims = torch.zeros(model.latent, dtype=torch.float64)  # the model's code (a hierarchy's levels side by side)
     mus = []
     for start in range(0, count, batch_size):
         idx = np.arange(start, min(start + batch_size, count))
@@ -101,7 +101,7 @@ def evaluate(model, config, split, count: int = 1024, k: int = 64, seed: int = 0
         if progress:
             progress(min(start + batch_size, count), count, "evaluating")
     mu_all = torch.cat(mus)
-    variances = mu_all.var(0, unbiased=True) if count > 1 else torch.zeros(config.model.latent)
+    variances = mu_all.var(0, unbiased=True) if count > 1 else torch.zeros(model.latent)
     neg_elbo = (sums["recon"] + sums["kl"]) / count
     iwae = sums["iwae"] / count
     mse = sums["se"] / count
@@ -114,7 +114,7 @@ def evaluate(model, config, split, count: int = 1024, k: int = 64, seed: int = 0
         "psnr": PSNR_CAP if mse == 0 else min(PSNR_CAP, 10 * math.log10(1 / mse)),
         "ssim": sums["ssim"] / count,
         "active_units": active_units(variances),
-        "latent": config.model.latent,
+        "latent": model.latent,
         "mu_variance": variances.tolist(),
         "kl_per_dim": (kl_dims / count).tolist(),
     }

@@ -13,6 +13,8 @@ and its paper. The settings a family alone reads are listed in vaetui.config.set
   with its own optimiser (vaetui.models.factorvae).
 - vamp: the VampPrior (Tomczak & Welling 2018): recon + β·(log q(z|x) − log p(z)) with p(z) a mixture of the
   posteriors of K learned pseudo-inputs (vaetui.models.vamp).
+- hvae: a two-level hierarchical VAE with top-down inference in residual blocks (LVAE / NVAE; vaetui.models.hvae):
+  recon + β·(the top level's KL + the lower level's KL to its top-down prior).
 """
 
 from __future__ import annotations
@@ -127,6 +129,28 @@ def _vamp(out, x, beta, config, dataset_size) -> LossTerms:
     return LossTerms(loss, nll.sum().detach(), kl.sum().detach(), n)
 
 
+def _elbo(out, x, beta, config, dataset_size) -> LossTerms:
+    """recon + β·KL per image, the KL the forward pass's own when it gives one (extra["kl"], per image), else the
+    closed form against N(0, I): a user's model (vaetui.models.user)."""
+    n = x.shape[0]
+    nll = reconstruction_nll(out.logits, x, config.model.likelihood)
+    kl = out.extra["kl"].float() if "kl" in out.extra else kl_per_dim(out.mu, out.logvar).sum(1)
+    return LossTerms((nll + beta * kl).sum() / n, nll.sum().detach(), kl.sum().detach(), n)
+
+
+def _hvae(out, x, beta, config, dataset_size) -> LossTerms:
+    """recon + β·(KL of the top level + KL of the lower level to its top-down prior), each level's KL logged."""
+    t = _elbo(out, x, beta, config, dataset_size)
+    return LossTerms(t.loss, t.recon_sum, t.kl_sum, t.count,
+                     {"kl_top": out.extra["kl_top"].sum().detach(), "kl_low": out.extra["kl_low"].sum().detach()})
+
+
+def _hierarchical_vae(config):
+    from vaetui.models.hvae import HierarchicalVAE
+
+    return HierarchicalVAE.from_config(config)
+
+
 FAMILIES: dict[str, Family] = {
     "vae": Family("vae", "Higgins et al. 2017, β-VAE (Kingma & Welling 2014)", (), _vae),
     "iwae": Family("iwae", "Burda et al. 2016, Importance Weighted Autoencoders", ("iwae",), _iwae,
@@ -136,16 +160,9 @@ FAMILIES: dict[str, Family] = {
     "factorvae": Family("factorvae", "Kim & Mnih 2018, Disentangling by Factorising", ("tc",), _factorvae,
                         network=_factor_vae, critic=True),
     "vamp": Family("vamp", "Tomczak & Welling 2018, VAE with a VampPrior", (), _vamp, network=_vamp_vae),
+    "hvae": Family("hvae", "Sønderby et al. 2016 (LVAE), Vahdat & Kautz 2020 (NVAE): a two-level hierarchical VAE",
+                   ("kl_top", "kl_low"), _hvae, network=_hierarchical_vae),
 }
-
-
-def _elbo(out, x, beta, config, dataset_size) -> LossTerms:
-    """recon + β·KL per image, the KL the forward pass's own when it gives one (extra["kl"], per image), else the
-    closed form against N(0, I): a user's model (vaetui.models.user)."""
-    n = x.shape[0]
-    nll = reconstruction_nll(out.logits, x, config.model.likelihood)
-    kl = out.extra["kl"].float() if "kl" in out.extra else kl_per_dim(out.mu, out.logvar).sum(1)
-    return LossTerms((nll + beta * kl).sum() / n, nll.sum().detach(), kl.sum().detach(), n)
 
 
 def family_of(config, trust: bool = False) -> Family:

@@ -81,10 +81,13 @@ def path_ts(steps: int = 11, extrapolate: float = 0.0) -> list[float]:
     return [round(k * dt, 10) for k in range(-extra, steps + extra)]
 
 
-def random_endpoints(latent: int, seed: int, pairs: int = 1) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The seed's endpoints: pairs of z ~ N(0, I) from a seeded generator."""
+@torch.no_grad()
+def random_endpoints(model, seed: int, pairs: int = 1) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The seed's endpoints: pairs of codes from the model's prior (z ~ N(0, I) for the seed's), one code at a time
+    from a seeded generator, on the CPU."""
     g = torch.Generator().manual_seed(seed)
-    return [(torch.randn(latent, generator=g), torch.randn(latent, generator=g)) for _ in range(pairs)]
+    code = lambda: model.prior_sample(1, g)[0].float().cpu()  # noqa: E731
+    return [(code(), code()) for _ in range(pairs)]
 
 
 @torch.no_grad()

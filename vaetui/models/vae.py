@@ -163,14 +163,17 @@ def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def layer_table(model: ConvVAE) -> list[tuple[str, str, tuple[int, ...], int]]:
+def layer_table(model) -> list[tuple[str, str, tuple[int, ...], int]]:
     """(name, layer, output shape, parameters) for every leaf layer, traced with one image."""
     rows: list[tuple[str, str, tuple[int, ...], int]] = []
+    seen: set[str] = set()
     hooks = []
     for name, module in model.named_modules():
         if len(list(module.children())) == 0:
             def hook(mod, _inp, out, name=name):
-                rows.append((name, _describe(mod), tuple(out.shape[1:]), sum(p.numel() for p in mod.parameters())))
+                if name not in seen:  # a layer used twice (a hierarchical model's top-down path) is one row
+                    seen.add(name)
+                    rows.append((name, _describe(mod), tuple(out.shape[1:]), sum(p.numel() for p in mod.parameters())))
             hooks.append(module.register_forward_hook(hook))
     was_training = model.training
     model.eval()

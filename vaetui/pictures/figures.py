@@ -183,7 +183,7 @@ def interpolation(model, config, steps: int = 11, mode: str = "lerp", seed: int 
                 raise VaeError(f"image {k} is out of range: the {split} split has {len(data)} images")
         pairs_z = [latent.image_endpoints(model, data, *endpoints)]
     else:
-        pairs_z = latent.random_endpoints(config.model.latent, seed, pairs)
+        pairs_z = latent.random_endpoints(model, seed, pairs)
     rows, norms = [], []
     for z1, z2 in pairs_z:
         images, ns = latent.interpolate(model, z1, z2, ts, mode)

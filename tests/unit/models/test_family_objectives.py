@@ -219,3 +219,50 @@ def test_a_vamp_models_prior_samples_come_from_its_pseudo_inputs():
     assert 0.35 < (near.indices == 0).float().mean() < 0.65  # picked uniformly
     assert float(model.kl(centres[:1], torch.full((1, 3), -6.0), centres[:1])) == pytest.approx(
         float(-math.log(0.5) + 0), abs=1e-3)  # q is one of the two equal components: KL at its mean is log 2
+
+
+@torch.no_grad()
+def test_the_hierarchys_kl_is_each_levels_closed_form(gen):
+    from torch.distributions import Normal, kl_divergence
+
+    from vaetui.models.hvae import HierarchicalVAE, gaussian_kl
+
+    a, b = torch.randn(2, 5, generator=gen), torch.randn(2, 5, generator=gen)
+    la, lb = 0.5 * torch.randn(2, 5, generator=gen), 0.5 * torch.randn(2, 5, generator=gen)
+    expected = kl_divergence(Normal(a, (0.5 * la).exp()), Normal(b, (0.5 * lb).exp()))
+    assert torch.allclose(gaussian_kl(a, la, b, lb), expected, atol=1e-6)
+
+    torch.manual_seed(0)
+    model = HierarchicalVAE(image_size=(32, 32), hidden=4, latent=3).eval()
+    for p in model.parameters():  # away from the zero-initialised start, so every path carries something
+        p.data.add_(0.05 * torch.randn(p.shape, generator=gen))
+    x = torch.rand(2, 3, 32, 32, generator=gen)
+    out = model(x, torch.Generator().manual_seed(1))
+    z2, z1 = model._split(out.z)
+    mu2, lv2 = out.mu[:, :3], out.logvar[:, :3]
+    top = sum(0.5 * (m * m + math.exp(v) - 1 - v) for m, v in zip(mu2.flatten().tolist(), lv2.flatten().tolist()))
+    _, mu_p, lv_p = model._to_low(z2)
+    low = float(gaussian_kl(out.mu[:, 3:], out.logvar[:, 3:], mu_p.flatten(1), lv_p.flatten(1)).sum())
+    assert float(out.extra["kl_top"].sum()) == pytest.approx(top, rel=1e-5)
+    assert float(out.extra["kl_low"].sum()) == pytest.approx(low, rel=1e-5)
+    assert torch.allclose(model.decode_logits(out.z), out.logits, atol=1e-5)  # a code decodes as the forward did
+    # log p(z) is the top's standard normal and the lower level's top-down prior, by hand
+    by_hand = [sum(_normal_logpdf(float(z2[i, j]), 0.0, 0.0) for j in range(3)) +
+               sum(_normal_logpdf(float(a), float(m), float(v)) for a, m, v in
+                   zip(z1[i].flatten(), mu_p[i].flatten(), lv_p[i].flatten())) for i in range(2)]
+    assert model.log_prior(out.z).tolist() == pytest.approx(by_hand, rel=1e-5)
+
+
+def test_a_hierarchys_prior_samples_are_drawn_top_down(gen):
+    from vaetui.models.hvae import HierarchicalVAE
+
+    torch.manual_seed(0)
+    model = HierarchicalVAE(image_size=(32, 32), hidden=4, latent=2).eval()
+    shift = torch.zeros(2 * 4, 1, 1)
+    shift[:4] = 5.0  # p(z1 | z2): mean 5 + whatever z2 adds, σ e^-2
+    model.prior_low.bias.data = shift.flatten()
+    model.prior_low.bias.data[4:] = -4.0
+    z = model.prior_sample(500, torch.Generator().manual_seed(0))
+    z2, z1 = model._split(z)
+    assert abs(float(z2.mean())) < 0.1 and abs(float(z2.std()) - 1) < 0.1  # the top: N(0, I)
+    assert abs(float(z1.mean()) - 5.0) < 0.2 and float(z1.std()) < 0.5  # the lower level: from its prior
