@@ -4,6 +4,7 @@ headless twins and eval: the same run store and screens as the seed's β-VAE."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -17,14 +18,16 @@ from vaetui.runs.store import RunStore
 from helpers import tiny_config, train
 
 OWN_TERMS = {"vae": set(), "iwae": {"iwae"}, "beta-tcvae": {"mi", "tc", "dwkl"}, "factorvae": {"tc"}, "vamp": set(),
-             "hvae": {"kl_top", "kl_low"}}
+             "hvae": {"kl_top", "kl_low"}, "vqvae": {"commit", "perplexity", "usage"}}
 
 
 @pytest.mark.parametrize("family", MODELS)
 def test_a_family_trains_resumes_exactly_and_logs_its_terms(tmp_path, family):
     store = RunStore(tmp_path, include_demo=False)
     # log_every 2 with checkpoint_every 3: a checkpoint falls between two step events and carries the window's sums
-    cfg = dict(model=family, max_steps=12, epochs=3, iw_samples=3, lr=3e-3, log_every=2, pseudo_inputs=4)
+    # (vqvae: its prior trains from step 7 of the planned 24, so the straight run and the resumed one cross into it)
+    cfg = dict(model=family, max_steps=12, epochs=3, iw_samples=3, lr=3e-3, log_every=2, pseudo_inputs=4,
+               prior_fraction=0.7)
     straight, events = train(store, "straight", tiny_config(**cfg))
     steps = [e for e in events if isinstance(e, StepEvent)]
     assert sum(e.loss for e in steps[-3:]) < sum(e.loss for e in steps[:3])  # it learns
@@ -59,6 +62,35 @@ def test_the_twins_and_eval_work_on_every_family(tmp_path):
     listed = subprocess.run([*vaetui, "runs", "--json", "--runs-dir", runs], capture_output=True, text=True)
     models = {r["name"]: r["model"] for r in json.loads(listed.stdout)}
     assert all(models[f] == f for f in MODELS), models  # the runs list's model column
+
+
+def test_a_vqvae_trains_its_network_then_its_prior_and_says_what_it_does_not_define(tmp_path):
+    store = RunStore(tmp_path, include_demo=False)
+    cfg = tiny_config(model="vqvae", max_steps=12, epochs=3, lr=3e-3, prior_fraction=0.5, checkpoint_every=6,
+                      codebook_size=16)
+    run, first = train(store, "vq", cfg)  # 24 planned steps: the network for 12, the prior after (none here)
+    net = {k: v for k, v in run.load_checkpoint("latest", fallback=False)[0]["model"].items()}
+    run, events = train(store, "vq", tiny_config(**{**cfg.to_dict()["train"], "model": "vqvae", "max_steps": 20,
+                                                   "codebook_size": 16, "prior_fraction": 0.5}), resume=True)
+    after = run.load_checkpoint("latest", fallback=False)[0]["model"]
+    frozen = [k for k in net if not k.startswith("prior.")]
+    assert all(torch.equal(net[k], after[k]) for k in frozen)  # the network (and its codebook) is frozen...
+    assert any(not torch.equal(net[k], after[k]) for k in net if k.startswith("prior."))  # ...its prior learns
+    uniform = 4 * 4 * math.log(16)  # the paper's KL: log K a position of the 4x4 map, until the prior trains
+    assert all(e.kl == pytest.approx(uniform) for e in first if isinstance(e, StepEvent))
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    assert steps[0].step > 12 and steps[-1].kl < uniform  # the learned prior's NLL of the codes: below the uniform
+    vaetui = [sys.executable, "-m", "vaetui"]
+    for args, said in ((["latent", "vq", "--out", tmp_path / "l.png"], "not defined for a discrete code"),
+                       (["sample", "vq", "--sampler", "gmm", "--out", tmp_path / "g.png"], "discrete")):
+        out = subprocess.run([*vaetui, *map(str, args), "--runs-dir", tmp_path], capture_output=True, text=True)
+        assert out.returncode == 2 and said in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    out = subprocess.run([*vaetui, "eval", "vq", "--n", "16", "--k", "4", "--runs-dir", tmp_path, "--json"],
+                         capture_output=True, text=True)
+    result = json.loads(out.stdout)
+    pi = result["per_image"]
+    assert result["latent_kind"] == "codes" and pi["iwae_nll"] == pytest.approx(pi["neg_elbo"])  # a point posterior
+    assert pi["kl"] < uniform and "disentanglement" not in result
 
 
 def test_a_study_compares_families(tmp_path):

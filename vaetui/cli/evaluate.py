@@ -62,9 +62,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
               "do not compare with published ones)")
     elif "neg_elbo_discrete_bits" in pd:
         print(f"    discretised 8-bit -ELBO: {pd['neg_elbo_discrete_bits']:.4f} bits/dim (comparable across models)")
-    print(f"  PSNR {result['psnr']:.2f} dB   SSIM {result['ssim']:.4f}   active units {result['active_units']}/{result['latent']}")
-    ranked = sorted(enumerate(result["kl_per_dim"]), key=lambda t: -t[1])[:8]
-    print("  KL per dim (top): " + ", ".join(f"z{j} {v:.2f}" for j, v in ranked))
+    if result.get("latent_kind") == "codes":
+        print(f"  PSNR {result['psnr']:.2f} dB   SSIM {result['ssim']:.4f}   (a discrete code: KL is −log p(codes) "
+              f"under the learned prior; active units, per-dimension KL and disentanglement are not defined)")
+    else:
+        print(f"  PSNR {result['psnr']:.2f} dB   SSIM {result['ssim']:.4f}   active units "
+              f"{result['active_units']}/{result['latent']}")
+        ranked = sorted(enumerate(result["kl_per_dim"]), key=lambda t: -t[1])[:8]
+        print("  KL per dim (top): " + ", ".join(f"z{j} {v:.2f}" for j, v in ranked))
     if "probe_r2" in result:
         print("  linear probe R² μ -> factor: " + ", ".join(f"{n} {v:.2f}" for n, v in result["probe_r2"].items()))
     if "disentanglement" in result:

@@ -221,13 +221,22 @@ def cmd_model(args: argparse.Namespace) -> int:
         print(f"decoder paddings: {', '.join(str(p) for p in pads)}" +
               (f"  output padding: {out_pad}" if any(out_pad) else ""))
     traced = sum(r[3] for r in rows)
-    own = {name: sum(p.numel() for n, p in model.named_parameters() if n.split(".")[0] == name)
-           for name in ("critic", "pseudo")}
+    parts = {"critic": "the total-correlation critic (trained by its own optimiser)",
+             "prior": "the PixelCNN prior over the codes (trained by its own optimiser, in the run's last steps)",
+             "pseudo": f"{cfg.model.pseudo_inputs} pseudo-inputs, 3x{h}x{w} each (the VampPrior)"}
+    own = {name: sum(p.numel() for n, p in model.named_parameters() if n.split(".")[0] == name) for name in parts}
     for name, n in own.items():
         if n:
-            what = ("the total-correlation critic (trained by its own optimiser)" if name == "critic" else
-                    f"{cfg.model.pseudo_inputs} pseudo-inputs, 3x{h}x{w} each (the VampPrior)")
-            print(f"{name:<14} {what}  {n:,} parameters")
+            print(f"{name:<14} {parts[name]}  {n:,} parameters")
+    if model.latent != cfg.model.latent:
+        if hasattr(model, "map_shape"):
+            what = (f"an {'x'.join(map(str, model.map_shape[1:]))} map of {cfg.model.latent}-number codebook vectors, "
+                    f"{cfg.model.codebook_size} of them")
+        elif hasattr(model, "low_shape"):
+            what = f"the top level's {cfg.model.latent} and the lower level's {'x'.join(map(str, model.low_shape))} map"
+        else:
+            what = "the model's own"
+        print(f"code           {model.latent:,} numbers an image ({what})")
     other = parameter_count(model) - traced - sum(own.values())
     if other:
         print(f"{'other':<14} parameters outside the traced encoder and decoder  {other:,} parameters")
@@ -252,7 +261,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("train", help="train a run headless (progress bar, one line per epoch)",
                        description="Train a new run (preset, then --config, then flags), or --resume one.")
-    p.add_argument("--preset", choices=list(PRESETS), help="faces64 (default), seed, seed-l3, tiny")
+    p.add_argument("--preset", choices=list(PRESETS), help="faces64 (default), seed, seed-l3, hvae64, vqvae64, tiny")
     p.add_argument("--config", metavar="FILE", help="TOML or JSON file of settings; flags override it")
     p.add_argument("--name", help="run name (default: <preset>-<date>-<time>)")
     add_runs_dir(p, must_exist=False)

@@ -1,4 +1,5 @@
-"""The named presets: the seed's network and protocol exactly (seed, seed-l3), the default (faces64), and tiny."""
+"""The named presets: the seed's network and protocol exactly (seed, seed-l3), the default (faces64), the families
+with networks of their own at 64x64 (hvae64, vqvae64), and tiny."""
 
 from __future__ import annotations
 
@@ -26,6 +27,19 @@ PRESETS: dict[str, RunConfig] = {
     "faces64": RunConfig(
         preset="faces64",
         model=ModelConfig(hidden=32, latent=32, likelihood="bernoulli"),
+        data=DataConfig(source="synthetic", size=(64, 64), dataset_size=20000),
+        train=TrainConfig(beta=1.0, lr=1e-3, batch_size=64, epochs=10, image_every=50, checkpoint_every=200),
+    ),
+    # The families that bring a network of their own, on faces64's data and schedule.
+    "hvae64": RunConfig(
+        preset="hvae64",
+        model=ModelConfig(family="hvae", hidden=32, latent=32, likelihood="bernoulli"),
+        data=DataConfig(source="synthetic", size=(64, 64), dataset_size=20000),
+        train=TrainConfig(beta=1.0, lr=1e-3, batch_size=64, epochs=10, image_every=50, checkpoint_every=200),
+    ),
+    "vqvae64": RunConfig(
+        preset="vqvae64",
+        model=ModelConfig(family="vqvae", hidden=32, latent=32, likelihood="bernoulli", codebook_size=512),
         data=DataConfig(source="synthetic", size=(64, 64), dataset_size=20000),
         train=TrainConfig(beta=1.0, lr=1e-3, batch_size=64, epochs=10, image_every=50, checkpoint_every=200),
     ),

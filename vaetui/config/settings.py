@@ -28,10 +28,11 @@ INITS = ("kaiming", "default")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # The VAE families (vaetui.models.families holds each one's objective; a test keeps the two lists equal).
-MODELS = ("vae", "iwae", "beta-tcvae", "factorvae", "vamp", "hvae")
+MODELS = ("vae", "iwae", "beta-tcvae", "factorvae", "vamp", "hvae", "vqvae")
 # The settings each family alone reads (the new-run form shows them for that family only; the others ignore them).
 FAMILY_SETTINGS = {"vae": ("free_bits",), "iwae": ("iw_samples",), "beta-tcvae": ("alpha", "gamma"),
-                   "factorvae": ("gamma",), "vamp": ("pseudo_inputs",), "hvae": ()}
+                   "factorvae": ("gamma",), "vamp": ("pseudo_inputs",), "hvae": (),
+                   "vqvae": ("codebook_size", "commitment", "prior_fraction")}
 CONV_FAMILIES = ("vae", "iwae", "beta-tcvae", "factorvae", "vamp")  # on the seed's ConvVAE (any preset)
 SOME_FAMILIES_SETTINGS = frozenset(name for names in FAMILY_SETTINGS.values() for name in names)
 # Where generated faces' codes come from (vaetui.models.samplers draws them); named here, where flags are made
@@ -76,7 +77,8 @@ class ModelConfig:
     family: str = setting_field("vae", "the VAE family: vae (β-VAE; Higgins et al. 2017), iwae (importance-weighted "
                                 "bound; Burda et al. 2016), beta-tcvae (total correlation; Chen et al. 2018), "
                                 "factorvae (a total-correlation critic; Kim & Mnih 2018), vamp (VampPrior; Tomczak & "
-                                "Welling 2018), hvae (two-level hierarchical VAE; LVAE/NVAE); or your own: file.py:ClassName (docs/models.md)", name="model",
+                                "Welling 2018), hvae (two-level hierarchical VAE; LVAE/NVAE), vqvae (discrete codes and a PixelCNN "
+                                "prior; van den Oord et al. 2017); or your own: file.py:ClassName (docs/models.md)", name="model",
                                 choices=MODELS, form="model", beyond=is_user_model, beyond_text=USER_MODEL)
 
     hidden: int = setting_field(32, "hidden channels c (encoder c, 2c, 4c, 8c)", low=1, high=1024)
@@ -85,6 +87,8 @@ class ModelConfig:
     init: str = setting_field("kaiming", "weight initialisation (default: PyTorch's own)", choices=INITS)
     pseudo_inputs: int = setting_field(32, "--model vamp: K, the learned pseudo-inputs whose posteriors make the "
                                        "prior", low=1, high=4096, form="pseudo-inputs", metavar="K")
+    codebook_size: int = setting_field(512, "--model vqvae: K, the codebook's vectors (each of --latent numbers)",
+                                       low=2, high=65536, form="codebook size", metavar="K")
 
     def validate(self) -> None:
         _validate_fields(self, "model")
@@ -132,6 +136,11 @@ class TrainConfig:
     gamma: float = setting_field(1.0, "--model beta-tcvae: γ, the weight of the dimension-wise KL; --model "
                                  "factorvae: γ, the weight of the critic's total correlation (the paper: 6-40)",
                                  low=0.0, high=1e4, form="γ")
+    commitment: float = setting_field(0.25, "--model vqvae: the commitment loss's weight (the paper: 0.25)", low=0.0,
+                                      high=1e4, form="commitment")
+    prior_fraction: float = setting_field(0.3, "--model vqvae: the share of the planned steps (--epochs), at the end, "
+                                          "that train the PixelCNN prior over the codes (the network is frozen then)", low=0.0,
+                                          high=1.0, form="prior share", metavar="F")
     lr: float = setting_field(1e-4, "Adam's learning rate", low=1e-8, high=1.0, low_open=True, form="learning rate")
     batch_size: int = setting_field(64, "images per step (the global batch under torchrun)", low=1, high=65536,
                                form="batch size")
@@ -179,7 +188,7 @@ SETTINGS_BY_SECTION: dict[str, list[Setting]] = {sec: [s for s in SETTINGS if s.
 OVERRIDES: dict[str, tuple[str, str]] = {s.name: (s.section, s.field) for s in SETTINGS}
 # The new-run form, top to bottom: choices first, then typed fields.
 FORM_FIELDS = ("model", "data", "precision", "data_root", "size", "latent", "beta", "kl_warmup", "kl_cycles", "free_bits",
-               "iw_samples", "alpha", "gamma", "pseudo_inputs", "lr", "batch_size", "epochs", "dataset_size", "seed",
+               "iw_samples", "alpha", "gamma", "pseudo_inputs", "codebook_size", "commitment", "prior_fraction", "lr", "batch_size", "epochs", "dataset_size", "seed",
                "threads")
 assert all(SETTINGS_BY_NAME[n].form for n in FORM_FIELDS)
 

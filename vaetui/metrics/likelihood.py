@@ -81,19 +81,24 @@ def evaluate(model, config, split, count: int = 1024, k: int = 64, seed: int = 0
     sums = {"recon": 0.0, "kl": 0.0, "iwae": 0.0, "se": 0.0, "ssim": 0.0, "discrete": 0.0}
     kl_dims = torch.zeros(model.latent, dtype=torch.float64)  # the model's code (a hierarchy's levels side by side)
     mus = []
+    codes = getattr(model, "latent_kind", "gaussian") == "codes"  # a point posterior on a discrete code (VQ-VAE)
     for start in range(0, count, batch_size):
         idx = np.arange(start, min(start + batch_size, count))
         x = to_float(split.images(idx), device, channels_last=False)
         mu, logvar = model.encode(x)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=gen, device=device)
+        z = mu if codes else mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=gen, device=device)
         logits_z = model.decode_logits(z)
-        sums["recon"] += float(reconstruction_nll(logits_z, x, likelihood).sum())
+        recon_i = reconstruction_nll(logits_z, x, likelihood)
+        sums["recon"] += float(recon_i.sum())
         if likelihood == "gaussian":
             sums["discrete"] += float(discretized_gaussian_nll(logits_z, x).sum())
-        kd = kl_per_dim(mu, logvar)  # to N(0, I), per dimension: which units carry information
-        sums["kl"] += float(model.kl(mu, logvar, z).sum())  # to the model's own prior
-        kl_dims += kd.sum(0).double().cpu()
-        sums["iwae"] += float(iwae_nll(model, x, k, likelihood, gen).sum())
+        kl_i = model.kl(mu, logvar, z)  # to the model's own prior (VQ-VAE: −log p(codes))
+        sums["kl"] += float(kl_i.sum())
+        if codes:  # every importance sample is the one point: the IWAE bound is the ELBO
+            sums["iwae"] += float((recon_i + kl_i).sum())
+        else:
+            kl_dims += kl_per_dim(mu, logvar).sum(0).double().cpu()  # to N(0, I), per dimension: which units carry
+            sums["iwae"] += float(iwae_nll(model, x, k, likelihood, gen).sum())
         recon = model.decode(mu)
         sums["se"] += float((recon - x).pow(2).mean(dim=(1, 2, 3)).sum())
         sums["ssim"] += ssim(recon, x) * len(idx)
@@ -118,6 +123,9 @@ def evaluate(model, config, split, count: int = 1024, k: int = 64, seed: int = 0
         "mu_variance": variances.tolist(),
         "kl_per_dim": (kl_dims / count).tolist(),
     }
+    if codes:  # units, per-dimension KL, probes and disentanglement are measures of a continuous code
+        out.update(active_units=None, mu_variance=[], kl_per_dim=[], latent_kind="codes")
+        return out
     if hasattr(split, "factors"):  # synthetic faces: how linearly the code holds each true factor
         factors = split.factors(np.arange(count))
         feats = mu_all.numpy()

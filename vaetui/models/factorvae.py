@@ -4,7 +4,8 @@ of q(z) from codes whose dimensions were shuffled across the batch (samples of t
 The critic's two logits estimate the total correlation, TC ≈ E[logit_q(z) − logit_perm(z)] (the density-ratio
 trick), which the VAE's objective penalises with weight γ. The critic is trained by its own Adam (β = (0.5, 0.9),
 as in the paper) on the batch's codes, detached, against their shuffle: `critic_loss`. Its weights are a part of the
-model's state (`critic.*` in a checkpoint) and its optimiser is saved beside the main one, so a resume is exact.
+model's state (`critic.*` in a checkpoint) and its optimiser is saved beside the main one (`aux_optimizer`), so a
+resume is exact.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from vaetui.models.vae import ConvVAE
 
 CRITIC_HIDDEN = 256
 CRITIC_LAYERS = 3
-CRITIC_BETAS = (0.5, 0.9)
 
 
 def critic(latent: int, hidden: int = CRITIC_HIDDEN, layers: int = CRITIC_LAYERS) -> nn.Sequential:
@@ -38,6 +38,8 @@ def shuffle_dimensions(z: torch.Tensor, generator: torch.Generator | None) -> to
 class FactorVAE(ConvVAE):
     """ConvVAE with a total-correlation critic (`critic`, trained apart from the main parameters)."""
 
+    aux_name = "critic"
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.critic = critic(self.latent)
@@ -46,8 +48,11 @@ class FactorVAE(ConvVAE):
         out = super().forward(x, generator, samples)
         return ModelOutput(out.logits, out.mu, out.logvar, out.z, {"critic_logits": self.critic(out.z)})
 
-    def critic_loss(self, z: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def aux_loss(self, out: ModelOutput, generator: torch.Generator | None = None) -> torch.Tensor:
         """The critic's cross-entropy on the batch's codes (class 0) and their shuffle (class 1), codes detached."""
+        return self.critic_loss(out.z, generator)
+
+    def critic_loss(self, z: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         z = z.detach().float()
         fake = shuffle_dimensions(z, generator)
         logits = self.critic(torch.cat([z, fake]))

@@ -15,6 +15,8 @@ and its paper. The settings a family alone reads are listed in vaetui.config.set
   posteriors of K learned pseudo-inputs (vaetui.models.vamp).
 - hvae: a two-level hierarchical VAE with top-down inference in residual blocks (LVAE / NVAE; vaetui.models.hvae):
   recon + β·(the top level's KL + the lower level's KL to its top-down prior).
+- vqvae: VQ-VAE (van den Oord et al. 2017): recon + commitment, an EMA codebook, then a gated PixelCNN prior over
+  the codes trained in the run's last `prior_fraction` of steps (vaetui.models.vqvae).
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ class Family:
     objective: Callable  # (out, x, beta, config, dataset_size) -> LossTerms
     samples: Callable = lambda config: 1  # decodes per image in training (IWAE: K)
     network: Callable = _conv_vae  # config -> its LatentModel
-    critic: bool = False  # trains a critic with an optimiser of its own (the network's critic_loss)
+    aux_betas: tuple[float, float] | None = None  # the network's aux part has an Adam of its own, with these betas
+    # (main, aux): which of the two a step trains (FactorVAE: both; VQ-VAE: the network, then its prior)
+    phases: Callable = lambda config, step, total: (True, True)
 
     def build(self, config):
         """The family's network for a run config (on the CPU, initialised from the current torch seed)."""
@@ -145,6 +149,34 @@ def _hvae(out, x, beta, config, dataset_size) -> LossTerms:
                      {"kl_top": out.extra["kl_top"].sum().detach(), "kl_low": out.extra["kl_low"].sum().detach()})
 
 
+def _vqvae(out, x, beta, config, dataset_size) -> LossTerms:
+    """recon + commitment·‖z_e − sg(z_q)‖² per image (the codebook learns by moving averages). The KL reported is the
+    uniform prior's, log K a position (the paper's); the learned prior's NLL is its own term once it trains."""
+    n = x.shape[0]
+    nll = reconstruction_nll(out.logits, x, config.model.likelihood)
+    commit = out.extra["commitment"]
+    positions = out.extra["codes"][0].numel()
+    kl = out.extra.get("prior_nll")  # the learned prior's, once it trains (given by the step's aux_loss)
+    if kl is None:
+        kl = torch.full_like(nll, positions * math.log(config.model.codebook_size))
+    loss = (nll + config.train.commitment * commit).sum() / n
+    terms = {"commit": commit.sum().detach(), "perplexity": out.extra["perplexity"].detach() * n,
+             "usage": out.extra["usage"].detach() * n}
+    return LossTerms(loss, nll.sum().detach(), kl.sum().detach(), n, terms)
+
+
+def _vq_phases(config, step: int, total: int) -> tuple[bool, bool]:
+    """The network for the first (1 − prior_fraction) of the planned steps, then its PixelCNN prior alone."""
+    split = round(total * (1 - config.train.prior_fraction))
+    return step < split, step >= split
+
+
+def _vector_quantised(config):
+    from vaetui.models.vqvae import VQVAE
+
+    return VQVAE.from_config(config)
+
+
 def _hierarchical_vae(config):
     from vaetui.models.hvae import HierarchicalVAE
 
@@ -158,10 +190,13 @@ FAMILIES: dict[str, Family] = {
     "beta-tcvae": Family("beta-tcvae", "Chen et al. 2018, Isolating Sources of Disentanglement in VAEs",
                          ("mi", "tc", "dwkl"), _beta_tcvae),
     "factorvae": Family("factorvae", "Kim & Mnih 2018, Disentangling by Factorising", ("tc",), _factorvae,
-                        network=_factor_vae, critic=True),
+                        network=_factor_vae, aux_betas=(0.5, 0.9)),
     "vamp": Family("vamp", "Tomczak & Welling 2018, VAE with a VampPrior", (), _vamp, network=_vamp_vae),
     "hvae": Family("hvae", "Sønderby et al. 2016 (LVAE), Vahdat & Kautz 2020 (NVAE): a two-level hierarchical VAE",
                    ("kl_top", "kl_low"), _hvae, network=_hierarchical_vae),
+    "vqvae": Family("vqvae", "van den Oord et al. 2017, Neural Discrete Representation Learning (with a gated "
+                    "PixelCNN prior, van den Oord et al. 2016)", ("commit", "perplexity", "usage"), _vqvae,
+                    network=_vector_quantised, aux_betas=(0.9, 0.999), phases=_vq_phases),
 }
 
 

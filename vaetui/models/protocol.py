@@ -11,7 +11,9 @@ code's size) and `image_size` (H, W). The rest has a default a family overrides 
                                      where the prior has no closed form)
     prior_sample(n, generator, T)    codes from the prior, T scaling the spread
     sample(n, generator, T)          images decoded from prior codes
-    main_parameters()                what the main optimiser trains (a critic of its own is left to the family)
+    main_parameters()                what the main optimiser trains: all but the part named `aux_name`
+    aux_loss(out, generator)         the loss of that part, trained by an optimiser of its own (FactorVAE's critic,
+                                     VQ-VAE's PixelCNN prior), from a step's output
 
 `latent_kind` says what the code is: "gaussian" (a continuous code: interpolation, traversal, the GMM sampler and
 disentanglement are defined) or "codes" (a discrete code: they are not, and a screen says so in one line).
@@ -26,6 +28,7 @@ import torch
 from torch import nn
 
 LOG_2PI = math.log(2 * math.pi)
+NOT_FOR_CODES = "not defined for a discrete code"
 REQUIRED = ("encode", "decode_logits")  # methods a network must define (the rest have defaults)
 REQUIRED_ATTRIBUTES = ("latent", "image_size")
 
@@ -70,6 +73,7 @@ class LatentModel(nn.Module):
     """The base of every family's network (see the module's docstring for the protocol)."""
 
     latent_kind = "gaussian"
+    aux_name: str | None = None  # a part with an optimiser of its own (its parameters are not the main optimiser's)
     latent: int
     image_size: tuple[int, int]
 
@@ -116,11 +120,18 @@ class LatentModel(nn.Module):
         """n images decoded from prior codes."""
         return self.decode(self.prior_sample(n, generator, temperature))
 
+    def aux(self) -> nn.Module | None:
+        """The part trained by its own optimiser, or None."""
+        return getattr(self, self.aux_name) if self.aux_name else None
+
     def main_parameters(self) -> list[nn.Parameter]:
-        """The parameters the main optimiser trains: all but a `critic`'s (a family trains its critic itself)."""
-        critic = getattr(self, "critic", None)
-        own = {id(p) for p in critic.parameters()} if isinstance(critic, nn.Module) else set()
+        """The parameters the main optimiser trains: all but the aux part's."""
+        aux = self.aux()
+        own = {id(p) for p in aux.parameters()} if aux is not None else set()
         return [p for p in self.parameters() if id(p) not in own]
+
+    def aux_loss(self, out: ModelOutput, generator: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError
 
 
 def model_device(model: nn.Module) -> torch.device:

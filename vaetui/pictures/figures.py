@@ -288,6 +288,11 @@ LATENT_IMAGES = 512  # validation images the latent screen (and `vaetui latent`)
 
 def encode_latents(model, config, split: str = "valid", count: int = LATENT_IMAGES) -> tuple:
     """(μ, log σ², attribute names, attributes, dimensions ranked by KL) of the first images of a split."""
+    if getattr(model, "latent_kind", "gaussian") != "gaussian":
+        from vaetui.models.protocol import NOT_FOR_CODES
+
+        raise VaeError(f"latent dimensions and their traversals are {NOT_FOR_CODES} (a VQ-VAE's code is a map of "
+                       "codebook indices): explore it with g, i and r")
     mu, logvar, names, attrs = encode_split(model, config, split, count)
     return mu, logvar, names, attrs, latent_ranking(mu, logvar)
 

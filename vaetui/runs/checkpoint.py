@@ -7,7 +7,7 @@ A checkpoint is a plain torch zip file (``torch.save``) of a dict:
     config          the run's config.json text
     model           the network's state_dict (the plain model, never the DDP wrapper)
     optimizer       Adam's state_dict
-    critic_optimizer  the critic's Adam state_dict (a family with a critic: factorvae; absent otherwise)
+    aux_optimizer   the Adam state_dict of a family's own-optimised part (FactorVAE's critic, VQ-VAE's prior)
     scaler          the fp16 GradScaler's state (empty when unused)
     noise_rng       the reparameterisation noise generator's state, and
     noise_device    the device type it belongs to (a CPU and a CUDA generator differ)
@@ -51,24 +51,24 @@ class Counters:
 
 
 def capture(*, config, model, optimizer, scaler, noise, device_type: str, epoch: int, counters: Counters,
-            critic_optimizer=None) -> dict[str, Any]:
+            aux_optimizer=None) -> dict[str, Any]:
     """The payload of a checkpoint (the format above)."""
     return {
         "format": FORMAT, "config": config.to_json(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict(), "noise_rng": noise.get_state(), "noise_device": device_type, "epoch": epoch,
         **{**asdict(counters), "epoch_sums": list(counters.epoch_sums)},
-        **({"critic_optimizer": critic_optimizer.state_dict()} if critic_optimizer is not None else {}),
+        **({"aux_optimizer": aux_optimizer.state_dict()} if aux_optimizer is not None else {}),
     }
 
 
-def restore(state: dict[str, Any], *, model, optimizer, scaler, critic_optimizer=None) -> Counters:
+def restore(state: dict[str, Any], *, model, optimizer, scaler, aux_optimizer=None) -> Counters:
     """Load weights, optimiser(s) and scaler from a payload; returns its counters (older formats get defaults)."""
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
-    if critic_optimizer is not None:
-        if "critic_optimizer" not in state:
-            raise CheckpointError("the checkpoint holds no critic optimiser: it is not a factorvae run's")
-        critic_optimizer.load_state_dict(state["critic_optimizer"])
+    if aux_optimizer is not None:
+        if "aux_optimizer" not in state:
+            raise CheckpointError("the checkpoint holds no optimiser for the model's aux part: it is another family's")
+        aux_optimizer.load_state_dict(state["aux_optimizer"])
     if state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
     d = Counters()

@@ -34,7 +34,8 @@ LOG_LINES = 500
 SERIES = ("loss", "recon", "kl", "valid")
 SERIES_LABELS = {"loss": "total loss", "recon": "reconstruction", "kl": "KL", "valid": "validation"}
 # A family's own loss terms (StepEvent.terms), short enough for the monitor's sparkline labels.
-TERM_LABELS = {"iwae": "IWAE", "mi": "MI", "tc": "TC", "dwkl": "dim-KL", "kl_top": "KL top", "kl_low": "KL low"}
+TERM_LABELS = {"iwae": "IWAE", "mi": "MI", "tc": "TC", "dwkl": "dim-KL", "kl_top": "KL top", "kl_low": "KL low",
+               "commit": "commit", "perplexity": "perplx", "usage": "usage"}
 
 
 @dataclass(frozen=True)

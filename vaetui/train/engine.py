@@ -31,7 +31,6 @@ from vaetui.runs.events import (
     EpochEvent, EvalEvent, Event, FailedEvent, FinishedEvent, ImagesEvent, StartedEvent,
     StateEvent, StepEvent, WarningEvent,
 )
-from vaetui.models.factorvae import CRITIC_BETAS
 from vaetui.models.families import family_of
 from vaetui.models.losses import bits_per_dim, nats_per_dim, schedule_beta
 from vaetui.models.protocol import LatentModel
@@ -182,11 +181,21 @@ class Trainer(TrainerState):
         tc = self.config.train
         x = self._next_batch()
         beta = schedule_beta(self.step, tc, tc.epochs * self.steps_per_epoch)
-        with self._autocast():
-            out = self.forward(x, self.noise, **self.forward_options)
+        main, aux = self.family.phases(self.config, self.step, tc.epochs * self.steps_per_epoch)  # the planned steps
+        aux = aux and self.aux_optimizer is not None
+        if main:
+            with self._autocast():
+                out = self.forward(x, self.noise, **self.forward_options)
+        else:  # the network is frozen (VQ-VAE's second stage): its codes, as it would give them when evaluated
+            self.model.eval()
+            with torch.no_grad(), self._autocast():
+                out = self.model(x, self.noise, **self.forward_options)
+            self.model.train()
+        # the aux part's loss first: it may tell the objective what it measured (VQ-VAE: the prior's NLL)
+        aux_loss = self.model.aux_loss(out, self.noise) if aux else None
         terms = self.family.objective(out, x, beta, self.config, len(self.train_split))
         self.optimizer.zero_grad(set_to_none=True)
-        if self._any(not bool(torch.isfinite(terms.loss))):
+        if self._any(not bool(torch.isfinite(terms.loss if main else aux_loss))):
             self.nonfinite_total += 1
             self.in_a_row += 1
             yield WarningEvent(step=self.step, message=f"non-finite loss at step {self.step}: step skipped "
@@ -198,14 +207,14 @@ class Trainer(TrainerState):
             self.step += 1  # skip this batch (it would fail again); the step's cadences still run
             return False
         self.in_a_row = 0
-        self.scaler.scale(terms.loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        if self.critic_optimizer is not None:  # FactorVAE: its critic learns from this step's codes
-            critic_loss = self.model.critic_loss(out.z, self.noise)
-            self.critic_optimizer.zero_grad(set_to_none=True)
-            critic_loss.backward()
-            self.critic_optimizer.step()
+        if main:
+            self.scaler.scale(terms.loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        if aux_loss is not None:  # FactorVAE's critic, VQ-VAE's prior: from this step's codes, with their own Adam
+            self.aux_optimizer.zero_grad(set_to_none=True)
+            aux_loss.backward()
+            self.aux_optimizer.step()
         self.window.sums += torch.stack([terms.loss.detach() * terms.count, terms.recon_sum, terms.kl_sum,
                                          *(terms.terms[name] for name in self.family.terms)])
         self.window.images += terms.count
@@ -350,8 +359,9 @@ class Trainer(TrainerState):
         torch.manual_seed(tc.seed)
         self.model, self.forward = setup.network(cfg, self.device, self.world)
         self.optimizer = torch.optim.Adam(self.model.main_parameters(), lr=tc.lr)
-        self.critic_optimizer = (torch.optim.Adam(self.model.critic.parameters(), lr=tc.lr, betas=CRITIC_BETAS)
-                                 if self.family.critic else None)
+        aux = getattr(self.model, "aux", lambda: None)()
+        self.aux_optimizer = (torch.optim.Adam(aux.parameters(), lr=tc.lr, betas=self.family.aux_betas)
+                              if aux is not None and self.family.aux_betas else None)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         self.noise = torch.Generator(device=self.device).manual_seed(setup.noise_seed(tc.seed, self.world.rank))

@@ -32,6 +32,7 @@ def validate(model, split, count: int, batch_size: int, beta: float, likelihood:
     what the posterior-collapse alert reads.
     """
     gen = torch.Generator(device=device).manual_seed(seed)
+    codes = getattr(model, "latent_kind", "gaussian") == "codes"
     sums = torch.zeros(2, device=device)
     kl_dims = mu_sum = mu_sq = 0.0
     was_training = model.training
@@ -44,15 +45,18 @@ def validate(model, split, count: int, batch_size: int, beta: float, likelihood:
             # the KL to the model's own prior (closed form for N(0, I); vamp's at the posterior's sample)
             sums += torch.stack([reconstruction_nll(out.logits, x, likelihood).sum(),
                                  model.kl(out.mu, out.logvar, out.z).sum()])
-            mu = out.mu.double()
-            kl_dims = kl_dims + kl_per_dim(out.mu, out.logvar).double().sum(0)
-            mu_sum, mu_sq = mu_sum + mu.sum(0), mu_sq + mu.pow(2).sum(0)
+            if not codes:
+                mu = out.mu.double()
+                kl_dims = kl_dims + kl_per_dim(out.mu, out.logvar).double().sum(0)
+                mu_sum, mu_sq = mu_sum + mu.sum(0), mu_sq + mu.pow(2).sum(0)
     finally:
         model.train(was_training)
     recon, kl = (v / count for v in sums.tolist())
+    out = {"loss": recon + beta * kl, "recon": recon, "kl": kl, "count": count}
+    if codes:  # a discrete code has no units to count (and no collapse of them to warn about)
+        return {**out, "kl_per_dim": [], "active_units": None}
     var = (mu_sq - mu_sum.pow(2) / count) / max(count - 1, 1)
-    return {"loss": recon + beta * kl, "recon": recon, "kl": kl, "count": count,
-            "kl_per_dim": (kl_dims / count).tolist(), "active_units": active_units(var)}
+    return {**out, "kl_per_dim": (kl_dims / count).tolist(), "active_units": active_units(var)}
 
 
 def collapse_message(v: dict, epoch: int, active_fraction: float = 0.1, collapsed_fraction: float = 0.9) -> str | None:
@@ -63,6 +67,8 @@ def collapse_message(v: dict, epoch: int, active_fraction: float = 0.1, collapse
     """
     kl_dims = v["kl_per_dim"]
     latent = len(kl_dims)
+    if not latent:
+        return None  # a discrete code (VQ-VAE): no units to collapse
     active = v["active_units"]
     collapsed = sum(k < COLLAPSED_KL for k in kl_dims)
     if active >= max(1, math.ceil(active_fraction * latent)) and collapsed <= collapsed_fraction * latent:

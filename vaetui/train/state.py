@@ -27,7 +27,7 @@ class TrainerState:
             device_type=self.device.type, epoch=self.step // self.steps_per_epoch,
             counters=checkpoint.Counters(self.step, self.lr_scale, self.best_valid, self.nonfinite_total,
                                          self.rollbacks, self._epoch_sums_now()),
-            critic_optimizer=self.critic_optimizer,
+            aux_optimizer=self.aux_optimizer,
         )
 
     def _epoch_sums_now(self) -> list:
@@ -45,7 +45,7 @@ class TrainerState:
     def _restore(self, state: dict) -> str | None:
         """Load a checkpoint's state; returns a note when the noise generator had to be reseeded."""
         c = checkpoint.restore(state, model=self.model, optimizer=self.optimizer, scaler=self.scaler,
-                               critic_optimizer=self.critic_optimizer)
+                               aux_optimizer=self.aux_optimizer)
         self.step, self.lr_scale, self.best_valid = c.step, c.lr_scale, c.best_valid
         self.nonfinite_total, self.rollbacks, self.epoch_sums = c.nonfinite_total, c.rollbacks, c.epoch_sums
         for group in self.optimizer.param_groups:

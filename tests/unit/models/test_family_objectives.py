@@ -153,12 +153,12 @@ def test_the_factorvae_shuffle_keeps_each_dimensions_values_and_breaks_their_pai
 def test_the_factorvae_critic_finds_total_correlation_where_there_is_some(gen):
     """The density-ratio trick: trained on codes against their shuffle, the critic's mean log-odds is large for
     dependent dimensions and near 0 for independent ones (whose shuffle is the same distribution)."""
-    from vaetui.models.factorvae import CRITIC_BETAS, FactorVAE
+    from vaetui.models.factorvae import FactorVAE
 
     def estimate(dependent: bool) -> float:
         torch.manual_seed(0)
         model = FactorVAE(image_size=(16, 16), hidden=2, latent=2)
-        opt = torch.optim.Adam(model.critic.parameters(), lr=3e-3, betas=CRITIC_BETAS)
+        opt = torch.optim.Adam(model.critic.parameters(), lr=3e-3, betas=FAMILIES["factorvae"].aux_betas)
         g = torch.Generator().manual_seed(1)
         for _ in range(300):
             a = torch.randn(128, 1, generator=g)
@@ -266,3 +266,57 @@ def test_a_hierarchys_prior_samples_are_drawn_top_down(gen):
     z2, z1 = model._split(z)
     assert abs(float(z2.mean())) < 0.1 and abs(float(z2.std()) - 1) < 0.1  # the top: N(0, I)
     assert abs(float(z1.mean()) - 5.0) < 0.2 and float(z1.std()) < 0.5  # the lower level: from its prior
+
+
+def test_the_vq_quantiser_picks_the_nearest_code_and_passes_the_gradient_straight_through(gen):
+    from vaetui.models.vqvae import Quantiser
+
+    q = Quantiser(4, 2).eval()
+    q.embedding.copy_(torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [5.0, 5.0]]))
+    z_e = torch.tensor([0.9, 0.1, 0.2, 0.8]).view(1, 2, 1, 2)
+    # the map (1, D=2, h=1, w=2): position 0 holds (0.9, 0.2), position 1 holds (0.1, 0.8)
+    z_e.requires_grad_(True)
+    z_st, idx, commitment, perplexity, usage = q(z_e)
+    assert idx.tolist() == [[[1, 2]]]  # (0.9, 0.2) is nearest (1, 0); (0.1, 0.8) nearest (0, 1)
+    assert torch.allclose(z_st, torch.tensor([1.0, 0.0, 0.0, 1.0]).view(1, 2, 1, 2))
+    by_hand = (0.9 - 1) ** 2 + (0.2 - 0) ** 2 + (0.1 - 0) ** 2 + (0.8 - 1) ** 2
+    assert float(commitment[0].detach()) == pytest.approx(by_hand, rel=1e-6)
+    assert float(perplexity) == pytest.approx(2.0, rel=1e-5) and float(usage) == 0.5  # two codes, equally
+    w = torch.randn(z_st.shape, generator=gen)
+    (z_st * w).sum().backward()
+    assert torch.equal(z_e.grad, w)  # straight through: d(z_q)/d(z_e) taken as the identity
+
+
+def test_the_vq_codebook_learns_by_moving_averages_and_restarts_dead_codes(gen):
+    from vaetui.models.vqvae import DECAY, Quantiser
+
+    q = Quantiser(3, 1).train()
+    q.embedding.copy_(torch.tensor([[0.0], [10.0], [100.0]]))
+    q.sums.copy_(q.embedding)
+    q.counts.copy_(torch.tensor([1.0, 1.0, 0.0101]))
+    z_e = torch.tensor([1.0, 2.0, 9.0, 11.0]).view(1, 1, 2, 2)
+    q(z_e, torch.Generator().manual_seed(0))
+    counts = [DECAY * 1 + (1 - DECAY) * 2, DECAY * 1 + (1 - DECAY) * 2, DECAY * 0.0101]
+    sums = [DECAY * 0 + (1 - DECAY) * 3.0, DECAY * 10 + (1 - DECAY) * 20.0]
+    total = sum(counts)
+    smooth = [(c + 1e-5) / (total + 3e-5) * total for c in counts[:2]]
+    assert q.embedding[:2, 0].tolist() == pytest.approx([sums[0] / smooth[0], sums[1] / smooth[1]], rel=1e-5)
+    assert float(q.embedding[2, 0]) in (1.0, 2.0, 9.0, 11.0) and float(q.counts[2]) == 1.0  # dead: restarted
+
+
+def test_the_pixelcnn_prior_sees_only_the_codes_before_each_position(gen):
+    from vaetui.models.vqvae import PixelCNNPrior
+
+    torch.manual_seed(0)
+    prior = PixelCNNPrior(8, channels=8, layers=3).eval()
+    idx = torch.randint(8, (1, 4, 5), generator=gen)
+    with torch.no_grad():
+        base = prior(idx)
+        for i in range(4):
+            for j in range(5):
+                other = idx.clone()
+                other[0, i, j] = (idx[0, i, j] + 1) % 8
+                moved = (prior(other) - base).abs().amax(1)[0] > 0
+                assert not any(moved[a, b] for a in range(4) for b in range(5) if (a, b) <= (i, j)), (i, j)
+                if j + 1 < 5:
+                    assert moved[i, j + 1]  # and the next position does see it

@@ -57,7 +57,7 @@ def curves_and_numbers(store, names: list[str], per_step: bool) -> tuple[list, l
         if evals:
             r, p = evals[0], evals[0]["protocol"]
             extra = (f"  PSNR {r['psnr']:.1f}  IWAE {r['per_image']['iwae_nll']:.1f}  "
-                     f"active {r['active_units']}/{r['latent']}  [dim]({p['checkpoint']}, n{p['count']}, k{p['k']})[/]")
+                     f"active {'-' if r['active_units'] is None else r['active_units']}/{r['latent']}  [dim]({p['checkpoint']}, n{p['count']}, k{p['k']})[/]")
             extra += quality_cells(r)
         best = "-" if info.best_valid is None else f"{info.best_valid:.1f}"
         cells.append(f"[{colour}]■[/] [b]{name}[/]  latent {info.latent}  β {info.beta:g}  "
