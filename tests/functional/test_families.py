@@ -105,6 +105,39 @@ def test_a_study_compares_families(tmp_path):
     assert sorted(store.open(f"fam-t00{i}").config().model.family for i in range(2)) == ["beta-tcvae", "vae"]
 
 
+def test_a_study_at_equal_time_evaluates_each_trial_and_shows_the_numbers(tmp_path, monkeypatch, capsys):
+    import vaetui.metrics.features as attrnet
+    import vaetui.studies.spec as spec
+    from vaetui.cli import main
+
+    monkeypatch.setenv("VAETUI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(attrnet, "PROTOCOL", {**attrnet.PROTOCOL, "images": 64, "epochs": 1, "batch": 32})
+    monkeypatch.setattr(spec, "TRIAL_EVAL", {**spec.TRIAL_EVAL, "count": 32, "k": 2, "disentangle_n": 64,
+                                              "samples_n": 32})
+    space = tmp_path / "space.toml"
+    space.write_text('preset = "tiny"\ndataset_size = 64\nbatch_size = 16\nvalid_size = 16\nepochs = 1000\n'
+                     'time_budget = 2\nimage_every = 1000\n[sweep]\nmodel = ["vae", "vqvae"]\n')
+    runs = str(tmp_path / "runs")
+    assert main(["sweep", str(space), "--study", "eq", "--runs-dir", runs, "--evaluate", "--threads", "1"]) == 0
+    store = RunStore(tmp_path / "runs", include_demo=False)
+    for i in range(2):
+        run = store.open(f"eq-t00{i}")
+        finished = [json.loads(line) for line in run.metrics_path.read_text().splitlines()][-1]
+        assert finished["type"] == "finished" and finished["reason"] == "time budget"
+        assert run.info().step < 1000 * 4  # the budget, not the epochs, ended it
+    capsys.readouterr()
+    assert main(["sweep", "show", "eq", "--runs-dir", runs, "--json"]) == 0
+    rows = {r["params"]["model"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert rows["vae"]["state"] == rows["vqvae"]["state"] == "complete"
+    assert {"neg_elbo", "psnr", "fd_attr", "mig", "gmm_fd_attr"} <= set(rows["vae"]["eval"])
+    assert "mig" not in rows["vqvae"]["eval"] and "gmm_fd_attr" not in rows["vqvae"]["eval"]  # a discrete code
+    assert rows["vae"]["eval"]["neg_elbo"] == pytest.approx(
+        store.open(rows["vae"]["run"]).newest_eval("samples")["per_image"]["neg_elbo"])
+    assert main(["sweep", "show", "eq", "--runs-dir", runs]) == 0
+    shown = capsys.readouterr().out
+    assert "evaluation on 32 test images" in shown and "FD GMM" in shown
+
+
 def test_the_gmm_fit_is_kept_with_its_protocol_and_deleted_with_the_run(tmp_path):
     store = RunStore(tmp_path, include_demo=False)
     train(store, "g", tiny_config(max_steps=8))  # one epoch: a best checkpoint

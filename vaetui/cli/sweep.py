@@ -100,7 +100,7 @@ def _new_spec(args, name: str, given: dict):
     """A new study's spec from SPACE and the flags, checked (the space, the trials' settings): no file is made."""
     from dataclasses import replace
 
-    from vaetui.studies.spec import StudySpec, load_space
+    from vaetui.studies.spec import EVALUATED, StudySpec, load_space
     from vaetui.studies.worker import trial_config
 
     space = load_space(args.space)
@@ -110,10 +110,11 @@ def _new_spec(args, name: str, given: dict):
         space.grid()  # a range in a grid: said now, not in a worker
     trials = args.trials or (space.size() if sampler == "grid" else 8)
     # valid-loss weighs KL by each trial's own β: across β only the ELBO (β = 1) compares
-    metric = args.metric or ("elbo" if any(p.name == "beta" for p in space.params) else "valid-loss")
+    evaluate = args.evaluate or args.space in EVALUATED
+    metric = args.metric or ("elbo" if evaluate or any(p.name == "beta" for p in space.params) else "valid-loss")
     # a grid is a comparison: every trial runs to the end (early epochs favour small models); a search prunes
     prune = args.pruner or ("none" if sampler == "grid" else "median")
-    spec = StudySpec(name, space, metric, sampler, prune, trials, args.storage or "", args.sweep_seed)
+    spec = StudySpec(name, space, metric, sampler, prune, trials, args.storage or "", args.sweep_seed, evaluate)
     trial_config(spec, {p.name: (p.values[0] if p.values else p.low) for p in space.params}, {})  # settings valid
     return spec
 
@@ -217,11 +218,13 @@ def register(sub) -> None:
     from vaetui.config.presets import PRESETS
     from vaetui.studies.spec import METRICS, PRUNERS, SAMPLERS
 
-    p = sub.add_parser("sweep", help="run a study (latent, beta or a TOML [sweep] file) on Optuna; "
+    p = sub.add_parser("sweep", help="run a study (latent, beta, families or a TOML [sweep] file) on Optuna; "
                        "`sweep show STUDY` prints one",
-                       description="Run a study: each trial an ordinary run <study>-tNNN. SPACE is latent, beta, or "
-                       "a TOML file with a [sweep] section; training flags are the settings all trials share.")
-    p.add_argument("space", metavar="SPACE", help="latent, beta, a TOML file with [sweep], or `show`")
+                       description="Run a study: each trial an ordinary run <study>-tNNN. SPACE is latent, beta, "
+                       "families, or a TOML file with a [sweep] section; training flags are the settings all trials "
+                       "share.")
+    p.add_argument("space", metavar="SPACE", help="latent, beta, families (every VAE family, 4 minutes each), a TOML "
+                   "file with [sweep], or `show`")
     p.add_argument("study_arg", nargs="?", metavar="STUDY", help="(with show) the study to show")
     p.add_argument("--study", help="study name (default: the space's name)")
     p.add_argument("--trials", type=int_in(1, 100000), help="trials in all (default: the grid, else 8)")
@@ -231,6 +234,9 @@ def register(sub) -> None:
                    "the end), else median")
     p.add_argument("--metric", choices=list(METRICS), help="what a trial is judged by (default: elbo when β varies, "
                    "since valid-loss weighs KL by each trial's own β; else valid-loss)")
+    p.add_argument("--evaluate", action="store_true", help="evaluate each trial when it ends (vaetui eval's "
+                   "protocol on the test split: bounds, PSNR/SSIM, sample quality with the prior and the GMM, "
+                   "disentanglement) and show the numbers in `sweep show` (always, for the families study)")
     p.add_argument("--storage", metavar="URL", help="an Optuna storage URL (sqlite:///x.db, postgresql://…) "
                    "instead of the journal file in the study folder")
     p.add_argument("--torchrun", type=int_in(2, 4096), metavar="N",

@@ -147,6 +147,9 @@ class TrainConfig:
     epochs: int = setting_field(50, "epochs to train", low=1, high=100000, resume=True, form="epochs")
     max_steps: int | None = setting_field(None, "stop after this many steps in all", kind=int, low=1, high=10**12,
                                      resume=True)
+    time_budget: float | None = setting_field(None, "stop after this many seconds of training in this session (a "
+                                              "final validation, then a checkpoint: a comparison at equal time)",
+                                              kind=float, low=1.0, high=1e9, resume=True, metavar="SECONDS")
     seed: int = setting_field(0, "seed of initialisation, data order and noise", low=0, high=2**31 - 1, form="seed")
     device: str = setting_field("auto", "where to train", choices=DEVICES, resume=True)
     precision: str = setting_field("auto", "auto: bf16 autocast where the device has native bf16, else fp32; or "

@@ -60,8 +60,9 @@ class Family:
     samples: Callable = lambda config: 1  # decodes per image in training (IWAE: K)
     network: Callable = _conv_vae  # config -> its LatentModel
     aux_betas: tuple[float, float] | None = None  # the network's aux part has an Adam of its own, with these betas
-    # (main, aux): which of the two a step trains (FactorVAE: both; VQ-VAE: the network, then its prior)
-    phases: Callable = lambda config, step, total: (True, True)
+    # (config, progress 0..1 of the run) -> (main, aux): which of the two a step trains (FactorVAE: both; VQ-VAE: the
+    # network, then its prior)
+    phases: Callable = lambda config, progress: (True, True)
 
     def build(self, config):
         """The family's network for a run config (on the CPU, initialised from the current torch seed)."""
@@ -165,10 +166,11 @@ def _vqvae(out, x, beta, config, dataset_size) -> LossTerms:
     return LossTerms(loss, nll.sum().detach(), kl.sum().detach(), n, terms)
 
 
-def _vq_phases(config, step: int, total: int) -> tuple[bool, bool]:
-    """The network for the first (1 − prior_fraction) of the planned steps, then its PixelCNN prior alone."""
-    split = round(total * (1 - config.train.prior_fraction))
-    return step < split, step >= split
+def _vq_phases(config, progress: float) -> tuple[bool, bool]:
+    """The network for the first (1 − prior_fraction) of the run (its planned steps, or its time budget), then its
+    PixelCNN prior alone."""
+    network = progress < 1 - config.train.prior_fraction
+    return network, not network
 
 
 def _vector_quantised(config):

@@ -39,13 +39,69 @@ def study_table(root: Path, name: str) -> dict[str, Any]:
                 pass
         rows.append({"number": t.number, "run": run_name, "state": t.state.name.lower(), "params": t.params,
                      "value": finite(t.value), "epoch": epoch, "valid_loss": valid,
-                     "recon": recon, "kl": kl, "reason": t.user_attrs.get("reason", "")})
+                     "recon": recon, "kl": kl, "reason": t.user_attrs.get("reason", ""),
+                     **({"eval": trial_eval(Path(root) / run_name)} if spec.evaluate and run_name else {})})
     done = [r for r in rows if r["state"] == "complete" and r["value"] is not None]
     pick = min if METRICS[spec.metric] == "minimize" else max
     best = pick(done, key=lambda r: r["value"]) if done else None
     return {"study": spec.name, "space": spec.space.to_json(), "metric": spec.metric,
             "direction": METRICS[spec.metric], "sampler": spec.sampler, "pruner": spec.pruner, "trials": spec.trials,
             "rows": rows, "best": best, "importances": importances(study, len(done))}
+
+
+def trial_eval(path: Path) -> dict[str, Any]:
+    """The numbers of a trial's evaluation (vaetui.studies.worker.evaluate_trial), from its run's stored evals: the
+    bounds, PSNR/SSIM, its prior samples' and its GMM samples' quality, disentanglement ({} until it has one)."""
+    from vaetui.runs.store import Run
+    from vaetui.studies.spec import TRIAL_EVAL
+
+    if not (path / "config.json").exists():
+        return {}
+    evals = Run(path).evals(split=TRIAL_EVAL["split"], count=TRIAL_EVAL["count"], k=TRIAL_EVAL["k"])
+    prior = next((r for r in evals if "samples" in r and "sampler" not in r["protocol"]), None)
+    gmm = next((r for r in evals if r["protocol"].get("sampler") == "gmm"), None)
+    if prior is None:
+        return {}
+    out = {"neg_elbo": prior["per_image"]["neg_elbo"], "iwae_nll": prior["per_image"]["iwae_nll"],
+           "recon": prior["per_image"]["recon"], "kl": prior["per_image"]["kl"], "psnr": prior["psnr"],
+           "ssim": prior["ssim"], "fd_attr": prior["samples"]["attr"]["fd"],
+           "precision": prior["samples"]["attr"]["precision"], "recall": prior["samples"]["attr"]["recall"]}
+    if "disentanglement" in prior:
+        out["mig"] = prior["disentanglement"]["mig"]
+        out["dci"] = prior["disentanglement"]["dci_disentanglement"]
+    if gmm is not None:
+        out["gmm_fd_attr"] = gmm["samples"]["attr"]["fd"]
+        out["gmm_precision"] = gmm["samples"]["attr"]["precision"]
+    return out
+
+
+EVAL_COLUMNS = (("-ELBO", "neg_elbo", "{:.1f}"), ("IWAE", "iwae_nll", "{:.1f}"), ("PSNR", "psnr", "{:.2f}"),
+                ("SSIM", "ssim", "{:.3f}"), ("FD-attr", "fd_attr", "{:.3f}"), ("prec", "precision", "{:.3f}"),
+                ("recall", "recall", "{:.3f}"), ("MIG", "mig", "{:.3f}"), ("FD GMM", "gmm_fd_attr", "{:.3f}"),
+                ("prec GMM", "gmm_precision", "{:.3f}"))
+
+
+def format_evals(table: dict[str, Any]) -> list[str]:
+    """The trials' evaluations as a table (a study made with --evaluate), one row a trial."""
+    from vaetui.studies.spec import TRIAL_EVAL as P
+
+    rows = [r for r in table["rows"] if r.get("eval")]
+    if not rows:
+        return []
+    params = sorted({k for r in rows for k in r["params"]})
+    head = ["trial", *params, *(c[0] for c in EVAL_COLUMNS)]
+    lines = []
+    for r in rows:
+        e = r["eval"]
+        cells = [str(r["number"]), *(str(r["params"].get(p, "-")) for p in params)]
+        cells += [fmt.format(e[key]) if key in e and e[key] is not None else "-" for _, key, fmt in EVAL_COLUMNS]
+        lines.append(cells)
+    widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(head)]
+    out = [f"evaluation on {P['count']} {P['split']} images (IWAE k={P['k']}; {P['samples_n']} samples each; "
+           f"MIG on {P['disentangle_n']} images; GMM: the ex-post mixture's samples)",
+           "  ".join(h.ljust(w) for h, w in zip(head, widths))]
+    out += ["  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip() for cells in lines]
+    return out
 
 
 def importances(study, complete: int) -> dict[str, float]:
@@ -87,7 +143,7 @@ def format_table(table: dict[str, Any]) -> str:
         out.append("best: no finished trial yet")
     if table["importances"]:
         out.append("importance: " + "  ".join(f"{k} {v:.2f}" for k, v in table["importances"].items()))
-    return "\n".join(out)
+    return "\n".join(out + format_evals(table))
 
 
 def rate_distortion_png(table: dict[str, Any], out: Path) -> Path:

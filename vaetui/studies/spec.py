@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vaetui.config.settings import MODELS
 from vaetui.errors import ConfigError
 
 METRICS = {"valid-loss": "minimize", "elbo": "minimize", "psnr": "maximize"}
@@ -26,10 +27,19 @@ NOT_SWEPT = ("data", "data_root", "device", "threads", "compile", "image_every",
 
 # Named studies: the assignment's comparisons on synthetic faces, each trial a few minutes on 2 cores.
 QUICK = {"preset": "faces64", "epochs": 4, "dataset_size": 4000, "image_every": 100}
+# The families compared at equal training time: each trains for FAMILY_SECONDS (its epochs never run out first),
+# then is evaluated (EVALUATE); a GMM sampler's samples are measured too where the code is continuous.
+FAMILY_SECONDS = 240.0
+FAMILIES_STUDY = {"preset": "faces64", "epochs": 1000, "dataset_size": 20000, "image_every": 200,
+                  "time_budget": FAMILY_SECONDS}
 NAMED = {
     "latent": ({"latent": [3, 8, 16, 32, 100]}, QUICK),
     "beta": ({"beta": [0.1, 0.3, 1.0, 3.0, 10.0]}, QUICK),
+    "families": ({"model": list(MODELS)}, FAMILIES_STUDY),
 }
+EVALUATED = ("families",)  # named studies whose trials are evaluated when they end (vaetui sweep --evaluate: any)
+# What a trial's evaluation measures (on the test split), vaetui eval's protocol with fixed sizes.
+TRIAL_EVAL = {"split": "test", "count": 1000, "k": 16, "seed": 0, "disentangle_n": 2000, "samples_n": 1000}
 
 
 @dataclass(frozen=True)
@@ -173,16 +183,18 @@ class StudySpec:
     trials: int = 8
     storage: str = ""  # an Optuna storage URL; empty: the journal file in the study folder
     seed: int = 0
+    evaluate: bool = False  # each trial, once ended, is evaluated (TRIAL_EVAL) and its eval kept in its run
 
     def to_json(self) -> dict:
         return {"name": self.name, "space": self.space.to_json(), "metric": self.metric, "sampler": self.sampler,
                 "pruner": self.pruner, "trials": self.trials, "storage": without_password(self.storage),
-                "seed": self.seed}
+                "seed": self.seed, "evaluate": self.evaluate}
 
     @classmethod
     def from_json(cls, data: dict) -> StudySpec:
         return cls(data["name"], Space.from_json(data["space"]), data["metric"], data["sampler"], data["pruner"],
-                   int(data["trials"]), data.get("storage", ""), int(data.get("seed", 0)))
+                   int(data["trials"]), data.get("storage", ""), int(data.get("seed", 0)),
+                   bool(data.get("evaluate", False)))
 
 
 def study_dir(runs_root: Path, name: str) -> Path:

@@ -133,6 +133,39 @@ def final_psnr(run) -> float:
     return float(evaluate(loaded.model, loaded.config, split, loaded.config.train.valid_size, k=1)["psnr"])
 
 
+def evaluate_trial(run, say: Callable[[str], None] = print) -> list[dict]:
+    """A trial's evaluation once it has ended (a study made with --evaluate): vaetui eval's protocol (TRIAL_EVAL) on
+    its newest checkpoint, sample quality from its prior and, where its code is continuous, from its ex-post GMM;
+    each kept in the run's eval folder as `vaetui eval` keeps them. Returns the results."""
+    from vaetui.data import open_split
+    from vaetui.metrics.fidelity import sample_quality
+    from vaetui.metrics.likelihood import evaluate
+    from vaetui.pictures.figures import sampler_mixture
+    from vaetui.runs.checkpoint import open_model
+    from vaetui.studies.spec import TRIAL_EVAL as P
+
+    loaded = open_model(run, "latest")
+    model, config, path = loaded.model, loaded.config, loaded.path
+    split = open_split(config.data, P["split"])
+    continuous = getattr(model, "latent_kind", "gaussian") == "gaussian"
+    say(f"{run.name}: evaluating {path.name} on {min(P['count'], len(split))} {P['split']} images")
+    base = evaluate(model, config, split, P["count"], P["k"], P["seed"], disentangle_n=P["disentangle_n"])
+    out = []
+    for sampler in ("prior", "gmm") if continuous else ("prior",):
+        mixture = sampler_mixture(run, model, config, path, sampler)
+        result = dict(base) if sampler == "prior" else {k: v for k, v in base.items() if k != "disentanglement"}
+        result["samples"] = sample_quality(model, config, split, P["samples_n"], P["seed"], mixture=mixture,
+                                           sampler=sampler)
+        protocol = {"run": run.name, "checkpoint": path.name, "split": P["split"],
+                    "count": min(P["count"], len(split)), "k": P["k"], "seed": P["seed"],
+                    "disentangle_n": min(P["disentangle_n"], len(split)) if continuous else 0,
+                    **({"sampler": sampler} if sampler != "prior" else {})}
+        result = {"protocol": protocol, **result}
+        run.save_eval(result)
+        out.append(result)
+    return out
+
+
 def _in_process(run, resuming: bool, control: Control):
     """The trial's events from a Trainer in this process, and how to stop it (with a checkpoint)."""
     from vaetui.train.engine import Trainer
@@ -201,6 +234,11 @@ def train_trial(study, spec: StudySpec, trial, run, resuming: bool, control: Con
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         return Outcome(trial.number, run.name, "failed", None, reason)
     study.tell(trial, value)
+    if spec.evaluate:
+        try:
+            evaluate_trial(run, say)
+        except VaeError as exc:  # the trial stands; its numbers are missing, and why is said
+            say(f"{run.name}: not evaluated: {exc}")
     return Outcome(trial.number, run.name, "complete", value)
 
 

@@ -102,7 +102,11 @@ class Trainer(TrainerState):
     # ------------------------------------------------------------------ the loop
     def _train(self, control: Control) -> Iterator[Event]:
         yield from self._prepare()
+        budget = self.config.train.time_budget
         while self.step < self.total_steps:
+            if budget is not None and self._any(time.perf_counter() - self.t_start >= budget):
+                yield from self._out_of_time()
+                return
             yield from self._between_steps(control)
             if self._any(control.stop_requested.is_set()):
                 yield from self._save("latest")
@@ -181,7 +185,7 @@ class Trainer(TrainerState):
         tc = self.config.train
         x = self._next_batch()
         beta = schedule_beta(self.step, tc, tc.epochs * self.steps_per_epoch)
-        main, aux = self.family.phases(self.config, self.step, tc.epochs * self.steps_per_epoch)  # the planned steps
+        main, aux = self.family.phases(self.config, self._progress())
         aux = aux and self.aux_optimizer is not None
         if main:
             with self._autocast():
@@ -246,6 +250,32 @@ class Trainer(TrainerState):
             yield self._images()
         reason = "completed" if self.step >= tc.epochs * spe else "max_steps"
         yield FinishedEvent(step=self.step, epoch=self.step // spe, reason=reason)
+
+    def _progress(self) -> float:
+        """How far the run is, 0..1: of its planned steps (--epochs), or of its --time-budget when that is further."""
+        tc = self.config.train
+        done = self.step / max(tc.epochs * self.steps_per_epoch, 1)
+        if tc.time_budget is not None:
+            done = max(done, (time.perf_counter() - self.t_start) / tc.time_budget)
+        return done
+
+    def _out_of_time(self) -> Iterator[Event]:
+        """--time-budget spent: the steps since the last event, a validation of the weights as they are now (a
+        comparison at equal time reads it), a checkpoint, and the end."""
+        tc, spe = self.config.train, self.steps_per_epoch
+        if self.window.images:
+            yield from self._step_event()
+        if self.step % spe:  # at an epoch's end it was just validated
+            v = self.evaluate()
+            elbo = v["recon"] + v["kl"]
+            yield EvalEvent(step=self.step, epoch=self.step // spe + 1, split="valid", loss=v["loss"], recon=v["recon"],
+                            kl=v["kl"], nats_per_dim=nats_per_dim(elbo, self.dims),
+                            bits_per_dim=bits_per_dim(elbo, self.dims), count=v["count"], beta=tc.beta,
+                            active_units=v["active_units"])
+            yield from self._save("latest")
+        if self.step % tc.image_every != 0 and self.world.main:
+            yield self._images()
+        yield FinishedEvent(step=self.step, epoch=self.step // spe, reason="time budget")
 
     def _step_event(self) -> Iterator[Event]:
         w = self.window
