@@ -191,3 +191,50 @@ def test_the_generate_screen_cycles_to_the_gmm_sampler_and_its_twin_draws_the_sa
     assert cli(*twin).returncode == 0
     assert np.array_equal(np.asarray(shown.convert("RGB")), pixels(out_file))
     assert kept[0].stat().st_mtime_ns == fitted_at  # the twin read the fit the screen kept, not a new one
+
+
+@pytest.mark.parametrize("family", ["factorvae", "vamp", "hvae", "vqvae"])
+def test_every_familys_screens_show_their_twins_pixels(family, tmp_path, monkeypatch):
+    """The screens of a family with its own network or prior (hierarchical, discrete, VampPrior, critic) against
+    their twins; what a discrete code does not define is one line on its screen."""
+    monkeypatch.setattr(ProcessStats, "sample", lambda self: Stats(1.0, 1.0))
+    train(RunStore(tmp_path, include_demo=False), "f", tiny_config(model=family, max_steps=8, pseudo_inputs=4,
+                                                                     codebook_size=16, prior_fraction=0.5))
+    screens = [(GenerateScreen, {"seed": 3}, ()), (InterpolateScreen, {"seed": 1}, ()), (ReconstructScreen, {}, ()),
+               (GenerateScreen, {"seed": 3}, ("m", "m") if family != "vqvae" else ())]  # the VampPrior sampler
+    for screen_cls, kwargs, keys in screens:
+        async def scenario():
+            app = make_app(runs_dir=tmp_path, include_demo=False)
+            async with app.run_test(size=(100, 30)) as pilot:
+                screen = screen_cls("f", **kwargs)
+                app.push_screen(screen)
+                deadline = time.monotonic() + 60
+                while screen.figure is None and time.monotonic() < deadline:
+                    await pilot.pause(0.05)
+                for key in keys:
+                    before = screen.figure
+                    await pilot.press(key)
+                    while screen.figure is before and time.monotonic() < deadline:
+                        await pilot.pause(0.05)
+                return screen.figure, screen.headless()
+
+        figure, twin = asyncio.run(scenario())
+        if keys:
+            assert figure.info["sampler"] == "vamp" and twin[twin.index("--sampler") + 1] == "vamp"
+        out_file = tmp_path / f"{screen_cls.__name__}{len(keys)}.png"
+        twin = twin[: twin.index("--out")] + ["--out", str(out_file), "--runs-dir", str(tmp_path)]
+        done = cli(*twin)
+        assert done.returncode == 0, done.stderr
+        assert np.array_equal(np.asarray(figure.image.convert("RGB")), pixels(out_file)), (family, twin)
+    if family == "vqvae":
+        async def latent_screen():
+            app = make_app(runs_dir=tmp_path, include_demo=False)
+            async with app.run_test(size=(100, 30)) as pilot:
+                screen = LatentScreen("f")
+                app.push_screen(screen)
+                deadline = time.monotonic() + 60
+                while "not defined" not in str(screen.query_one("#ex-title").render()) and time.monotonic() < deadline:
+                    await pilot.pause(0.05)
+                return str(screen.query_one("#ex-title").render())
+
+        assert "not defined for a discrete code" in asyncio.run(latent_screen())

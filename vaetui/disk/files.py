@@ -113,12 +113,21 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fsync_dir(path.parent)
 
 
+def _user_dir(own: str, xdg: str, fallback: str) -> Path:
+    """$<own>, else $<xdg>/vaetui, else ~/<fallback>/vaetui."""
+    if os.environ.get(own):
+        return Path(os.environ[own])
+    return Path(os.environ.get(xdg) or Path.home() / fallback) / "vaetui"
+
+
 def cache_dir() -> Path:
     """$VAETUI_CACHE_DIR, else $XDG_CACHE_HOME/vaetui, else ~/.cache/vaetui."""
-    if os.environ.get("VAETUI_CACHE_DIR"):
-        return Path(os.environ["VAETUI_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "vaetui"
+    return _user_dir("VAETUI_CACHE_DIR", "XDG_CACHE_HOME", ".cache")
+
+
+def config_dir() -> Path:
+    """$VAETUI_CONFIG_DIR, else $XDG_CONFIG_HOME/vaetui, else ~/.config/vaetui."""
+    return _user_dir("VAETUI_CONFIG_DIR", "XDG_CONFIG_HOME", ".config")
 
 
 def current_umask() -> int:

@@ -10,18 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
-from vaetui.disk.files import atomic_write_bytes
-
-
-def config_dir() -> Path:
-    """$VAETUI_CONFIG_DIR, else $XDG_CONFIG_HOME/vaetui, else ~/.config/vaetui."""
-    if os.environ.get("VAETUI_CONFIG_DIR"):
-        return Path(os.environ["VAETUI_CONFIG_DIR"])
-    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
-    return Path(base) / "vaetui"
+from vaetui.disk.files import atomic_write_bytes, config_dir
 
 
 def _record() -> Path:

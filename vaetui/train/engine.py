@@ -266,12 +266,7 @@ class Trainer(TrainerState):
         if self.window.images:
             yield from self._step_event()
         if self.step % spe:  # at an epoch's end it was just validated
-            v = self.evaluate()
-            elbo = v["recon"] + v["kl"]
-            yield EvalEvent(step=self.step, epoch=self.step // spe + 1, split="valid", loss=v["loss"], recon=v["recon"],
-                            kl=v["kl"], nats_per_dim=nats_per_dim(elbo, self.dims),
-                            bits_per_dim=bits_per_dim(elbo, self.dims), count=v["count"], beta=tc.beta,
-                            active_units=v["active_units"])
+            yield self._validated(self.step // spe + 1)[1]
             yield from self._save("latest")
         if self.step % tc.image_every != 0 and self.world.main:
             yield self._images()
@@ -305,12 +300,17 @@ class Trainer(TrainerState):
             terms={name: s / n for name, s in zip(self.family.terms, own)} or None,
         )
 
-    def _end_epoch(self, epoch: int) -> Iterator[Event]:
+    def _validated(self, epoch: int) -> tuple[dict, EvalEvent]:
+        """The validation objective of the weights as they are (observe.validate), and its event."""
         v = self.evaluate()
         elbo = v["recon"] + v["kl"]
-        yield EvalEvent(step=self.step, epoch=epoch, split="valid", loss=v["loss"], recon=v["recon"], kl=v["kl"],
-                        nats_per_dim=nats_per_dim(elbo, self.dims), bits_per_dim=bits_per_dim(elbo, self.dims),
-                        count=v["count"], beta=self.config.train.beta, active_units=v["active_units"])
+        return v, EvalEvent(step=self.step, epoch=epoch, split="valid", loss=v["loss"], recon=v["recon"], kl=v["kl"],
+                            nats_per_dim=nats_per_dim(elbo, self.dims), bits_per_dim=bits_per_dim(elbo, self.dims),
+                            count=v["count"], beta=self.config.train.beta, active_units=v["active_units"])
+
+    def _end_epoch(self, epoch: int) -> Iterator[Event]:
+        v, event = self._validated(epoch)
+        yield event
         collapse = None if self.collapse_warned else observe.collapse_message(v, epoch)
         if collapse:
             self.collapse_warned = True
