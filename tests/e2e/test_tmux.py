@@ -50,8 +50,8 @@ def test_train_pause_quit_and_resume_in_tmux(tmp_path):
         tmux.wait_for(r"enter open")
         tmux.send("n")
         tmux.wait_for(r"preset\s+faces64")
-        # preset: open the list, one down (faces64 -> tiny), choose
-        tmux.send("Enter")
+        # the model (the first field) stays vae; preset: open the list, one down (faces64 -> tiny), choose
+        tmux.send("Tab", "Enter")  # keys are read in order: the list opened is the preset's
         tmux.wait_for(r"seed-l3")  # the list is open
         tmux.send("Down", "Enter")
         tmux.wait_for(r"preset\s+tiny")

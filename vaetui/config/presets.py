@@ -30,6 +30,15 @@ PRESETS: dict[str, RunConfig] = {
         data=DataConfig(source="synthetic", size=(64, 64), dataset_size=20000),
         train=TrainConfig(beta=1.0, lr=1e-3, batch_size=64, epochs=10, image_every=50, checkpoint_every=200),
     ),
+    "tiny": RunConfig(
+        preset="tiny",
+        model=ModelConfig(hidden=8, latent=8, likelihood="bernoulli"),
+        data=DataConfig(source="synthetic", size=(32, 32), dataset_size=256),
+        train=TrainConfig(
+            beta=1.0, lr=1e-3, batch_size=32, epochs=2, image_every=4, log_every=1,
+            checkpoint_every=8, valid_size=64,
+        ),
+    ),
     # The families that bring a network of their own, on faces64's data and schedule.
     "hvae64": RunConfig(
         preset="hvae64",
@@ -42,15 +51,6 @@ PRESETS: dict[str, RunConfig] = {
         model=ModelConfig(family="vqvae", hidden=32, latent=32, likelihood="bernoulli", codebook_size=512),
         data=DataConfig(source="synthetic", size=(64, 64), dataset_size=20000),
         train=TrainConfig(beta=1.0, lr=1e-3, batch_size=64, epochs=10, image_every=50, checkpoint_every=200),
-    ),
-    "tiny": RunConfig(
-        preset="tiny",
-        model=ModelConfig(hidden=8, latent=8, likelihood="bernoulli"),
-        data=DataConfig(source="synthetic", size=(32, 32), dataset_size=256),
-        train=TrainConfig(
-            beta=1.0, lr=1e-3, batch_size=32, epochs=2, image_every=4, log_every=1,
-            checkpoint_every=8, valid_size=64,
-        ),
     ),
 }
 
