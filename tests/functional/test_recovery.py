@@ -15,7 +15,7 @@ import torch
 import vaetui.models.families as families
 import vaetui.train.observe as observe
 from vaetui.runs.events import EpochEvent, WarningEvent
-from vaetui.models.losses import LossTerms
+from vaetui.models.protocol import LatentModel
 from vaetui.runs.store import RunStore
 
 from helpers import tiny_config, train
@@ -157,22 +157,21 @@ def test_the_log_is_fsynced_with_every_checkpoint(tmp_path, monkeypatch):
 
 def test_best_checkpoint_compares_epochs_at_the_final_beta(tmp_path, monkeypatch):
     """During KL warm-up, epochs are compared at the run's final β, not at each epoch's warm-up β."""
-    real = families.vae_loss
+    real_nll = observe.reconstruction_nll
     calls = {"n": 0}
     # (recon, KL) per image of the validation batches: epoch 1 then epoch 2 (two batches each).
     values = [(100.0, 50.0)] * 2 + [(110.0, 10.0)] * 2
 
-    def fake(logits, x, mu, logvar, beta, likelihood, free_bits=0.0):
-        if torch.is_grad_enabled():
-            return real(logits, x, mu, logvar, beta, likelihood, free_bits)
-        recon, kl = values[min(calls["n"], len(values) - 1)]
+    def fake_nll(logits, x, likelihood):  # validation's reconstruction term, per image
+        recon = values[min(calls["n"], len(values) - 1)][0]
         calls["n"] += 1
-        n = x.shape[0]
-        r, k = torch.tensor(recon * n), torch.tensor(kl * n)
-        return LossTerms((r + beta * k) / n, r, k, n)
+        return real_nll(logits, x, likelihood) * 0 + recon
 
-    monkeypatch.setattr(families, "vae_loss", fake)
-    monkeypatch.setattr(observe, "vae_loss", fake)  # validation runs there
+    def fake_kl(self, mu, logvar, z=None):  # and the KL of the same batch
+        return mu.new_full((mu.shape[0],), values[min(calls["n"] - 1, len(values) - 1)][1])
+
+    monkeypatch.setattr(observe, "reconstruction_nll", fake_nll)  # validation's; training's objective has its own
+    monkeypatch.setattr(LatentModel, "kl", fake_kl)  # training never calls the model's kl
     store = RunStore(tmp_path, include_demo=False)
     # β warms up over 80 steps: 0.1 after epoch 1, 0.2 after epoch 2; the final β is 1.
     run, events = train(store, "best", tiny_config(epochs=2, beta=1.0, kl_warmup=80))

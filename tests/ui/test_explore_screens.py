@@ -233,8 +233,13 @@ def test_every_familys_screens_show_their_twins_pixels(family, tmp_path, monkeyp
                 screen = LatentScreen("f")
                 app.push_screen(screen)
                 deadline = time.monotonic() + 60
-                while "not defined" not in str(screen.query_one("#ex-title").render()) and time.monotonic() < deadline:
+
+                def title() -> str:  # "" until the screen has composed
+                    found = screen.query("#ex-title")
+                    return str(found.first().render()) if found else ""
+
+                while "not defined" not in title() and time.monotonic() < deadline:
                     await pilot.pause(0.05)
-                return str(screen.query_one("#ex-title").render())
+                return title()
 
         assert "not defined for a discrete code" in asyncio.run(latent_screen())

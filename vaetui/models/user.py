@@ -24,8 +24,10 @@ from vaetui.errors import ConfigError, VaeError
 from vaetui.models.protocol import REQUIRED_ATTRIBUTES, LatentModel, missing
 
 ENTRY_POINTS = "vaetui.models"
-_DEFAULTS = ("forward", "decode", "log_prior", "kl", "prior_sample", "sample", "main_parameters", "reparameterize",
-             "latent_kind")
+# What a plain nn.Module gets from the protocol: every default LatentModel defines (derived, so a default added there
+# cannot be forgotten here). Its own methods of those names are kept, but forward: a plain module's forward is its
+# own contract, not the protocol's ModelOutput.
+_DEFAULTS = tuple(k for k in LatentModel.__dict__ if not k.startswith("__") and k not in ("encode", "decode_logits"))
 
 
 def is_file_reference(name: str) -> bool:
@@ -108,7 +110,8 @@ def protocol_class(cls, name: str) -> type:
                           f"lacks {', '.join(lacks)} (docs/models.md)")
     if issubclass(cls, LatentModel):
         return cls
-    return type(cls.__name__, (cls,), {k: LatentModel.__dict__[k] for k in _DEFAULTS if k in LatentModel.__dict__})
+    grafted = {k: LatentModel.__dict__[k] for k in _DEFAULTS if k == "forward" or not hasattr(cls, k)}
+    return type(cls.__name__, (cls,), grafted)
 
 
 def build(cls: type, config, name: str):

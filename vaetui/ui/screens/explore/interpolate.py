@@ -44,6 +44,12 @@ class InterpolateScreen(ExploreScreen):
     def zoom_view(self, figure):
         return figure.frames[max(0, min(self.frame, len(figure.frames) - 1))]
 
+    def headless(self) -> list[str]:
+        """The strip below the large frame (a GIF of the frames: --out FILE.gif)."""
+        extrapolate = ["--extrapolate", f"{self.extrapolate:g}"] if self.extrapolate else []
+        return ["interpolate", self.run_name, *self.checkpoint_flag(), "--seed", str(self.seed), "--steps",
+                str(self.steps), "--mode", self.mode, "--pairs", "1", *extrapolate, "--out", "interpolate.png"]
+
     def info_text(self) -> str:
         if self.figure is None:
             return ""
