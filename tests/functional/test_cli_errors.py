@@ -98,6 +98,9 @@ BAD = [
     (["latent", "tiny", *R, "--amount", "9", "--out", OUT], "--amount"),
     (["plot", "--rd", "fresh", *R, "--out", OUT], "has no validation epoch yet"),
     (["plot", "--rd", "--steps", "tiny", *R, "--out", OUT], "drop --steps"),
+    (["plot", "--rd", "--smooth", "0.9", "tiny", *R, "--out", OUT], "drop --steps/--log-y/--smooth"),
+    (["plot", "--smooth", "1", "tiny", *R, "--out", OUT], "--smooth: must be a finite number in [0, 0.999]"),
+    (["plot", "--x", "minutes", "tiny", *R, "--out", OUT], "invalid choice"),
     # the run store, the TUI
     (["runs", "--runs-dir", "{tmp}/nowhere"], "no folder"),
     (["monitor", "missing", *R], "no run named"),

@@ -81,6 +81,8 @@ def test_rollback_truncates_the_log_and_keeps_its_counters(tmp_path, monkeypatch
     assert steps == sorted(set(steps)) and steps[-1] == 12
     state, _, _ = run.load_checkpoint("latest", fallback=False)
     assert state["rollbacks"] == 1 and state["nonfinite_total"] == 6
+    back = [e.step for e in events if isinstance(e, WarningEvent) and e.cause == "rollback"]
+    assert len(back) == 1 and run.history().breaks == back  # the curves' smoothing restarts where the roll-back went
 
 
 def test_resume_takes_the_newest_good_checkpoint_by_step(tmp_path):

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vaetui.cli.args import SEED_MAX, SPLITS, add_checkpoint, add_run, add_runs_dir, int_in, out_file, progress_printer
+from vaetui.cli.args import (
+    SEED_MAX, SPLITS, add_checkpoint, add_run, add_runs_dir, float_in, int_in, out_file, progress_printer,
+)
 from vaetui.config.settings import SAMPLERS
 from vaetui.errors import VaeError
+from vaetui.runs.smoothing import X_AXES
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -96,11 +99,14 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from vaetui.runs.store import RunStore
 
     store = RunStore(args.runs_dir)
-    histories = [(name, store.open(name).history(steps="all" if args.steps else "none"))
+    if args.smooth and not args.rd:
+        args.steps = True  # what a smoothing acts on: the per-step loss
+    histories = [(name, store.open(name).history(steps="all" if args.steps or args.x == "time" else "none"))
                  for name in args.runs]  # every run checked before drawing
     if args.rd:
-        if args.steps or args.log_y:
-            raise VaeError("--rd draws KL against reconstruction: drop --steps/--log-y (see vaetui plot --help)")
+        if args.steps or args.log_y or args.smooth or args.x != "step":
+            raise VaeError("--rd draws KL against reconstruction: drop --steps/--log-y/--smooth/--x "
+                           "(see vaetui plot --help)")
         points = []
         for name, h in histories:
             point = plots.rd_point(name, h)
@@ -122,7 +128,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         print("no epoch has ended yet in " + ", ".join(n for n, h in histories if not h.epochs)
               + ": drawing the losses of every step")
         histories = [(name, store.open(name).history(steps="all")) for name in args.runs]
-    plots.learning_curves(histories, args.out, steps, args.log_y)
+    plots.learning_curves(histories, args.out, steps, args.log_y, args.smooth, args.x)
     print(f"wrote {args.out}: learning curves of {', '.join(args.runs)}")
     return 0
 
@@ -153,6 +159,12 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, type=out_file(".png", ".pdf", ".svg"), metavar="FILE.png")
     p.add_argument("--steps", action="store_true", help="also draw the per-step training loss")
     p.add_argument("--log-y", action="store_true")
+    p.add_argument("--smooth", type=float_in(0, 0.999), default=0.0, metavar="W",
+                   help="smooth the per-step loss: a debiased exponential moving average of weight W in [0, 0.999] "
+                        "(TensorBoard's slider; 0.9 is a good start), restarted at resumes and roll-backs, the raw "
+                        "points faint beneath (implies --steps)")
+    p.add_argument("--x", choices=X_AXES, default="step",
+                   help="x axis: step, epoch, or time (hours since the run's first step) (default: %(default)s)")
     p.add_argument("--rd", action="store_true",
                    help="rate against distortion instead: validation KL vs reconstruction per run (the β-VAE picture)")
     add_runs_dir(p)

@@ -82,21 +82,34 @@ def rate_distortion(points: Sequence[RDPoint], title: str, out: Path) -> Path:
 
 
 def learning_curves(histories: Sequence[tuple[str, object]], out: Path, steps: bool = False,
-                    log_y: bool = False) -> Path:
-    """The seed's figure: train and validation loss against iterations, several runs in one figure."""
+                    log_y: bool = False, smooth: float = 0.0, x: str = "step") -> Path:
+    """The seed's figure: train and validation loss against iterations, several runs in one figure; the per-step
+    loss smoothed (a debiased EMA restarted at resumes and roll-backs) over its raw points drawn faint; x by
+    step, epoch or wall time."""
+    from vaetui.runs.smoothing import X_LABELS, smooth as smoothed, x_values
+
     plt, fig, ax = _figure((8, 5))
     for name, h in histories:
         line = None
+
+        def at(points):
+            return x_values(points, x, h.steps_per_epoch, h.wall.points())
+
         if steps and len(h.series["loss"]):
             xs, ys = h.series["loss"].points()
-            (line,) = ax.plot(xs, ys, alpha=0.35, lw=1, label=f"{name} train (per step)")
+            if smooth:
+                (line,) = ax.plot(at(xs), ys, alpha=0.2, lw=0.8)
+                ax.plot(at(xs), smoothed(xs, ys, smooth, h.breaks), lw=1.2, color=line.get_color(),
+                        label=f"{name} train (per step, EMA {smooth:g})")
+            else:
+                (line,) = ax.plot(at(xs), ys, alpha=0.35, lw=1, label=f"{name} train (per step)")
         if h.epochs:
-            at = [e.step for e in h.epochs]
-            (line,) = ax.plot(at, [e.train_loss for e in h.epochs], "-o", ms=3,
+            ex = at([e.step for e in h.epochs])
+            (line,) = ax.plot(ex, [e.train_loss for e in h.epochs], "-o", ms=3,
                               color=line.get_color() if line else None, label=f"{name} train")
-            ax.plot(at, [e.valid_loss for e in h.epochs], "--s", ms=3, color=line.get_color(),
+            ax.plot(ex, [e.valid_loss for e in h.epochs], "--s", ms=3, color=line.get_color(),
                     label=f"{name} validation")
-    ax.set_xlabel("Iterations")
+    ax.set_xlabel("Iterations" if x == "step" else X_LABELS[x].capitalize())
     ax.set_ylabel("Loss per image (nats)")
     ax.set_title("Learning curves")
     if log_y:

@@ -131,6 +131,7 @@ class WarningEvent(Event):
 
     kind: ClassVar[str] = "warning"
     message: str
+    cause: str | None = None  # what code decides on (never the text): "rollback", "collapse", "nonfinite", ...
 
 
 @dataclass(frozen=True)

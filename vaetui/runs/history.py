@@ -78,6 +78,8 @@ class History:
         self.series: dict[str, Series] = {k: Series() for k in SERIES}
         self.terms: dict[str, Series] = {}  # the family's own loss terms, by name, as the step events bring them
         self.train_epoch = Series()
+        self.wall = Series()  # (step, wall-clock time) of the step events: x by time
+        self.breaks: list[int] = []  # steps where a resumed session or a roll-back began: smoothing restarts there
         self.epochs: list[EpochRecord] = []
         self.best_valid: float | None = None
         self.last_eval: EvalEvent | None = None
@@ -114,8 +116,13 @@ class History:
         if self.last is not None:
             self.base_elapsed = self.last.elapsed
         self._log(f"{'resumed' if e.resumed else 'started'} at step {e.step} on {e.device}, {describe(e)}")
-        for s in list(self.series.values()) + list(self.terms.values()) + [self.train_epoch]:
+        for s in list(self.series.values()) + list(self.terms.values()) + [self.train_epoch, self.wall]:
             s.trim(e.step + 1)  # a resumed run repeats steps after its checkpoint
+        if e.resumed:
+            self._break(e.step)
+
+    def _break(self, step: int) -> None:
+        self.breaks = [b for b in self.breaks if b < step] + [step]
 
     def _stepped(self, e: StepEvent) -> None:
         if self.base_elapsed:
@@ -127,6 +134,7 @@ class History:
             self.series["loss"].add(e.step, e.loss)
             self.series["recon"].add(e.step, e.recon)
             self.series["kl"].add(e.step, e.kl)
+            self.wall.add(e.step, e.time)
             for name, value in (e.terms or {}).items():
                 self.terms.setdefault(name, Series()).add(e.step, value)
 
@@ -156,6 +164,8 @@ class History:
         self._log(f"checkpoint {e.label} saved at step {e.step}")
 
     def _warning(self, e: WarningEvent) -> None:
+        if e.cause == "rollback":
+            self._break(e.step)
         self._log(f"warning: {e.message}")
 
     def _state(self, e: StateEvent) -> None:
@@ -213,7 +223,7 @@ class History:
     def feed_steps(self, lines) -> None:
         """Fold step lines: their points in bulk, and the newest as the event the numbers panel shows."""
         lines = list(lines)
-        xs, loss, recon, kl = [], [], [], []
+        xs, loss, recon, kl, wall = [], [], [], [], []
         terms: dict[str, tuple[list, list]] = {}
         for line in lines[:-1]:
             point = _step_point(line)
@@ -222,6 +232,7 @@ class History:
                 loss.append(point[1])
                 recon.append(point[2])
                 kl.append(point[3])
+                wall.append(point[4])
                 if b'"terms"' in line:  # a family's own terms (a few runs): read whole
                     for name, value in _step_terms(line).items():
                         tx, ty = terms.setdefault(name, ([], []))
@@ -232,6 +243,7 @@ class History:
             self.step = max(self.step, int(xs[-1]))
             for key, ys in (("loss", loss), ("recon", recon), ("kl", kl)):
                 self.series[key].extend(xs, ys)
+            self.wall.extend(xs, wall)
             for name, (tx, ty) in terms.items():
                 self.terms.setdefault(name, Series()).extend(tx, ty)
         if lines:
@@ -300,18 +312,20 @@ def events_in(data: bytes) -> tuple[Event, ...]:
     return tuple(e for e in (event_from_json(d) for d in parse_lines(data)) if e is not None)
 
 
-def _step_point(line: bytes) -> tuple[int, float, float, float] | None:
-    """(step, loss, recon, kl) of a step line: split for the compact lines vaetui writes (7x cheaper than
+def _step_point(line: bytes) -> tuple[int, float, float, float, float] | None:
+    """(step, loss, recon, kl, time) of a step line: split for the compact lines vaetui writes (7x cheaper than
     json.loads), json for any other."""
     parts = line.split(b",", 10)
-    if len(parts) == 11 and parts[7].startswith(b'"loss":') and parts[9].startswith(b'"kl":'):
+    if len(parts) == 11 and parts[7].startswith(b'"loss":') and parts[9].startswith(b'"kl":') and \
+            parts[2].startswith(b'"time":'):
         try:
-            return int(parts[1][7:]), float(parts[7][7:]), float(parts[8][8:]), float(parts[9][5:])
+            return (int(parts[1][7:]), float(parts[7][7:]), float(parts[8][8:]), float(parts[9][5:]),
+                    float(parts[2][7:]))
         except ValueError:
             pass
     try:
         d = json.loads(line)
-        return int(d["step"]), float(d["loss"]), float(d["recon"]), float(d["kl"])
+        return int(d["step"]), float(d["loss"]), float(d["recon"]), float(d["kl"]), float(d.get("time", 0.0))
     except (ValueError, KeyError, TypeError):
         return None
 

@@ -202,7 +202,7 @@ class Trainer(TrainerState):
         if self._any(not bool(torch.isfinite(terms.loss if main else aux_loss))):
             self.nonfinite_total += 1
             self.in_a_row += 1
-            yield WarningEvent(step=self.step, message=f"non-finite loss at step {self.step}: step skipped "
+            yield WarningEvent(step=self.step, cause="nonfinite", message=f"non-finite loss at step {self.step}: step skipped "
                                f"({self.nonfinite_total} so far)")
             if self.in_a_row >= MAX_NONFINITE_IN_A_ROW:
                 self.in_a_row = 0
@@ -314,7 +314,7 @@ class Trainer(TrainerState):
         collapse = None if self.collapse_warned else observe.collapse_message(v, epoch)
         if collapse:
             self.collapse_warned = True
-            yield WarningEvent(step=self.step, message=collapse)
+            yield WarningEvent(step=self.step, cause="collapse", message=collapse)
         es = self.epoch_sums
         best = v["loss"] < self.best_valid
         if best:

@@ -77,7 +77,7 @@ class TrainerState:
         if not self.world.main:
             return
         if not self._weights_finite():
-            yield WarningEvent(step=self.step, message=f"not saving ckpt-{label}: the weights are not finite")
+            yield WarningEvent(step=self.step, cause="nonfinite", message=f"not saving ckpt-{label}: the weights are not finite")
             return
         path = self.store.save_checkpoint(self._state(), label)
         yield CheckpointEvent(step=self.step, path=str(path), label=label)
@@ -157,5 +157,6 @@ class TrainerState:
             self.store.truncate_events_after(self.step)  # the undone steps leave the log, as on resume
         self.window.reset()
         self.order_epoch = -1
-        yield WarningEvent(step=self.step, message=f"{MAX_NONFINITE_IN_A_ROW} non-finite losses in a row: rolled back "
-                           f"to {where} and halved the learning rate to {self.optimizer.param_groups[0]['lr']:.3g}")
+        yield WarningEvent(step=self.step, cause="rollback",
+                           message=f"{MAX_NONFINITE_IN_A_ROW} non-finite losses in a row: rolled back to {where} and "
+                                   f"halved the learning rate to {self.optimizer.param_groups[0]['lr']:.3g}")

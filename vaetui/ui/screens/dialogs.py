@@ -13,6 +13,7 @@ from textual.strip import Strip
 from textual.widgets import Input, Static
 
 from vaetui.runs.history import SERIES, SERIES_LABELS, History
+from vaetui.runs.smoothing import SMOOTH_STEPS, X_AXES, X_LABELS
 from vaetui.ui.widgets.chart import Chart
 from vaetui.ui.widgets.keybar import KeyBar
 
@@ -239,20 +240,24 @@ def open_help(screen) -> Help | None:
 
 
 class ChartScreen(ModalScreen[None]):
-    """One series large, with axes: 1 total, 2 recon, 3 KL, 4 validation; v overlays train vs validation."""
+    """One series large, with axes: 1 total, 2 recon, 3 KL, 4 validation; v overlays train vs validation; w sets
+    the smoothing (a debiased EMA, restarted at resumes and roll-backs, the raw points faint beneath); x draws
+    against step, epoch or wall time."""
 
     BINDINGS = [
         Binding("escape,f", "close", "close"),
         Binding("1", "pick(0)", "total"), Binding("2", "pick(1)", "recon"),
         Binding("3", "pick(2)", "KL"), Binding("4", "pick(3)", "valid"),
         Binding("v", "overlay", "train vs valid"),
+        Binding("w", "smooth", "smoothing"), Binding("x", "x_axis", "x: step/epoch/time"),
     ]
 
-    def __init__(self, state: History, which: int = 0):
+    def __init__(self, state: History, which: int = 0, smooth: float = 0.6, x: str = "step"):
         super().__init__()
         self.state = state
         self.which = which
         self.overlay = False
+        self.smooth, self.x = smooth, x
 
     def compose(self) -> ComposeResult:
         with Vertical(id="chartbox"):
@@ -263,24 +268,47 @@ class ChartScreen(ModalScreen[None]):
         self.redraw()
         self.query_one(Chart).focus()
 
+    def lines(self, label: str, series, colour: str) -> list:
+        """A series as the chart draws it: against the chosen x; smoothed over its raw points drawn dim."""
+        from vaetui.runs.smoothing import smooth, x_values
+
+        s = self.state
+        steps, ys = series.points()
+        xs = x_values(steps, self.x, s.steps_per_epoch, s.wall.points())
+        if not self.smooth:
+            return [(label, xs, ys, colour)]
+        return [(f"{label} raw", xs, ys, f"dim {colour}"),
+                (f"{label} EMA {self.smooth:g}", xs, smooth(steps, ys, self.smooth, s.breaks), colour)]
+
     def redraw(self) -> None:
         chart = self.query_one(Chart)
         s = self.state
         if self.overlay:
-            lines = [("train (per epoch)", *s.train_epoch.points(), "cyan"),
-                     ("validation", *s.series["valid"].points(), "magenta")]
+            lines = self.lines("train (per epoch)", s.train_epoch, "cyan") + \
+                self.lines("validation", s.series["valid"], "magenta")
             title = "train vs validation loss per epoch"
         else:
             key = SERIES[self.which]
-            series = s.series[key]
-            lines = [(SERIES_LABELS[key], *series.points(), "cyan")]
+            lines = self.lines(SERIES_LABELS[key], s.series[key], "cyan")
             title = f"{SERIES_LABELS[key]} per image"
+        smoothing = f"EMA {self.smooth:g}" if self.smooth else "raw"
         self.query_one("#charttitle", Static).update(
-            f"[b]{title}[/]  [dim]1-4 series · v train vs valid · l log y · esc close[/]")
+            f"[b]{title}[/]  {smoothing} · x {self.x}  [dim]1-4 series · v train vs valid · w smoothing · "
+            f"x step/epoch/time · l log y · esc close[/]")
+        chart.x_label = X_LABELS[self.x]
         chart.set_series(lines)
 
     def action_pick(self, which: int) -> None:
         self.which, self.overlay = which, False
+        self.redraw()
+
+    def action_smooth(self) -> None:
+        self.smooth = SMOOTH_STEPS[(SMOOTH_STEPS.index(self.smooth) + 1) % len(SMOOTH_STEPS)] \
+            if self.smooth in SMOOTH_STEPS else 0.0
+        self.redraw()
+
+    def action_x_axis(self) -> None:
+        self.x = X_AXES[(X_AXES.index(self.x) + 1) % len(X_AXES)]
         self.redraw()
 
     def action_overlay(self) -> None:

@@ -9,6 +9,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Header
 from textual.worker import get_current_worker
 
+from vaetui.runs.smoothing import SMOOTH_STEPS, X_AXES, X_LABELS
 from vaetui.ui.screens.explore.base import ExploreScreen
 from vaetui.ui.widgets.chart import Chart
 from vaetui.ui.widgets.picture import picture_class
@@ -32,23 +33,34 @@ def quality_cells(r: dict) -> str:
     return out
 
 
-def curves_and_numbers(store, names: list[str], per_step: bool) -> tuple[list, list, list[str]]:
-    """The chart's lines, the rate–distortion paths and the table's rows for these runs, from their histories
-    and newest evals."""
+def curves_and_numbers(store, names: list[str], per_step: bool, smooth: float = 0.0,
+                       x: str = "step") -> tuple[list, list, list[str]]:
+    """The chart's lines (per step: smoothed over the raw points drawn dim), the rate–distortion paths and the
+    table's rows for these runs, from their histories and newest evals."""
     from vaetui.pictures.plots import rd_point
+    from vaetui.runs.smoothing import smooth as smoothed, x_values
 
     lines, rd, cells = [], [], []
     for k, name in enumerate(names):
         run = store.open(name)
-        h = run.history(steps="all" if per_step else "none")
+        h = run.history(steps="all" if per_step or x == "time" else "none")
         colour = COLOURS[k % len(COLOURS)]
         point = rd_point(name, h)
         if point is not None:
             rd.append((name, point.path_kl, point.path_recon, colour))
+
+        def at(steps):
+            return x_values(steps, x, h.steps_per_epoch, h.wall.points())
+
         if per_step:
-            lines.append((f"{name} train/step", *h.series["loss"].points(), colour))
+            steps, ys = h.series["loss"].points()
+            if smooth:
+                lines.append((f"{name} raw", at(steps), ys, f"dim {colour}"))
+                lines.append((f"{name} EMA {smooth:g}", at(steps), smoothed(steps, ys, smooth, h.breaks), colour))
+            else:
+                lines.append((f"{name} train/step", at(steps), ys, colour))
         else:
-            steps = [e.step for e in h.epochs]
+            steps = at([e.step for e in h.epochs])
             lines.append((f"{name} valid", steps, [e.valid_loss for e in h.epochs], colour))
             lines.append((f"{name} train", steps, [e.train_loss for e in h.epochs], f"dim {colour}"))
         info = run.info(store.summaries)
@@ -70,13 +82,15 @@ class CompareScreen(ExploreScreen):
 
     name_ = "compare"
     BINDINGS = [Binding("left", "page(-1)", "page-"), Binding("right", "page(1)", "page+"),
-                Binding("l", "log", "log y"), Binding("e", "per_step", "per epoch/step")]
+                Binding("l", "log", "log y"), Binding("e", "per_step", "per epoch/step"),
+                Binding("w", "smooth", "smoothing"), Binding("x", "x_axis", "x: step/epoch/time")]
 
     def __init__(self, run_names: list[str]):
         super().__init__(run_names[0])
         self.run_names = run_names
         self.start = 0
         self.per_step = False
+        self.smooth, self.x = 0.6, "step"
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -97,17 +111,20 @@ class CompareScreen(ExploreScreen):
 
     def title_text(self) -> str:
         what = "training loss per step" if self.per_step else "train (dim) and validation loss per epoch"
-        return f"[b]{what}, rate–distortion path, numbers, test reconstructions[/]  [dim]e per epoch/step · rows: originals, " + \
+        return f"[b]{what}, rate–distortion path, numbers, test reconstructions[/]  [dim]e per epoch/step · " \
+               "w smoothing · x step/epoch/time · rows: originals, " + \
             ", ".join(self.run_names) + "[/]"
 
     @work(thread=True, exclusive=True, group="compare-curves", exit_on_error=False)
     def _curves(self) -> None:
-        lines, rd, cells = curves_and_numbers(self.app.store, self.run_names, self.per_step)
+        lines, rd, cells = curves_and_numbers(self.app.store, self.run_names, self.per_step, self.smooth, self.x)
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._show_curves, lines, rd, cells)
 
     def _show_curves(self, lines, rd, cells) -> None:
-        self.query_one("#cmp-chart", Chart).set_series(lines)
+        chart = self.query_one("#cmp-chart", Chart)
+        chart.x_label = X_LABELS[self.x]
+        chart.set_series(lines)
         self.query_one("#cmp-rd", Chart).set_series(rd)
         self.query_one("#cmp-table", Quiet).set("\n".join(cells))
 
@@ -133,6 +150,14 @@ class CompareScreen(ExploreScreen):
 
     def action_per_step(self) -> None:
         self.per_step = not self.per_step
+        self._curves()
+
+    def action_smooth(self) -> None:
+        self.smooth = SMOOTH_STEPS[(SMOOTH_STEPS.index(self.smooth) + 1) % len(SMOOTH_STEPS)]
+        self._curves()
+
+    def action_x_axis(self) -> None:
+        self.x = X_AXES[(X_AXES.index(self.x) + 1) % len(X_AXES)]
         self._curves()
 
     def action_log(self) -> None:
