@@ -101,6 +101,12 @@ BAD = [
     (["plot", "--rd", "--smooth", "0.9", "tiny", *R, "--out", OUT], "drop --steps/--log-y/--smooth"),
     (["plot", "--smooth", "1", "tiny", *R, "--out", OUT], "--smooth: must be a finite number in [0, 0.999]"),
     (["plot", "--x", "minutes", "tiny", *R, "--out", OUT], "invalid choice"),
+    (["export", "runs", "tiny", "--columns", "run,nope", *R], "unknown column nope: choose from"),
+    (["export", "runs", "missing", *R], "no run named"),
+    (["export", "runs", "tiny", "--format", "xls", *R], "invalid choice"),
+    (["export", "study", "nope", *R], "nope"),
+    (["train", "--seeds", "0", *R], "--seeds"),
+    (["train", "--seeds", "2", "--resume", "tiny", *R], "--seeds starts new runs"),
     # the run store, the TUI
     (["runs", "--runs-dir", "{tmp}/nowhere"], "no folder"),
     (["monitor", "missing", *R], "no run named"),

@@ -2,7 +2,7 @@
 
 One module per command group, each declaring its arguments beside the code that reads them:
 train (train, model), data, explore (sample, reconstruct, interpolate), evaluate (eval,
-plot), runs (runs, monitor, the TUI).
+plot), runs (runs, monitor, the TUI), sweep, export (tables to publish).
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import sys
 from typing import Sequence
 
 from vaetui import __version__
-from vaetui.cli import data, evaluate, explore, runs, sweep, train
+from vaetui.cli import data, evaluate, explore, export, runs, sweep, train
 from vaetui.cli.args import Parser
 from vaetui.errors import VaeError
 
-GROUPS = (train, data, runs, explore, evaluate, sweep)
+GROUPS = (train, data, runs, explore, evaluate, sweep, export)
 
 
 def build_parser() -> Parser:

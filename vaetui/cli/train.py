@@ -114,9 +114,31 @@ def preflight(cfg) -> None:
     check(cfg, int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1"))))
 
 
+def cmd_train_seeds(args: argparse.Namespace) -> int:
+    """--seeds N: the same run N times, with seeds --seed, --seed + 1, … (default 0, 1, …), named NAME-s<seed>,
+    one after another; they make one row of vaetui export --group-by seed."""
+    import time
+
+    from vaetui.errors import ConfigError
+
+    if args.resume:
+        raise ConfigError("seeds", "--seeds starts new runs: resume each with --resume NAME-sK instead")
+    base = args.name or f"{build_train_config(args).preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    first = args.seed or 0
+    for seed in range(first, first + args.seeds):
+        print(f"seed {seed}: run {base}-s{seed}", file=sys.stderr)
+        code = cmd_train(argparse.Namespace(**{**vars(args), "seed": seed, "name": f"{base}-s{seed}", "seeds": None}))
+        if code != 0:
+            return code
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a new run, or resume one, headless."""
     import signal
+
+    if getattr(args, "seeds", None):
+        return cmd_train_seeds(args)
 
     from vaetui.runtime import tune_allocator
 
@@ -267,6 +289,9 @@ def register(sub) -> None:
     add_runs_dir(p, must_exist=False)
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its newest good checkpoint")
     p.add_argument("--log-format", choices=("rich", "json"), default="rich")
+    p.add_argument("--seeds", type=int_in(1, 100), metavar="N",
+                   help="train the same run N times with seeds 0 … N−1 (from --seed when given), named NAME-s<seed>, "
+                        "one after another: a group for vaetui export --group-by seed")
     add_setting_flags(p)
     p.set_defaults(func=cmd_train)
 
