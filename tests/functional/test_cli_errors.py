@@ -107,6 +107,8 @@ BAD = [
     (["export", "study", "nope", *R], "nope"),
     (["train", "--seeds", "0", *R], "--seeds"),
     (["train", "--seeds", "2", "--resume", "tiny", *R], "--seeds starts new runs"),
+    (["monitor", "tiny", "--quiet-after", "0", *R], "--quiet-after"),
+    (["--quiet-after", "x"], "--quiet-after"),
     # the run store, the TUI
     (["runs", "--runs-dir", "{tmp}/nowhere"], "no folder"),
     (["monitor", "missing", *R], "no run named"),

@@ -40,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         if args.command is None:
+            runs.set_alerts(args.tui_notify_cmd, args.tui_quiet_after)
             return runs.run_tui(runs_dir=args.tui_runs_dir, threads=args.tui_threads, device=args.tui_device,
                                 image=args.tui_image, colors=args.tui_colors)
         return args.func(args)

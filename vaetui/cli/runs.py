@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-from vaetui.cli.args import add_runs_dir, int_in
+from vaetui.cli.args import add_runs_dir, float_in, int_in
 from vaetui.errors import VaeError
 
 IMAGE_CHOICES = ("auto", "halfcell", "sixel", "kitty", "unicode", "none")
@@ -95,8 +95,27 @@ def run_tui(runs_dir=None, threads=None, device="auto", image="halfcell", monito
                     colors=colors).run() or 0
 
 
+def set_alerts(notify_cmd: str | None, quiet_after: float | None) -> None:
+    """--notify-cmd and --quiet-after for this process and the study workers it starts (never for a trainer it
+    starts: whoever follows a run alerts, vaetui.train.process)."""
+    if notify_cmd:
+        os.environ["VAETUI_NOTIFY_CMD"] = notify_cmd
+    if quiet_after:
+        os.environ["VAETUI_QUIET_AFTER"] = str(quiet_after)
+
+
+def add_alert_args(p: argparse.ArgumentParser, dest: str = "") -> None:
+    p.add_argument("--notify-cmd", dest=f"{dest}notify_cmd", metavar="CMD",
+                   help="also run CMD (a shell line) at each alert, the alert as JSON on its standard input: a run "
+                        "finished, failed, rolled back, collapsed or went quiet (default: $VAETUI_NOTIFY_CMD); the "
+                        "bell, a desktop notification (OSC 9/777) and tmux's message need nothing")
+    p.add_argument("--quiet-after", dest=f"{dest}quiet_after", type=float_in(1, 10**7), metavar="SECONDS",
+                   help="a live run that logs nothing this long is said to be quiet (default 600)")
+
+
 def cmd_monitor(args: argparse.Namespace) -> int:
     """The monitor screen for a run trained elsewhere (follows its metrics.jsonl)."""
+    set_alerts(args.notify_cmd, args.quiet_after)
     return run_tui(runs_dir=args.runs_dir, image=args.image, monitor=args.run, colors=args.colors)
 
 
@@ -111,6 +130,7 @@ def add_tui_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--colors", dest="tui_colors", default="auto", choices=COLOR_CHOICES,
                         help="picture colours: truecolor, or the 256-colour palette (about half the bytes); "
                              "auto: truecolor when $COLORTERM says so")
+    add_alert_args(parser, "tui_")
 
 
 def register(sub) -> None:
@@ -119,6 +139,7 @@ def register(sub) -> None:
     add_runs_dir(p)
     p.add_argument("--image", default="halfcell", choices=IMAGE_CHOICES)
     p.add_argument("--colors", default="auto", choices=COLOR_CHOICES, help="picture colours (see vaetui --help)")
+    add_alert_args(p)
     p.set_defaults(func=cmd_monitor)
 
     p = sub.add_parser("runs", help="list runs: status, settings, best validation loss")

@@ -133,6 +133,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return cmd_show(args)
     if args.json or args.out:
         raise ConfigError("sweep", "--json and --out belong to `vaetui sweep show STUDY`")
+    if args.notify_cmd:  # this process's trials and its workers' (processes of this one) alert with it
+        import os
+
+        os.environ["VAETUI_NOTIFY_CMD"] = args.notify_cmd
     from vaetui.runs.store import RunStore
 
     root = RunStore(args.runs_dir, include_demo=False).root
@@ -229,6 +233,9 @@ def register(sub) -> None:
     p.add_argument("--study", help="study name (default: the space's name)")
     p.add_argument("--trials", type=int_in(1, 100000), help="trials in all (default: the grid, else 8)")
     p.add_argument("--workers", type=int_in(1, 256), default=1, help="trials at once, as processes (default: 1)")
+    p.add_argument("--notify-cmd", metavar="CMD",
+                   help="run CMD (a shell line) when a trial finishes, fails, rolls back or collapses, the alert as "
+                        "JSON on its standard input (default: $VAETUI_NOTIFY_CMD)")
     p.add_argument("--sampler", choices=SAMPLERS, help="default: grid for lists of values, else tpe")
     p.add_argument("--pruner", choices=PRUNERS, help="default: none for a grid (a comparison runs every trial to "
                    "the end), else median")

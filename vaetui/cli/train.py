@@ -172,8 +172,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         control.stop()
 
     old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    deliver = _alerts(args)
     try:
         events = Trainer(cfg, run, resume=bool(args.resume)).run(control)
+        if world.main:
+            from vaetui.runs.alerts import alerting
+
+            events = alerting(events, run.name, deliver)
         if not world.main:
             last = None
             for last in events:  # rank 0 reports for everyone
@@ -186,6 +191,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         for sig, handler in old.items():
             signal.signal(sig, handler)
         distributed.shutdown(world)
+        deliver.wait()
     if isinstance(last, FailedEvent):
         if world.main:  # the same reason on every rank: said once
             print(f"vaetui: error: {last.error}", file=sys.stderr)
@@ -195,6 +201,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     if isinstance(last, FinishedEvent) and last.reason == "stopped":
         return 130 if args.log_format != "json" else 0
     return 0
+
+
+def _alerts(args: argparse.Namespace):
+    """A run trained in a person's terminal alerts there (the bell, a desktop notification, tmux); --notify-cmd
+    (or $VAETUI_NOTIFY_CMD) wherever it runs."""
+    from vaetui.runs.alerts import Deliverer, notify_command
+
+    term = sys.stderr if args.log_format == "rich" and sys.stderr.isatty() else None
+
+    def write(text: str) -> None:
+        term.write(text)
+        term.flush()
+
+    return Deliverer(notify_command(args.notify_cmd), write=write if term else None,
+                     on_error=lambda m: print(f"vaetui: warning: {m}", file=sys.stderr))
 
 
 def _never_trained(run) -> bool:
@@ -289,6 +310,9 @@ def register(sub) -> None:
     add_runs_dir(p, must_exist=False)
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its newest good checkpoint")
     p.add_argument("--log-format", choices=("rich", "json"), default="rich")
+    p.add_argument("--notify-cmd", metavar="CMD",
+                   help="run CMD (a shell line) when the run finishes, fails, rolls back or collapses, the alert as "
+                        "JSON on its standard input (default: $VAETUI_NOTIFY_CMD; never stored in the run)")
     p.add_argument("--seeds", type=int_in(1, 100), metavar="N",
                    help="train the same run N times with seeds 0 … N−1 (from --seed when given), named NAME-s<seed>, "
                         "one after another: a group for vaetui export --group-by seed")

@@ -185,18 +185,35 @@ def _under_torchrun(run, nproc: int, runs_root: Path):
     return follow(run, proc), lambda: proc.poll() is None and proc.send_signal(signal.SIGTERM)
 
 
+def _deliverer():
+    """A trial's alerts: the study's terminal (bell, desktop, tmux) when the worker writes to one, and the person's
+    command ($VAETUI_NOTIFY_CMD, from vaetui sweep --notify-cmd)."""
+    import sys
+
+    from vaetui.runs.alerts import Deliverer, notify_command
+
+    def write(text: str) -> None:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+    return Deliverer(notify_command(), write=write if sys.stderr.isatty() else None,
+                     on_error=lambda m: print(f"vaetui: warning: {m}", file=sys.stderr))
+
+
 def train_trial(study, spec: StudySpec, trial, run, resuming: bool, control: Control,
                 say: Callable[[str], None], nproc: int = 1, runs_root: Path | None = None) -> Outcome:
     """Train one trial's run (here, or under torchrun with nproc ranks), reporting each epoch for pruning;
     tells Optuna how it ended (unless stopped)."""
     import optuna
 
+    from vaetui.runs.alerts import alerting
     from vaetui.runs.events import FailedEvent, FinishedEvent
 
     say(f"trial {trial.number} ({run.name}): {'resumed' if resuming else 'started'}"
         + (f" under torchrun ×{nproc}" if nproc > 1 else "") + "  "
         + "  ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items()))
     events, stop = _under_torchrun(run, nproc, runs_root) if nproc > 1 else _in_process(run, resuming, control)
+    events = alerting(events, run.name, _deliverer())
     value = last = None
     pruned_at = None
     stopping = False

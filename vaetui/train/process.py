@@ -36,11 +36,13 @@ def spawn_trainer(run, runs_root: Path, nproc: int = 1, threads: int | None = No
                   detach: bool = False) -> subprocess.Popen:
     """Start training run in a child process; detach: in a session of its own, so it outlives this one's
     terminal (an SSH session that drops does not stop it)."""
+    from vaetui.runs.alerts import NOTIFY_ENV
     from vaetui.train.control import FROM_ENV, ControlFile
     from vaetui.runtime import training_environment
 
     # What the control file holds now is a former trainer's; a key pressed while this one starts is for it.
     env = {**training_environment(), FROM_ENV: str(ControlFile(run.path).size())}
+    env.pop(NOTIFY_ENV, None)  # whoever follows a trainer alerts the person (twice would be once too many)
     log = open(run.path / LOG_NAME, "ab")  # a full pipe would stall it; a file outlives the starter
     try:
         return subprocess.Popen(train_command(run.name, runs_root, nproc, threads, device), stdin=subprocess.DEVNULL,

@@ -21,7 +21,8 @@ if TYPE_CHECKING:  # the feeds (and PIL) load with the first monitor, not before
     import subprocess
 
     from vaetui.ui.feeds import RunView
-    from vaetui.ui.messages import HistoryLoaded, RunAlive, RunEvents, TrainerExited
+    from vaetui.runs.alerts import Alert
+    from vaetui.ui.messages import HistoryLoaded, RunAlert, RunAlive, RunEvents, TrainerExited
 
 
 class VaeApp(App[int]):
@@ -68,9 +69,14 @@ class VaeApp(App[int]):
         self._tails: dict[str, Worker] = {}  # workers following other processes' runs
         self._quit_when_stopped = False
         self._too_small = False
+        from vaetui.runs.alerts import Deliverer, notify_command
         from vaetui.ui.models import ModelCache
 
         self.models = ModelCache()
+        # Alerts of the runs this window follows: the bell, a desktop notification, tmux, the person's command.
+        self.deliver = Deliverer(notify_command(), write=self._to_terminal,
+                                 on_error=lambda m: self.call_from_thread(self.notify, m, severity="warning"))
+        self.alerts: list[Alert] = []  # what this window has said, newest last
 
     # ------------------------------------------------------------------ start-up
     def get_default_screen(self):
@@ -253,10 +259,30 @@ class VaeApp(App[int]):
         if view is None:
             return
         view.fold(message.events)
+        from vaetui.runs.alerts import alert_of
+
+        for event in message.events:
+            if (alert := alert_of(event, message.run)) is not None:
+                self.alert(alert)
         if message.picture is not None:
             view.picture = message.picture
         urgent = any(e.kind in ("state", "finished", "failed", "started") for e in message.events)
         self._changed(message.run, urgent)
+
+    def on_run_alert(self, message: RunAlert) -> None:
+        self.alert(message.alert)
+
+    def alert(self, alert: Alert) -> None:
+        """Tell the person, wherever they are: a toast here, and the bell, desktop, tmux and their command."""
+        self.alerts.append(alert)
+        severity = "information" if alert.kind == "finished" else "error" if alert.kind == "failed" else "warning"
+        self.notify(alert.line, title=alert.kind, severity=severity, timeout=10)
+        self.deliver(alert)
+
+    def _to_terminal(self, text: str) -> None:
+        from vaetui.ui.patches.wire import write_raw
+
+        write_raw(self, text)
 
     def on_run_alive(self, message: RunAlive) -> None:
         view = self.views.get(message.run)

@@ -19,12 +19,13 @@ from typing import Callable
 from PIL import Image as PILImage
 
 from vaetui.config.settings import RunConfig
+from vaetui.runs.alerts import QuietWatch, quiet_after
 from vaetui.runs.events import FailedEvent, FinishedEvent, ImagesEvent, StartedEvent, StateEvent
 from vaetui.runs.history import History, RunHistory, events_in
 from vaetui.runs.store import Run
 from vaetui.sysstats import ProcessStats, Stats
 from vaetui.train.control import Intent
-from vaetui.ui.messages import HistoryLoaded, RunAlive, RunEvents
+from vaetui.ui.messages import HistoryLoaded, RunAlert, RunAlive, RunEvents
 
 POST_EVERY_S = 0.25  # the UI hears from a feed at most ~4 times a second
 ALIVE_EVERY_S = 3.0  # liveness and process stats
@@ -97,6 +98,8 @@ class TailFeed:
             rh.refresh()
             post(HistoryLoaded(name, rh.history, newest_picture(self.run, rh.history)))
         follower = rh.follower  # from here on this worker only reads and parses; the UI folds
+        quiet = QuietWatch(quiet_after())
+        running, step = rh.history.status == "running", rh.history.step
         while not cancelled():
             time.sleep(FOLLOW_EVERY_S)
             data, reset = follower.read_bytes()
@@ -104,6 +107,7 @@ class TailFeed:
             if reset:  # the log was rewritten (a resume): fold it again from the start
                 rh, _ = self._history()
                 follower = rh.follower
+                running, step = rh.history.status == "running", rh.history.step
                 post(HistoryLoaded(name, rh.history, newest_picture(self.run, rh.history)))
             elif data:
                 events = events_in(data)
@@ -111,7 +115,13 @@ class TailFeed:
                 picture = load_picture(self.run, images[-1].path) if images else None
                 post(RunEvents(name, events, picture))
                 turned = any(isinstance(e, (StartedEvent, StateEvent, FinishedEvent, FailedEvent)) for e in events)
+                running, step = _running(running, events), max([step, *(e.step for e in events)])
+            if reset or data:
+                quiet.heard()
             alive(force=turned)
+            alert = quiet.check(name, step, running and alive.live)
+            if alert is not None:
+                post(RunAlert(name, alert))
 
     def _alive_poster(self, post: Post):
         state = {"at": 0.0, "last": None, "stats": None, "pid": None}
@@ -122,7 +132,7 @@ class TailFeed:
                 return
             state["at"] = now
             trainer = self.run.live_trainer()
-            live = trainer is not None
+            live = alive.live = trainer is not None
             here = live and trainer.here
             if here and state["pid"] != trainer.pid:
                 state["pid"], state["stats"] = trainer.pid, ProcessStats(trainer.pid)
@@ -134,4 +144,17 @@ class TailFeed:
                 state["last"] = message
                 post(RunAlive(self.run.name, live, stats, where))
 
+        alive.live = False
         return alive
+
+
+def _running(was: bool, events) -> bool:
+    """Whether the run is training (not paused, not ended) after these events: when silence is news."""
+    for e in events:
+        if isinstance(e, StartedEvent):
+            was = True
+        elif isinstance(e, StateEvent):
+            was = e.state != "paused"
+        elif isinstance(e, (FinishedEvent, FailedEvent)):
+            was = False
+    return was

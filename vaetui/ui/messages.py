@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from PIL.Image import Image
 from textual.message import Message
 
+from vaetui.runs.alerts import Alert
 from vaetui.runs.events import Event
 from vaetui.runs.history import History
 from vaetui.sysstats import Stats
@@ -49,3 +50,11 @@ class TrainerExited(Message):
     run: str
     code: int
     error: str = ""
+
+
+@dataclass
+class RunAlert(Message):
+    """Something about the run a person should hear of now that no event says: it went quiet."""
+
+    run: str
+    alert: Alert

@@ -65,3 +65,13 @@ def install() -> bool:
             ChopsUpdate.render_segments = render_segments
             _installed = True
     return _installed
+
+
+def write_raw(app, text: str) -> None:
+    """Send bytes Textual does not make (an alert's bell and desktop notification) to the app's terminal, in order
+    with its frames: through its driver, which Textual keeps private (`App._driver`). No driver (headless, or
+    closing): nothing is written."""
+    driver = getattr(app, "_driver", None)
+    if driver is not None and not getattr(app, "is_headless", False):
+        driver.write(text)
+        driver.flush()
