@@ -134,8 +134,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.json or args.out:
         raise ConfigError("sweep", "--json and --out belong to `vaetui sweep show STUDY`")
     if args.notify_cmd:  # this process's trials and its workers' (processes of this one) alert with it
-        import os
-
         os.environ["VAETUI_NOTIFY_CMD"] = args.notify_cmd
     from vaetui.runs.store import RunStore
 
