@@ -73,6 +73,7 @@ class StepEvent(Event):
     nonfinite: int = 0
     gpu_mem_mb: float | None = None  # on CUDA: memory the trainer holds on its GPU (no monitor can read it from outside)
     terms: dict[str, float] | None = None  # the family's own loss terms per image (IWAE's bound, β-TCVAE's MI, TC, …)
+    kl_dims: list[float] | None = None  # KL per image of each latent dimension to N(0, 1), 4 significant digits
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,11 @@ from vaetui.runs.events import (
     StepEvent, WarningEvent, event_from_json,
 )
 from vaetui.runs.logfile import LogFollower, parse_lines, scan_lines
-from vaetui.runs.series import Series
+from vaetui.runs.series import Columns, Series
 from vaetui.runs.status import RunStatus
 
 LOG_LINES = 500
+HEAT_READ = 1024  # step lines of a chunk whose KL per dimension is read (their JSON costs 7x the fast split)
 SERIES = ("loss", "recon", "kl", "valid")
 SERIES_LABELS = {"loss": "total loss", "recon": "reconstruction", "kl": "KL", "valid": "validation"}
 # A family's own loss terms (StepEvent.terms), short enough for the monitor's sparkline labels.
@@ -79,6 +80,7 @@ class History:
         self.terms: dict[str, Series] = {}  # the family's own loss terms, by name, as the step events bring them
         self.train_epoch = Series()
         self.wall = Series()  # (step, wall-clock time) of the step events: x by time
+        self.kl_dims = Columns()  # KL per latent dimension at each step event: the monitor's heat map
         self.breaks: list[int] = []  # steps where a resumed session or a roll-back began: smoothing restarts there
         self.epochs: list[EpochRecord] = []
         self.best_valid: float | None = None
@@ -118,6 +120,7 @@ class History:
         self._log(f"{'resumed' if e.resumed else 'started'} at step {e.step} on {e.device}, {describe(e)}")
         for s in list(self.series.values()) + list(self.terms.values()) + [self.train_epoch, self.wall]:
             s.trim(e.step + 1)  # a resumed run repeats steps after its checkpoint
+        self.kl_dims.trim(e.step + 1)
         if e.resumed:
             self._break(e.step)
 
@@ -135,6 +138,8 @@ class History:
             self.series["recon"].add(e.step, e.recon)
             self.series["kl"].add(e.step, e.kl)
             self.wall.add(e.step, e.time)
+            if e.kl_dims:
+                self.kl_dims.add(e.step, e.kl_dims)
             for name, value in (e.terms or {}).items():
                 self.terms.setdefault(name, Series()).add(e.step, value)
 
@@ -225,7 +230,10 @@ class History:
         lines = list(lines)
         xs, loss, recon, kl, wall = [], [], [], [], []
         terms: dict[str, tuple[list, list]] = {}
-        for line in lines[:-1]:
+        with_dims = [i for i, line in enumerate(lines[:-1]) if b'"kl_dims"' in line]
+        # KL per dimension, read whole (json): of at most HEAT_READ lines of a chunk, evenly spaced, with the newest
+        keep = set(with_dims[::max(1, len(with_dims) // HEAT_READ)] + with_dims[-1:])
+        for i, line in enumerate(lines[:-1]):
             point = _step_point(line)
             if point is not None:
                 xs.append(point[0])
@@ -238,6 +246,8 @@ class History:
                         tx, ty = terms.setdefault(name, ([], []))
                         tx.append(point[0])
                         ty.append(value)
+                if i in keep and (dims := _step_dims(line)):
+                    self.kl_dims.add(point[0], dims)
         if xs:
             self.events += len(xs)
             self.step = max(self.step, int(xs[-1]))
@@ -328,6 +338,14 @@ def _step_point(line: bytes) -> tuple[int, float, float, float, float] | None:
         return int(d["step"]), float(d["loss"]), float(d["recon"]), float(d["kl"]), float(d.get("time", 0.0))
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def _step_dims(line: bytes) -> list[float]:
+    """A step line's KL per dimension ([] when it has none)."""
+    try:
+        return [float(v) for v in json.loads(line).get("kl_dims") or []]
+    except (ValueError, TypeError, AttributeError):
+        return []
 
 
 def _step_terms(line: bytes) -> dict[str, float]:

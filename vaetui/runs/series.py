@@ -152,3 +152,52 @@ class Series:
 
     def __len__(self) -> int:
         return len(self.recent) + len(self.buckets)
+
+
+COLUMNS = 512  # columns of a heat map kept (KL per dimension over the run): more than a terminal is wide
+
+
+class Columns:
+    """A vector a step (KL per latent dimension), bounded: past COLUMNS, neighbouring columns are merged into their
+    mean (weighted by the steps each holds), so the whole run stays in view at a flat cost."""
+
+    __slots__ = ("cols",)
+
+    def __init__(self):
+        self.cols: list[list] = []  # [first step, last step, vector, how many merged]
+
+    def add(self, step: int, values: list[float]) -> None:
+        if self.cols and step <= self.cols[-1][1]:
+            self.trim(step)  # a step seen again (a resume, a roll-back): the new values replace the old ones
+        self.cols.append([step, step, list(values), 1])
+        if len(self.cols) > COLUMNS:
+            self._merge()
+
+    def _merge(self) -> None:
+        merged = []
+        for i in range(0, len(self.cols) - 1, 2):
+            a, b = self.cols[i], self.cols[i + 1]
+            n = a[3] + b[3]
+            merged.append([a[0], b[1], [(x * a[3] + y * b[3]) / n for x, y in zip(a[2], b[2])], n]
+                          if len(a[2]) == len(b[2]) else b)
+        if len(self.cols) % 2:
+            merged.append(self.cols[-1])
+        self.cols = merged
+
+    def trim(self, step: float) -> None:
+        """Drop every column that reaches step or later."""
+        self.cols = [c for c in self.cols if c[1] < step]
+
+    def steps(self) -> list[int]:
+        return [c[1] for c in self.cols]
+
+    def matrix(self) -> list[list[float]]:
+        """Columns oldest first, each a vector."""
+        return [c[2] for c in self.cols]
+
+    @property
+    def last(self) -> list[float] | None:
+        return self.cols[-1][2] if self.cols else None
+
+    def __len__(self) -> int:
+        return len(self.cols)

@@ -32,7 +32,7 @@ from vaetui.runs.events import (
     StateEvent, StepEvent, WarningEvent,
 )
 from vaetui.models.families import family_of
-from vaetui.models.losses import bits_per_dim, nats_per_dim, schedule_beta
+from vaetui.models.losses import bits_per_dim, kl_per_dim, nats_per_dim, schedule_beta
 from vaetui.models.protocol import LatentModel
 from vaetui.models.vae import parameter_count
 from vaetui.runs.store import Run
@@ -148,7 +148,9 @@ class Trainer(TrainerState):
                 yield WarningEvent(step=self.step, message=f"skipped {len(skipped)} unreadable images, "
                                    f"see {split.cache.log}")
         self.model.train()
-        self.window = _Window(torch.zeros(3 + len(self.family.terms), device=self.device))
+        # KL per latent dimension, logged with each step event (the monitor's heat map): Gaussian codes only
+        self.kl_dims = self.config.model.latent if getattr(self.model, "latent_kind", "gaussian") == "gaussian" else 0
+        self.window = _Window(torch.zeros(3 + len(self.family.terms) + self.kl_dims, device=self.device))
         self.t_start = time.perf_counter()
         self.in_a_row = 0
         self.order, self.order_epoch = None, -1
@@ -219,11 +221,23 @@ class Trainer(TrainerState):
             self.aux_optimizer.zero_grad(set_to_none=True)
             aux_loss.backward()
             self.aux_optimizer.step()
-        self.window.sums += torch.stack([terms.loss.detach() * terms.count, terms.recon_sum, terms.kl_sum,
-                                         *(terms.terms[name] for name in self.family.terms)])
+        sums = torch.stack([terms.loss.detach() * terms.count, terms.recon_sum, terms.kl_sum,
+                            *(terms.terms[name] for name in self.family.terms)])
+        if self.kl_dims:
+            sums = torch.cat([sums, self._kl_dims(out)])
+        self.window.sums += sums
         self.window.images += terms.count
         self.step += 1
         return False
+
+    def _kl_dims(self, out) -> torch.Tensor:
+        """This batch's KL summed over images, per dimension of the code, to N(0, 1): the prior of most families,
+        and for the others (VampPrior, a hierarchy's top level) still which dimensions carry information."""
+        mu, logvar = out.mu, out.logvar
+        if logvar is None or mu.dim() != 2 or mu.shape[1] != self.kl_dims:  # a user's model of another shape
+            return torch.zeros(self.kl_dims, device=self.device)
+        with torch.no_grad():
+            return kl_per_dim(mu.float(), logvar.float()).sum(0)
 
     def _cadences(self) -> Iterator[Event]:
         """Everything due at this step: the step event, pictures, the epoch's end, a periodic checkpoint."""
@@ -280,6 +294,7 @@ class Trainer(TrainerState):
             n = int(sums[-1].item())
             sums = sums[:-1]
         loss_s, recon_s, kl_s, *own = sums.tolist()  # the one read-back per log interval
+        own, dims = own[:len(own) - self.kl_dims], own[len(own) - self.kl_dims:]
         es = self.epoch_sums
         self.epoch_sums = [es[0] + loss_s, es[1] + recon_s, es[2] + kl_s, es[3] + n]
         now = time.perf_counter()
@@ -298,6 +313,7 @@ class Trainer(TrainerState):
             nonfinite=self.nonfinite_total,
             gpu_mem_mb=torch.cuda.memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else None,
             terms={name: s / n for name, s in zip(self.family.terms, own)} or None,
+            kl_dims=[float(f"{d / n:.4g}") for d in dims] or None,
         )
 
     def _validated(self, epoch: int) -> tuple[dict, EvalEvent]:

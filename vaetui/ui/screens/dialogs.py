@@ -250,19 +250,25 @@ class ChartScreen(ModalScreen[None]):
         Binding("3", "pick(2)", "KL"), Binding("4", "pick(3)", "valid"),
         Binding("v", "overlay", "train vs valid"),
         Binding("w", "smooth", "smoothing"), Binding("x", "x_axis", "x: step/epoch/time"),
+        Binding("k", "heat", "KL per dim"),
     ]
 
-    def __init__(self, state: History, which: int = 0, smooth: float = 0.6, x: str = "step"):
+    def __init__(self, state: History, which: int = 0, smooth: float = 0.6, x: str = "step", schedule=None):
         super().__init__()
         self.state = state
         self.which = which
         self.overlay = False
         self.smooth, self.x = smooth, x
+        self.schedule = schedule
+        self.heat = False
 
     def compose(self) -> ComposeResult:
+        from vaetui.ui.widgets.heatmap import HeatMap
+
         with Vertical(id="chartbox"):
             yield Static("", id="charttitle")
             yield Chart(id="chart")
+            yield HeatMap(id="chartheat")
 
     def on_mount(self) -> None:
         self.redraw()
@@ -283,6 +289,15 @@ class ChartScreen(ModalScreen[None]):
     def redraw(self) -> None:
         chart = self.query_one(Chart)
         s = self.state
+        self.query_one("#chart").display = not self.heat
+        self.query_one("#chartheat").display = self.heat
+        if self.heat:
+            self.query_one("#charttitle", Static).update(
+                "[b]KL per latent dimension over the run[/]  [dim]k back to the curves · esc close[/]")
+            heat = self.query_one("#chartheat")
+            self.call_after_refresh(heat.set_columns, s.kl_dims.steps(), s.kl_dims.matrix(), self.schedule,
+                                    s.total_steps)
+            return
         if self.overlay:
             lines = self.lines("train (per epoch)", s.train_epoch, "cyan") + \
                 self.lines("validation", s.series["valid"], "magenta")
@@ -299,12 +314,16 @@ class ChartScreen(ModalScreen[None]):
         chart.set_series(lines)
 
     def action_pick(self, which: int) -> None:
-        self.which, self.overlay = which, False
+        self.which, self.overlay, self.heat = which, False, False
         self.redraw()
 
     def action_smooth(self) -> None:
         self.smooth = SMOOTH_STEPS[(SMOOTH_STEPS.index(self.smooth) + 1) % len(SMOOTH_STEPS)] \
             if self.smooth in SMOOTH_STEPS else 0.0
+        self.redraw()
+
+    def action_heat(self) -> None:
+        self.heat = not self.heat
         self.redraw()
 
     def action_x_axis(self) -> None:

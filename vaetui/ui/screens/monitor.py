@@ -19,6 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Header, Static
 from textual.worker import get_current_worker
 
+from vaetui.errors import VaeError
 from vaetui.format import duration
 from vaetui.runs.history import SERIES, SERIES_LABELS, TERM_LABELS
 from vaetui.runs.status import status_of
@@ -27,6 +28,7 @@ from vaetui.ui.feeds import RunView, load_picture
 from vaetui.ui.screens.dialogs import ChartScreen, Confirm
 from vaetui.pictures.layout import columns_that_fit
 from vaetui.ui.widgets.picture import fit_picture, picture_class
+from vaetui.ui.widgets.heatmap import ACTIVE_KL, HeatMap, Schedule
 from vaetui.ui.widgets.spark import Spark
 from vaetui.ui.widgets.text import EventLog, Quiet, TextBar
 from vaetui.ui.widgets.keybar import KeyBar
@@ -70,6 +72,7 @@ class MonitorScreen(Screen[None]):
         Binding("s", "stop", "stop"),
         Binding("c", "checkpoint", "checkpoint"),
         Binding("f", "chart", "chart"),
+        Binding("k", "heat", "KL per dim"),
         Binding("enter", "zoom", "zoom picture"),
         Binding("left", "scrub(-1)", "older", show=False),
         Binding("right", "scrub(1)", "newer", show=False),
@@ -88,6 +91,8 @@ class MonitorScreen(Screen[None]):
         self._picture_at = 0.0
         self._drawn_at = 0.0
         self._timer = None
+        self.heat_shown = False
+        self._schedule_cache = None
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -112,6 +117,7 @@ class MonitorScreen(Screen[None]):
             with Vertical(id="right"):
                 yield Quiet("", id="snaplabel")
                 yield picture_class(self.renderer)(None, id="picture")
+                yield HeatMap(id="heat")
         with Vertical(id="logbox"):
             yield EventLog(id="log", max_lines=500, wrap=False, markup=False)
         yield KeyBar()
@@ -152,17 +158,55 @@ class MonitorScreen(Screen[None]):
             self.query_one(f"#spark-{key}", Spark).set(*h.series[key].points())
             value = h.series[key].last
             shown = "-" if value is None else f"{value:.1f}"
-            self.query_one(f"#label-{key}", Quiet).set(f"{SHORT_LABELS[key]:<6}[b]{shown:>9}[/]")
+            extra = self._active_text() if key == "kl" else ""
+            self.query_one(f"#label-{key}", Quiet).set(f"{SHORT_LABELS[key]:<6}[b]{shown:>9}[/]{extra}")
         self._update_terms()
         self._update_numbers()
         self._update_system()
         self._update_picture()
+        if self.heat_shown:
+            self._update_heat()
         log = self.query_one(EventLog)
         if h is not self._history_seen:  # a new history (the log was rewritten, or fully loaded): shown afresh
             self._history_seen = h
             log.clear()
             self._logged = max(0, h.log_count - len(h.log))
         self._logged = log.show(h.log, h.log_count, self._logged)
+
+    def _active_text(self) -> str:
+        """Under the KL sparkline's number: how many dimensions carry information now (KL above 0.01 nats)."""
+        last = self.view.history.kl_dims.last
+        if not last:
+            return ""
+        active = sum(v >= ACTIVE_KL for v in last)
+        return f"\n[dim]active[/] [{'green' if active else 'red'}]{active}/{len(last)}[/]"
+
+    def _update_heat(self) -> None:
+        h = self.view.history
+        cols = h.kl_dims
+        self.query_one("#heat", HeatMap).set_columns(cols.steps(), cols.matrix(), self._schedule(), h.total_steps)
+
+    def _schedule(self) -> Schedule:
+        if self._schedule_cache is None:
+            try:
+                config = self.app.store.open(self.view.run).config()
+            except VaeError:
+                return Schedule()
+            self._schedule_cache = Schedule.of(config, self.view.history.total_steps)
+        return self._schedule_cache
+
+    def action_heat(self) -> None:
+        """k: the right-hand side shows KL per latent dimension over the run instead of the pictures (and back)."""
+        self.heat_shown = not self.heat_shown
+        self.query_one("#picture").display = not self.heat_shown
+        self.query_one("#heat").display = self.heat_shown
+        label = self.query_one("#snaplabel", Quiet)
+        if self.heat_shown:
+            label.set("KL per latent dimension over the run [dim]· k pictures[/]")
+            self.call_after_refresh(self._update_heat)
+        else:
+            self._shown_picture = None  # drawn again at the size it has now
+            self._update_picture()
 
     def _update_terms(self) -> None:
         """The family's own terms (IWAE's bound, β-TCVAE's MI, TC and dimension-wise KL, FactorVAE's TC)."""
@@ -321,4 +365,4 @@ class MonitorScreen(Screen[None]):
             self._fit_picture()
 
     def action_chart(self) -> None:
-        self.app.push_screen(ChartScreen(self.view.history))
+        self.app.push_screen(ChartScreen(self.view.history, schedule=self._schedule()))
