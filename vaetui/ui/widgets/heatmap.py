@@ -113,7 +113,7 @@ def render_heat(steps: Sequence[int], matrix: Sequence[Sequence[float]], width: 
     out.append(f"  KL 0.01–{top:g} (log)", style="dim")
     if schedule.free_bits > 0:
         out.append("  ■", style=Style(color="rgb({},{},{})".format(*FLOOR)))
-        out.append(f"≤free bits", style="dim")
+        out.append("≤free bits", style="dim")
     out.append("\n")
     shown = -1
     for r in range((n_rows + 1) // 2):
