@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from vaetui.cli.args import (
-    MAX_PICTURE_IMAGES, SEED_MAX, SPLITS, add_checkpoint, add_run, float_in, int_in, need, out_file, warn,
+    MAX_PICTURE_IMAGES, SEED_MAX, SPLITS, add_checkpoint, add_run, add_runs_dir, float_in, int_in, need, out_file,
+    warn,
 )
 from vaetui.config.settings import SAMPLERS
 from vaetui.errors import VaeError
@@ -113,8 +114,68 @@ def cmd_latent(args: argparse.Namespace) -> int:
     return 0
 
 
+def lockstep_members(store, names: list[str], at: str):
+    """The runs of a lockstep comparison at one point: their models at a checkpoint (best, latest, epoch-N) or
+    their snapshots nearest a step (step-N); runs on other data or sizes refused before anything loads."""
+    from vaetui.pictures.lockstep import Member, check_at, nearest_snapshot, same_data
+    from vaetui.runs import checkpoint
+
+    check_at(at)
+    if not 2 <= len(names) <= 4 or len(set(names)) != len(names):
+        raise VaeError("compare two to four different runs: vaetui compare A B [C D]")
+    runs = [store.open(n) for n in names]
+    same_data({r.name: r.config() for r in runs})
+    members = []
+    for run in runs:
+        if at.startswith("step-"):
+            picture, step = nearest_snapshot(run, run.history(), int(at[5:]))
+            members.append(Member(run.name, snapshot=picture, snapshot_step=step))
+        else:
+            loaded = checkpoint.open_model(run, at)
+            for w in loaded.warnings:
+                warn(w)
+            members.append(Member(run.name, loaded.model, loaded.config))
+    return members
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Two to four runs in lockstep: the same test images and z, the same point of training, one row each."""
+    from vaetui.pictures.imaging import save_image
+    from vaetui.pictures.lockstep import lockstep
+    from vaetui.runs.store import RunStore
+
+    members = lockstep_members(RunStore(args.runs_dir), args.runs, args.at)
+    fig = lockstep(members, args.show, args.at, args.seed, args.start)
+    out = save_image(fig.image, args.out)
+    rows = ("originals, then " if fig.info["originals"] else "") + ", ".join(fig.info["runs"])
+    where = (", ".join(f"{n} step {s}" for n, s in fig.info["steps"].items()) if "steps" in fig.info
+             else f"checkpoint {args.at}")
+    print(f"wrote {out}: {args.show} of {len(members)} runs at {where}; rows: {rows}")
+    for name, losses in fig.info.get("losses", {}).items():
+        print(f"  {name}: mean reconstruction loss {sum(losses) / len(losses):.1f} on test images "
+              f"{fig.info['indices'][0]}-{fig.info['indices'][-1]}")
+    return 0
+
+
 def register(sub) -> None:
+    from vaetui.pictures.lockstep import SHOWS
+
     png = out_file(".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+    p = sub.add_parser("compare", help="two to four runs in lockstep: the same images and z at the same point of "
+                       "training, one row each (the compare screen's twin)")
+    p.add_argument("runs", metavar="RUN", nargs="+", help="2 to 4 runs of the same data and image size")
+    p.add_argument("--at", default="best", metavar="WHEN",
+                   help="best, latest, epoch-N (a checkpoint every run has) or step-N (each run's training snapshot "
+                        "nearest step N) (default: %(default)s)")
+    p.add_argument("--show", choices=SHOWS, default="recon",
+                   help="recon: originals over each run's reconstructions; error: |x − x̂| per pixel as a heat map; "
+                        "samples: the same z decoded by each; interp: one path each (default: %(default)s)")
+    p.add_argument("--seed", type=int_in(0, SEED_MAX), default=0, help="z for samples and interp (default 0)")
+    p.add_argument("--start", type=int_in(0), default=0, help="first test image (recon, error)")
+    p.add_argument("--out", required=True, type=png, metavar="FILE.png")
+    add_runs_dir(p)
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("reconstruct", help="write originals over reconstructions of a run's checkpoint")
     add_run(p)

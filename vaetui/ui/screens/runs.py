@@ -46,6 +46,7 @@ class RunsScreen(Screen[None]):
         Binding("o", "sort", "sort"),
         Binding("space", "mark", "mark"),
         Binding("v", "compare", "compare marked"),
+        Binding("L", "compare(True)", "lockstep marked", show=False),  # in ? (the key bar keeps rename, delete)
         Binding("m", "rename", "rename"),
         Binding("x", "delete", "delete"),
     ]
@@ -214,15 +215,16 @@ class RunsScreen(Screen[None]):
             table = self.query_one(DataTable)
             table.move_cursor(row=min(table.cursor_row + 1, len(self.infos) - 1))
 
-    def action_compare(self) -> None:
+    def action_compare(self, lockstep: bool = False) -> None:
         names = [i.name for i in self.infos or [] if i.name in self.marked]
         usable = [n for n in names if self.app.store.open(n).has_checkpoint()]
-        if len(usable) < 2:
-            self.notify("mark two or more runs with checkpoints (space), then v", severity="warning")
+        if len(usable) < 2 or (lockstep and len(usable) > 4):
+            self.notify(f"mark {'two to four' if lockstep else 'two or more'} runs with checkpoints (space), then "
+                        f"{'L' if lockstep else 'v'}", severity="warning")
             return
-        from vaetui.ui.screens.explore import CompareScreen
+        from vaetui.ui.screens.explore import CompareScreen, LockstepScreen
 
-        self.app.push_screen(CompareScreen(usable))
+        self.app.push_screen(LockstepScreen(usable) if lockstep else CompareScreen(usable))
 
     def _editable(self) -> RunInfo | None:
         info = self._selected()

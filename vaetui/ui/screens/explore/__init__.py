@@ -6,7 +6,8 @@ from vaetui.ui.screens.explore.data import DataScreen
 from vaetui.ui.screens.explore.generate import GenerateScreen
 from vaetui.ui.screens.explore.interpolate import InterpolateScreen
 from vaetui.ui.screens.explore.latent import LatentScreen
+from vaetui.ui.screens.explore.lockstep import LockstepScreen
 from vaetui.ui.screens.explore.reconstruct import ReconstructScreen
 
 __all__ = ["ExploreScreen", "CompareScreen", "DataScreen", "GenerateScreen", "InterpolateScreen",
-           "LatentScreen", "ReconstructScreen"]
+           "LatentScreen", "LockstepScreen", "ReconstructScreen"]

@@ -83,7 +83,8 @@ class CompareScreen(ExploreScreen):
     name_ = "compare"
     BINDINGS = [Binding("left", "page(-1)", "page-"), Binding("right", "page(1)", "page+"),
                 Binding("l", "log", "log y"), Binding("e", "per_step", "per epoch/step"),
-                Binding("w", "smooth", "smoothing"), Binding("x", "x_axis", "x: step/epoch/time")]
+                Binding("w", "smooth", "smoothing"), Binding("x", "x_axis", "x: step/epoch/time"),
+                Binding("L", "lockstep", "lockstep")]
 
     def __init__(self, run_names: list[str]):
         super().__init__(run_names[0])
@@ -159,6 +160,15 @@ class CompareScreen(ExploreScreen):
     def action_x_axis(self) -> None:
         self.x = X_AXES[(X_AXES.index(self.x) + 1) % len(X_AXES)]
         self._curves()
+
+    def action_lockstep(self) -> None:
+        """The same runs in lockstep: the same images and z, one point of training for all (two to four)."""
+        from vaetui.ui.screens.explore.lockstep import LockstepScreen
+
+        if len(self.run_names) > 4:
+            self.notify("lockstep compares two to four runs: mark fewer", severity="warning")
+            return
+        self.app.push_screen(LockstepScreen(self.run_names))
 
     def action_log(self) -> None:
         self.query_one("#cmp-chart", Chart).action_toggle_log()
