@@ -158,7 +158,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from vaetui.pictures.lockstep import SHOWS
+    from vaetui.pictures import LOCKSTEP_SHOWS as SHOWS
 
     png = out_file(".png", ".jpg", ".jpeg", ".webp", ".bmp")
 

@@ -19,10 +19,10 @@ import torch
 from PIL import Image
 
 from vaetui.errors import VaeError
+from vaetui.pictures import LOCKSTEP_SHOWS as SHOWS
 from vaetui.pictures.figures import Figure
 from vaetui.pictures.imaging import stack_rows
 
-SHOWS = ("recon", "error", "samples", "interp")
 N_IMAGES = 8  # images (or frames) a row: the seed's reconstruct and sample rows
 AT = re.compile(r"^(best|latest|epoch-\d+|step-\d+)$")
 # The error heat map: 0 black, then purple, orange, yellow at the largest error a pixel can have (1 on [0, 1]).
