@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from vaetui.format import is_finite
+from vaetui.runs.alerts import alert_of
 from vaetui.runs.events import describe
 from vaetui.runs.events import (
     CheckpointEvent, EpochEvent, EvalEvent, Event, FailedEvent, FinishedEvent, ImagesEvent, StartedEvent, StateEvent,
@@ -31,6 +32,7 @@ from vaetui.runs.series import Columns, Series
 from vaetui.runs.status import RunStatus
 
 LOG_LINES = 500
+ALERTS_KEPT = 100
 HEAT_READ = 1024  # step lines of a chunk whose KL per dimension is read (their JSON costs 7x the fast split)
 SERIES = ("loss", "recon", "kl", "valid")
 SERIES_LABELS = {"loss": "total loss", "recon": "reconstruction", "kl": "KL", "valid": "validation"}
@@ -81,6 +83,8 @@ class History:
         self.train_epoch = Series()
         self.wall = Series()  # (step, wall-clock time) of the step events: x by time
         self.kl_dims = Columns()  # KL per latent dimension at each step event: the monitor's heat map
+        self.alerts: deque = deque(maxlen=ALERTS_KEPT)  # the newest alerts its events raised (vaetui.runs.alerts)
+        self.alert_count = 0
         self.breaks: list[int] = []  # steps where a resumed session or a roll-back began: smoothing restarts there
         self.epochs: list[EpochRecord] = []
         self.best_valid: float | None = None
@@ -103,6 +107,11 @@ class History:
         handler = _HANDLERS.get(type(event))
         if handler is not None:
             handler(self, event)
+        if type(event) in (FinishedEvent, FailedEvent, WarningEvent):
+            alert = alert_of(event, self.run)
+            if alert is not None:
+                self.alerts.append(alert)
+                self.alert_count += 1
 
     def apply_json(self, data: dict[str, Any]) -> None:
         event = event_from_json(data)
@@ -287,7 +296,8 @@ class History:
 
     # ------------------------------------------------------------------ persistence (summaries)
     _STATE = ("run", "epochs_planned", "status", "reason", "error", "device", "parameters", "threads", "precision",
-              "total_steps", "steps_per_epoch", "step", "best_valid", "updated", "base_elapsed", "events", "checkpoints")
+              "total_steps", "steps_per_epoch", "step", "best_valid", "updated", "base_elapsed", "events", "checkpoints",
+              "alert_count")
 
     def state(self) -> dict[str, Any]:
         """A JSON-able snapshot of a summary history (steps="none"), to continue its fold in a later process."""

@@ -106,8 +106,8 @@ class Summaries:
     """
 
     PERSIST_EVERY_S = 10.0  # a long-lived process writes a run's record at most this often
-    VERSION = 4  # records of another version are folded again (1: could hold a half-folded line, see _lock;
-    # 2: knew a log by its inode alone; 3: lines without the model)
+    VERSION = 5  # records of another version are folded again (1: could hold a half-folded line, see _lock;
+    # 2: knew a log by its inode alone; 3: lines without the model; 4: without the count of alerts)
 
     def __init__(self, folder: Path | None = None):
         from vaetui.disk.files import cache_dir

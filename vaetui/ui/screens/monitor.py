@@ -93,6 +93,7 @@ class MonitorScreen(Screen[None]):
         self._timer = None
         self.heat_shown = False
         self._schedule_cache = None
+        self.digest: str | None = None  # what the run did since this person last looked ("": nothing; shown once)
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -128,7 +129,32 @@ class MonitorScreen(Screen[None]):
         self.update_view()
 
     def on_unmount(self) -> None:
+        self._remember_look()
         self.app.monitor_closed(self.view.run)
+
+    def _since_you_left(self, history) -> None:
+        """The first look at this run's monitor after being away: what it did meanwhile, as a toast."""
+        from vaetui.runs.digest import digest, last_look
+
+        try:
+            path = self.app.store.open(self.view.run).path
+        except VaeError:
+            return
+        text = digest(history, last_look(path, "monitor"))
+        self.digest = text or ""
+        if text:
+            self.notify(text, title=self.view.run, timeout=20)
+
+    def _remember_look(self) -> None:
+        """What this person saw of the run, in their cache (never in the run)."""
+        from vaetui.runs.digest import key, look_of, remember
+
+        try:
+            path = self.app.store.open(self.view.run).path
+        except VaeError:
+            return
+        if self.view.history.events:
+            remember({key(path, "monitor"): look_of(self.view.history)})
 
     # ------------------------------------------------------------------ drawing
     def view_changed(self, urgent: bool = False) -> None:
@@ -168,6 +194,8 @@ class MonitorScreen(Screen[None]):
             self._update_heat()
         log = self.query_one(EventLog)
         if h is not self._history_seen:  # a new history (the log was rewritten, or fully loaded): shown afresh
+            if self.digest is None and h.events:  # the first history with the run's events in it
+                self._since_you_left(h)
             self._history_seen = h
             log.clear()
             self._logged = max(0, h.log_count - len(h.log))

@@ -34,6 +34,7 @@ class RunsListed(Message):
 
     infos: tuple[RunInfo, ...]
     complete: bool = True
+    digest: str | None = None  # what moved since this person last left the runs list (the first full listing)
 
 
 class RunsScreen(Screen[None]):
@@ -68,6 +69,8 @@ class RunsScreen(Screen[None]):
         self._rows: dict[str, tuple] = {}
         self._listed_at = 0.0
         self._frozen = False
+        self._digested = False
+        self.digest: str | None = None
         if not self._list_cached():
             self.call_after_refresh(self.refresh_runs)  # after the first frame is painted, not competing with it
         self._timer = self.set_interval(REFRESH_EVERY_S, self.refresh_runs)
@@ -75,6 +78,7 @@ class RunsScreen(Screen[None]):
 
     def on_screen_suspend(self) -> None:
         self._timer.pause()  # hidden under another screen: no reads, no repaints
+        self._remember_looks()
 
     def on_screen_resume(self) -> None:
         if time.monotonic() - self._listed_at > REFRESH_EVERY_S:  # back from a glance at help: no refresh
@@ -120,9 +124,29 @@ class RunsScreen(Screen[None]):
             if self.infos is None and time.monotonic() - posted > 0.2:  # a cold start fills in as it goes
                 self.post_message(RunsListed(tuple(infos), complete=False))
                 posted = time.monotonic()
-        self.post_message(RunsListed(tuple(infos), complete=True))
+        digest = None
+        if not self._digested:  # the first full listing: what moved while this person was away
+            from vaetui.runs.digest import key, list_digest, looks
+
+            self._digested = True
+            paths = {i.name: store.root / i.name for i in infos if not i.read_only}
+            digest = list_digest(infos, looks([key(p, "list") for p in paths.values()]), paths)
+        self.post_message(RunsListed(tuple(infos), complete=True, digest=digest))
+
+    def on_unmount(self) -> None:
+        self._remember_looks()
+
+    def _remember_looks(self) -> None:
+        """What this person saw of each run here, in their cache: the next start says what moved since."""
+        from vaetui.runs.digest import key, list_look, remember
+
+        if self.infos:
+            remember({key(self.app.store.root / i.name, "list"): list_look(i) for i in self.infos if not i.read_only})
 
     def on_runs_listed(self, message: RunsListed) -> None:
+        if message.digest:
+            self.digest = message.digest
+            self.notify(message.digest, title="runs", timeout=20)
         first = self.infos is None or not self._frozen
         self.show_runs(list(message.infos))
         if message.complete and first:
