@@ -80,6 +80,21 @@ def cmd_export_study(args: argparse.Namespace) -> int:
     return _write(args, run_rows(store, names))
 
 
+def cmd_export_tensorboard(args: argparse.Namespace) -> int:
+    """Runs as TensorBoard event files: one folder each under --out."""
+    from vaetui.runs.store import RunStore
+    from vaetui.runs.tensorboard import export_run, writer_class
+
+    writer_class()  # TensorBoard missing: said before anything is read or made
+    store = RunStore(args.runs_dir)
+    runs = [store.open(n) for n in args.runs]  # every name checked first
+    for run in runs:
+        counts = export_run(run, args.out)
+        print(f"{run.name}: {counts['scalars']:,} scalars, {counts['images']} images -> {args.out / run.name}")
+    print(f"view them: tensorboard --logdir {args.out}")
+    return 0
+
+
 def _table_flags(p: argparse.ArgumentParser) -> None:
     from vaetui.runs.tables import COLUMNS, FORMATS
 
@@ -108,3 +123,9 @@ def register(sub) -> None:
     s.add_argument("study", metavar="NAME")
     _table_flags(s)
     s.set_defaults(func=cmd_export_study)
+    t = what.add_parser("tensorboard", help="runs as TensorBoard event files (scalars and snapshots), one folder "
+                                            "each: needs the extra vaetui[tensorboard]")
+    t.add_argument("runs", metavar="RUN", nargs="+")
+    t.add_argument("--out", type=Path, required=True, metavar="DIR", help="a folder for tensorboard --logdir")
+    add_runs_dir(t)
+    t.set_defaults(func=cmd_export_tensorboard)
