@@ -42,9 +42,13 @@ def started_events(runs: Path, run: str) -> list[dict]:
 
 def test_a_four_trial_study_with_two_workers_completes(tmp_path):
     runs = tmp_path / "runs"
+    alerts = tmp_path / "alerts.jsonl"
     out = vaetui("sweep", space(tmp_path, "latent = [2, 3, 4, 6]\n"), "--study", "lat", "--workers", 2, "--pruner", "none",
-                 "--runs-dir", runs)
+                 "--runs-dir", runs, "--notify-cmd", f"cat >> {alerts}")
     assert out.returncode == 0, out.stderr
+    said = [json.loads(line) for line in alerts.read_text().splitlines()]  # the workers alerted for their trials
+    assert sorted(a["run"] for a in said if a["kind"] == "finished") == [f"lat-t{k:03d}" for k in range(4)]
+    assert {a["kind"] for a in said} <= {"finished", "collapse"}  # tiny trials collapse, and say so
     done = trials(runs, "lat")
     assert [t.state.name for t in done] == ["COMPLETE"] * 4
     assert sorted(t.params["latent"] for t in done) == [2, 3, 4, 6]  # the grid, each once
