@@ -91,8 +91,10 @@ def run_tui(runs_dir=None, threads=None, device="auto", image="halfcell", monito
     image = choose_renderer(image)
     if image not in ("halfcell", "none"):
         picture_class(image)  # textual-image probes the terminal when imported: before the app starts
-    return make_app(runs_dir=runs_dir, threads=threads, device=device, image=image, monitor=monitor,
-                    colors=colors).run() or 0
+    app = make_app(runs_dir=runs_dir, threads=threads, device=device, image=image, monitor=monitor, colors=colors)
+    code = app.run() or 0
+    app.deliver.wait()  # an alert raised just before quitting still reaches its command
+    return code
 
 
 def set_alerts(notify_cmd: str | None, quiet_after: float | None) -> None:

@@ -213,7 +213,8 @@ def train_trial(study, spec: StudySpec, trial, run, resuming: bool, control: Con
         + (f" under torchrun ×{nproc}" if nproc > 1 else "") + "  "
         + "  ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items()))
     events, stop = _under_torchrun(run, nproc, runs_root) if nproc > 1 else _in_process(run, resuming, control)
-    events = alerting(events, run.name, _deliverer())
+    deliver = _deliverer()
+    events = alerting(events, run.name, deliver)
     value = last = None
     pruned_at = None
     stopping = False
@@ -230,6 +231,7 @@ def train_trial(study, spec: StudySpec, trial, run, resuming: bool, control: Con
             if pruned_at is None and not final and trial.should_prune():
                 pruned_at = event.epoch
                 stop()
+    deliver.wait()  # a worker may exit after this trial: its alerts are delivered first
     if isinstance(last, FailedEvent):
         trial.set_user_attr("reason", last.error)
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
