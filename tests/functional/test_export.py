@@ -95,3 +95,31 @@ def test_train_seeds_makes_a_group_export_finds(tmp_path, capsys):
                                                   "--columns", "run,steps"))))
     assert [(row["run"], row["n"], row["steps_mean"]) for row in rows] == [("g", "2", "2.0")]
     assert not math.isnan(float(rows[0]["steps_mean"]))
+
+
+def test_the_runs_list_groups_by_seed_with_the_same_numbers(runs):
+    import asyncio
+    import time
+
+    from vaetui.ui.app import make_app
+    from vaetui.ui.screens.groups import GroupsScreen
+
+    async def scenario():
+        app = make_app(runs_dir=runs, include_demo=False)
+        async with app.run_test(size=(160, 30)) as pilot:
+            deadline = time.monotonic() + 30
+            while not app.screen.infos and time.monotonic() < deadline:
+                await pilot.pause(0.05)
+            await pilot.press("G")
+            while not (isinstance(app.screen, GroupsScreen) and app.screen.groups) and time.monotonic() < deadline:
+                await pilot.pause(0.05)
+            grid = app.screen.query_one("#groups")
+            head = [str(c.label) for c in grid.columns.values()]
+            rows = [[str(c) for c in grid.get_row_at(k)] for k in range(grid.row_count)]
+            return head, rows
+
+    head, rows = asyncio.run(scenario())
+    exp = dict(zip(head, rows[0]))
+    assert exp["run"] == "exp" and exp["n"] == "3" and exp["seeds"] == "0,1,2"
+    assert exp["PSNR"] == "23.00 ± 3.61" and exp["best valid"] == "110.0 ± 10.0"  # the hand-worked numbers above
+    assert dict(zip(head, rows[1]))["run"] == "other"

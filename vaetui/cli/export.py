@@ -8,24 +8,7 @@ from pathlib import Path
 
 from vaetui.cli.args import add_runs_dir
 from vaetui.errors import ConfigError, VaeError
-
-
-def run_rows(store, names: list[str]) -> list:
-    """What the table knows of each run: config, best validation, progress, its newest test-split eval (of the
-    prior's samples, not another sampler's)."""
-    import json
-
-    from vaetui.runs.tables import RunRow
-
-    rows = []
-    for name in names:
-        run = store.open(name)  # a missing run is one line before anything is written
-        info = run.info(store.summaries)
-        evals = [r for r in run.evals(split="test") if "per_image" in r
-                 and r["protocol"].get("sampler", "prior") == "prior"]
-        rows.append(RunRow(run.name, json.loads(run.config_path.read_text()), info.best_valid, info.epochs_done,
-                           info.step, str(info.status), evals[0] if evals else None))
-    return rows
+from vaetui.runs.tables import rows_of
 
 
 def _columns(args: argparse.Namespace):
@@ -63,7 +46,7 @@ def cmd_export_runs(args: argparse.Namespace) -> int:
 
     _columns(args)
     store = RunStore(args.runs_dir, include_demo=bool(args.runs))
-    return _write(args, run_rows(store, args.runs or store.names()))
+    return _write(args, rows_of(store, args.runs or store.names()))
 
 
 def cmd_export_study(args: argparse.Namespace) -> int:
@@ -77,7 +60,7 @@ def cmd_export_study(args: argparse.Namespace) -> int:
     names = [r["run"] for r in table["rows"] if r["run"] and (store.root / r["run"] / "config.json").exists()]
     if not names:
         raise VaeError(f"study {args.study} has no trial with a run yet: run it (vaetui sweep) first")
-    return _write(args, run_rows(store, names))
+    return _write(args, rows_of(store, names))
 
 
 def cmd_export_tensorboard(args: argparse.Namespace) -> int:

@@ -99,6 +99,20 @@ DEFAULT_COLUMNS = ("run", "model", "latent", "beta", "seed", "epochs", "best_val
                    "ssim", "active_units", "mig", "fd_attr", "precision", "recall")
 
 
+def rows_of(store, names: list[str]) -> list[RunRow]:
+    """What a table knows of each run: config, best validation, progress, its newest test-split eval (of the
+    prior's samples, not another sampler's). A missing run is an error before anything is written."""
+    rows = []
+    for name in names:
+        run = store.open(name)
+        info = run.info(store.summaries)
+        evals = [r for r in run.evals(split="test") if "per_image" in r
+                 and r["protocol"].get("sampler", "prior") == "prior"]
+        rows.append(RunRow(run.name, json.loads(run.config_path.read_text()), info.best_valid, info.epochs_done,
+                           info.step, str(info.status), evals[0] if evals else None))
+    return rows
+
+
 def parse_columns(text: str | None) -> tuple[str, ...] | None:
     """--columns a,b,c (or spaces): the words checked; None: the default (without columns no run has)."""
     if text is None:
@@ -212,6 +226,7 @@ def build(rows: list[RunRow], columns: Sequence[str] | None = None, group_by: st
                     row[c.key] = next(iter(vals.values())) if len(vals) == 1 else "mixed"
             row["seeds"] = ",".join(str(m.config["train"].get("seed")) for m in members)
             row["n"] = len(members)
+            row["members"] = [m.name for m in members]
             out.append(row)
     elif group_by is not None:
         raise ValueError(f"--group-by {group_by}: only seed")
@@ -239,7 +254,7 @@ def _number(cell: Cell, column: Column, pm: str) -> str:
     return text
 
 
-def _cells(table: Table, pm: str) -> tuple[list[str], list[list[str]]]:
+def cells(table: Table, pm: str = " ± ") -> tuple[list[str], list[list[str]]]:
     head = [c.header for c in table.columns] + (["n", "seeds"] if table.grouped else [])
     body = []
     for row in table.rows:
@@ -283,7 +298,7 @@ def to_csv(table: Table) -> str:
 
 
 def to_markdown(table: Table) -> str:
-    head, body = _cells(table, " ± ")
+    head, body = cells(table, " ± ")
     head = _marked(table, head, lambda h, m: f"{h}<sup>{m}</sup>")
     right = [c.numeric for c in table.columns] + ([True, False] if table.grouped else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---:" if r else "---" for r in right) + "|"]
@@ -303,7 +318,7 @@ def _tex(text: str) -> str:
 
 def to_latex(table: Table) -> str:
     """A booktabs tabular with its footnotes beneath, ready for \\input (needs \\usepackage{booktabs})."""
-    head, body = _cells(table, " \x00 ")
+    head, body = cells(table, " \x00 ")
     head = _marked(table, [_tex(h) for h in head], lambda h, m: f"{h}$^{m}$")
     align = "".join("r" if c.numeric else "l" for c in table.columns) + ("rl" if table.grouped else "")
     lines = [r"\begin{tabular}{" + align + "}", r"\toprule", " & ".join(head) + r" \\", r"\midrule"]

@@ -48,6 +48,7 @@ class RunsScreen(Screen[None]):
         Binding("space", "mark", "mark"),
         Binding("v", "compare", "compare marked"),
         Binding("L", "compare(True)", "lockstep marked", show=False),  # in ? (the key bar keeps rename, delete)
+        Binding("G", "groups", "group by seed", show=False),
         Binding("m", "rename", "rename"),
         Binding("x", "delete", "delete"),
     ]
@@ -238,6 +239,16 @@ class RunsScreen(Screen[None]):
             self.show_runs(list(self.infos))
             table = self.query_one(DataTable)
             table.move_cursor(row=min(table.cursor_row + 1, len(self.infos) - 1))
+
+    def action_groups(self) -> None:
+        """Every run grouped with the runs that differ from it only in their seed (vaetui train --seeds)."""
+        names = [i.name for i in self.infos or [] if not i.read_only]
+        if not names:
+            self.notify("no runs to group yet", severity="warning")
+            return
+        from vaetui.ui.screens.groups import GroupsScreen
+
+        self.app.push_screen(GroupsScreen(names))
 
     def action_compare(self, lockstep: bool = False) -> None:
         names = [i.name for i in self.infos or [] if i.name in self.marked]

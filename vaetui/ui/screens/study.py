@@ -48,6 +48,7 @@ class StudyScreen(Screen[None]):
         Binding("e", "explore", "reconstructions"),
         Binding("space", "mark", "mark"),
         Binding("v", "compare", "compare marked"),
+        Binding("G", "groups", "by seed"),
         Binding("s", "stop", "stop study"),
     ]
 
@@ -187,6 +188,17 @@ class StudyScreen(Screen[None]):
             self.marked ^= {run}
             table, self.table = self.table, None
             self.show(table)
+
+    def action_groups(self) -> None:
+        """The trials grouped by seed (a sweep with seed = [0, 1, 2]): mean ± std of each group."""
+        names = [r["run"] for r in (self.table or {}).get("rows", [])
+                 if r["run"] and (self.app.store.root / r["run"] / "config.json").exists()]
+        if not names:
+            self.notify("no trial has a run yet", severity="warning")
+            return
+        from vaetui.ui.screens.groups import GroupsScreen
+
+        self.app.push_screen(GroupsScreen(names, f"study {self.study}"))
 
     def action_compare(self) -> None:
         usable = [n for n in sorted(self.marked) if self.app.store.open(n).has_checkpoint()]
