@@ -100,6 +100,8 @@ def main() -> None:
     ap.add_argument("--alternations", type=int, default=50, help="pairs of W and H segments")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--colors", default="truecolor", choices=("truecolor", "256"))
+    ap.add_argument("--only-follow", action="store_true",
+                    help="only part 2 (following a run another process trains), each also with the KL heat map on (k)")
     args = ap.parse_args()
     if args.alternations < 1 or args.speed_window <= 0 or args.window <= 0 or args.presses < 1:
         ap.error("--alternations and --presses must be at least 1, --window and --speed-window above 0")
@@ -139,9 +141,19 @@ def main() -> None:
         term.read(5)
         what = f"monitor {preset_name}"
         results[f"{what}: bytes/s"], results[f"{what}: worst second"] = window(term, args.window)
+        term.send(b"k")  # the KL per dimension heat map instead of the pictures: what it costs while following
+        term.read(3)
+        what = f"heat {preset_name}"
+        results[f"{what}: bytes/s"], results[f"{what}: worst second"] = window(term, args.window)
         term.kill()
         trainer.terminate()
         trainer.wait()
+    if args.only_follow:
+        for what in ("monitor faces64", "heat faces64", "monitor tiny", "heat tiny"):
+            print(f"  {what + ':':<17} {results[what + ': bytes/s'] / 1024:6.2f} KB/s average, worst second "
+                  f"{results[what + ': worst second'] / 1024:.1f} KB")
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
 
     # 3. a run trained in the window: following, keys, paused. Then its cost in training speed, on that same
     # trainer process (separate headless processes differ among themselves by up to 25% on this host: the same

@@ -32,24 +32,35 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(_ssim(a.float(), b.float(), data_range=1.0, size_average=True, win_size=win))
 
 
-def iwae_nll(model, x: torch.Tensor, k: int, likelihood: str, generator: torch.Generator) -> torch.Tensor:
+IWAE_CHUNK = 1024  # images a decoder pass takes when the k samples of a batch go through together
+
+
+def iwae_nll(model, x: torch.Tensor, k: int, likelihood: str, generator: torch.Generator,
+             mu: torch.Tensor | None = None, logvar: torch.Tensor | None = None) -> torch.Tensor:
     """The k-sample importance-weighted estimate of −log p(x) (Burda et al.), per image.
 
     In expectation it bounds −log p(x) from above and is never looser than the −ELBO
     (k = 1 is the −ELBO); a finite sample of it is a random draw, so on a given set of
     images it is usually, not always, below the −ELBO estimated from other draws.
+
+    The k samples of every image go through the decoder together, IWAE_CHUNK images a pass (not k passes of
+    a batch): the encoder's (mu, logvar) of x, when the caller has them, are used as they are.
     """
-    mu, logvar = model.encode(x)
+    if mu is None:
+        mu, logvar = model.encode(x)
+    n, d = mu.shape
     std = torch.exp(0.5 * logvar)
-    log_w = []
-    for _ in range(k):
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device)
-        z = mu + std * eps
-        log_px_z = -reconstruction_nll(model.decode_logits(z), x, likelihood)
-        log_pz = model.log_prior(z)  # the model's own prior (N(0, I), or vamp's mixture)
-        log_qz = (-0.5 * eps.pow(2) - 0.5 * math.log(2 * math.pi) - 0.5 * logvar).sum(1)
-        log_w.append(log_px_z + log_pz - log_qz)
-    return -(torch.logsumexp(torch.stack(log_w), 0) - math.log(k))
+    eps = torch.randn((k, n, d), generator=generator, device=mu.device)  # sample j of image i: eps[j, i]
+    z = (mu + std * eps).reshape(k * n, d)
+    log_px_z = torch.empty(k * n, device=mu.device)
+    for a in range(0, k * n, IWAE_CHUNK):
+        b = min(a + IWAE_CHUNK, k * n)
+        rows = torch.arange(a, b, device=mu.device) % n  # the image each sample belongs to
+        log_px_z[a:b] = -reconstruction_nll(model.decode_logits(z[a:b]), x[rows], likelihood)
+    log_pz = model.log_prior(z)  # the model's own prior (N(0, I), or vamp's mixture)
+    log_qz = (-0.5 * eps.pow(2) - 0.5 * math.log(2 * math.pi) - 0.5 * logvar).sum(2).reshape(k * n)
+    log_w = (log_px_z + log_pz - log_qz).reshape(k, n)
+    return -(torch.logsumexp(log_w, 0) - math.log(k))
 
 
 def linear_probe_r2(features: np.ndarray, targets: np.ndarray, ridge: float = 1.0) -> float:
@@ -68,7 +79,7 @@ def linear_probe_r2(features: np.ndarray, targets: np.ndarray, ridge: float = 1.
     return float(1 - resid / total) if total > 0 else float("nan")
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(model, config, split, count: int = 1024, k: int = 64, seed: int = 0, batch_size: int = 64,
              progress: Callable[[int, int, str], None] | None = None, disentangle_n: int = 0) -> dict:
     """Every metric on the first `count` images of a split, with fixed noise: a comparable protocol."""
@@ -98,7 +109,7 @@ def evaluate(model, config, split, count: int = 1024, k: int = 64, seed: int = 0
             sums["iwae"] += float((recon_i + kl_i).sum())
         else:
             kl_dims += kl_per_dim(mu, logvar).sum(0).double().cpu()  # to N(0, I), per dimension: which units carry
-            sums["iwae"] += float(iwae_nll(model, x, k, likelihood, gen).sum())
+            sums["iwae"] += float(iwae_nll(model, x, k, likelihood, gen, mu, logvar).sum())
         recon = model.decode(mu)
         sums["se"] += float((recon - x).pow(2).mean(dim=(1, 2, 3)).sum())
         sums["ssim"] += ssim(recon, x) * len(idx)

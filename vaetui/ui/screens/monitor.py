@@ -289,6 +289,8 @@ class MonitorScreen(Screen[None]):
             self.query_one("#system", Quiet).set(f"[dim]trained on {self.view.where}[/]")
 
     def _update_picture(self) -> None:
+        if self.heat_shown:
+            return  # the heat map has the place (k brings the pictures back, as they are then)
         snaps = self.view.history.snapshots
         label = self.query_one("#snaplabel", Quiet)
         if self.snapshot_index is not None:

@@ -15,6 +15,7 @@ from textual.widget import Widget
 from vaetui.format import is_finite
 
 ACTIVE_KL = 0.01  # nats: a dimension above this carries something (the collapse alert's threshold)
+TOP_KL = 20.0  # nats: the colour scale's top (a dimension above it is drawn as at it)
 # A ramp from "nothing" to "much", readable in 256 colours and truecolour: dark blue, teal, green, yellow.
 RAMP = ((20, 24, 60), (33, 94, 140), (32, 150, 140), (90, 200, 100), (250, 230, 40))
 NOTHING = (12, 12, 12)  # below ACTIVE_KL
@@ -143,11 +144,9 @@ def render_heat(steps: Sequence[int], matrix: Sequence[Sequence[float]], width: 
 
 
 def _nice(top: float) -> float:
-    """The colour scale's top: the largest KL seen, rounded up to 1, 2 or 5 times a power of ten (so the scale, and
-    every colour drawn, changes seldom)."""
-    top = max(top, ACTIVE_KL * 10)
-    e = 10 ** math.floor(math.log10(top))
-    return next(m * e for m in (1, 2, 5, 10) if m * e >= top)
+    """The colour scale's top: fixed at TOP_KL nats (log from ACTIVE_KL), more than a dimension of these models
+    carries, so no new maximum recolours what is drawn (a repaint of every cell, tens of KB over SSH)."""
+    return TOP_KL
 
 
 class HeatMap(Widget):
