@@ -100,12 +100,14 @@ def test_the_widget_repaints_only_the_changed_column(monkeypatch):
             await pilot.pause()
             asked = []
             monkeypatch.setattr(HeatMap, "refresh", lambda self, *regions, **kw: asked.append(regions))
-            heat.set_columns([10, 20, 30], [[1.0, 0.1], [1.0, 0.1], [0.9, 0.1]], total=400)  # the scale stays
+            heat.set_columns([10, 20, 30], [[1.0, 0.1], [1.0, 0.1], [0.9, 0.1]], total=400)
+            heat.set_columns([10, 20, 30], [[1.0, 0.1], [1.0, 0.1], [0.9001, 0.1]], total=400)  # the same colours
+            heat.set_columns([10, 20, 30], [[1.0, 0.1], [1.0, 0.1], [0.9, 0.001]], total=400)  # z1 collapses
             return asked
 
-    (regions,) = asyncio.run(scenario())
-    assert regions[0] == Region(0, 0, 44, 1)  # the title (its counts)
-    assert [r.x for r in regions[1:]] == [4 + 2]  # step 30 of 400 over 40 columns: column 2, after the gutter
+    new_column, collapsed = asyncio.run(scenario())  # the second call repainted nothing
+    assert new_column == (Region(4 + 2, 1, 1, 11),)  # step 30 of 400 over 40 columns: column 2, after the gutter
+    assert collapsed == (Region(0, 0, 44, 1), Region(4 + 2, 1, 1, 11))  # the title's active count, and the column
 
 
 def test_the_monitor_shows_active_dimensions_and_the_heat_map_on_k(tmp_path):

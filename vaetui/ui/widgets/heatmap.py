@@ -88,6 +88,38 @@ def _group_dims(column: list[float], rows: int) -> list[float]:
 GUTTER = 4  # the dimension labels' width
 
 
+def _painted(steps, matrix, width: int, height: int, schedule: Schedule, total: int):
+    """What the heat map paints: (active, dims, total, the colours of each column's cells, top to bottom as
+    (upper, lower) half-block pairs; None for a column not reached), and the pixel rows' dimension labels."""
+    dims = len(matrix[-1])
+    keep = [i for i, c in enumerate(matrix) if len(c) == dims]
+    steps, matrix = [list(steps)[i] for i in keep], [matrix[i] for i in keep]
+    active = sum(v >= ACTIVE_KL for v in matrix[-1])
+    top = _nice(0.0)
+    cols, rows = max(width - GUTTER, 4), max(height - 2, 1)
+    placed, total = _columns(steps, matrix, cols, total or schedule.total)
+    n_px = min(dims, rows * 2)
+    repeat = max(1, (rows * 2) // n_px) if dims <= rows * 2 else 1  # few dimensions: each several pixels tall
+    n_rows = n_px * repeat
+    painted = []
+    for c in placed:
+        if c is None:
+            painted.append(None)
+            continue
+        px = [v for v in _group_dims(c, n_px) for _ in range(repeat)]
+        painted.append([(_colour(px[2 * r], top, schedule.free_bits),
+                         _colour(px[2 * r + 1], top, schedule.free_bits) if 2 * r + 1 < n_rows else None)
+                        for r in range((n_rows + 1) // 2)])
+    labels = []
+    shown = -1
+    for r in range((n_rows + 1) // 2):
+        dim = 2 * r // repeat * dims // n_px
+        label = f"z{dim}" if dim != shown and (repeat > 1 or r % 2 == 0) else ""
+        shown = dim if label else shown
+        labels.append(label)
+    return active, dims, total, painted, labels
+
+
 def render_heat(steps: Sequence[int], matrix: Sequence[Sequence[float]], width: int, height: int,
                 schedule: Schedule = Schedule(), total: int = 0) -> Text:
     """The heat map in width × height cells: a title line, dimensions down (two a cell, half blocks), the run's
@@ -96,39 +128,22 @@ def render_heat(steps: Sequence[int], matrix: Sequence[Sequence[float]], width: 
     if not matrix or not matrix[-1]:
         out.append("KL per dimension: none logged yet (a discrete code has none)", style="dim")
         return out
-    dims = len(matrix[-1])
-    keep = [i for i, c in enumerate(matrix) if len(c) == dims]
-    steps, matrix = [list(steps)[i] for i in keep], [matrix[i] for i in keep]
-    last = matrix[-1]
-    active = sum(v >= ACTIVE_KL for v in last)
-    top = max((v for c in matrix for v in c if is_finite(v)), default=1.0)
-    top = _nice(top)
-    cols, rows = max(width - GUTTER, 4), max(height - 2, 1)
-    placed, total = _columns(steps, matrix, cols, total or schedule.total)
-    n_px = min(dims, rows * 2)
-    repeat = max(1, (rows * 2) // n_px) if dims <= rows * 2 else 1  # few dimensions: each several pixels tall
-    px = [None if c is None else [v for v in _group_dims(c, n_px) for _ in range(repeat)] for c in placed]
-    n_rows = n_px * repeat
+    active, dims, total, painted, labels = _painted(steps, matrix, width, height, schedule, total)
+    cols = max(width - GUTTER, 4)
     out.no_wrap, out.overflow = True, "crop"
     out.append(f"active {active}/{dims}", style="bold green" if active else "bold red")
-    out.append(f"  KL 0.01–{top:g} (log)", style="dim")
+    out.append(f"  KL 0.01–{_nice(0.0):g} (log)", style="dim")
     if schedule.free_bits > 0:
         out.append("  ■", style=Style(color="rgb({},{},{})".format(*FLOOR)))
         out.append("≤free bits", style="dim")
     out.append("\n")
-    shown = -1
-    for r in range((n_rows + 1) // 2):
-        top_i, low_i = 2 * r, 2 * r + 1
-        dim = top_i // repeat * dims // n_px
-        label = f"z{dim}" if dim != shown and (repeat > 1 or r % 2 == 0) else ""
-        shown = dim if label else shown
+    for r, label in enumerate(labels):
         out.append(f"{label:>{GUTTER - 1}} ", style="dim")
-        for c in px:
+        for c in painted:
             if c is None:
                 out.append(" ")
                 continue
-            up = _colour(c[top_i], top, schedule.free_bits)
-            down = _colour(c[low_i], top, schedule.free_bits) if low_i < n_rows else None
+            up, down = c[r]
             out.append("▀", style=Style(color="rgb({},{},{})".format(*up),
                                          bgcolor=None if down is None else "rgb({},{},{})".format(*down)))
         out.append("\n")
@@ -163,6 +178,9 @@ class HeatMap(Widget):
         self._drawn: tuple | None = None  # (size, scale, total, dims, columns placed) of the last paint
 
     def set_columns(self, steps, matrix, schedule: Schedule | None = None, total: int = 0) -> None:
+        """New columns: repaint the title if its count changed and the columns whose colours changed (one, as a run
+        goes on; none when a new event only moves a value within its colour), all of it when the size or plan
+        moved."""
         from textual.geometry import Region
 
         self._steps, self._matrix = list(steps), [list(c) for c in matrix]
@@ -170,18 +188,22 @@ class HeatMap(Widget):
             self.schedule = schedule
         self.total = total or self.schedule.total
         width, height = self.size.width, self.size.height
-        cols = max(width - GUTTER, 4)
-        dims = len(self._matrix[-1]) if self._matrix else 0
-        top = _nice(max((v for c in self._matrix for v in c if is_finite(v)), default=1.0))
-        placed, total = _columns(self._steps, self._matrix, cols, self.total) if self._matrix else ([], 0)
-        key = ((width, height), top, total, dims)
-        before, self._drawn = self._drawn, (*key, placed)
-        if before is None or before[:4] != key or not width:
+        if not self._matrix or not self._matrix[-1] or not width:
+            self._drawn = None
             self.refresh()
             return
-        changed = [j for j, (a, b) in enumerate(zip(before[4], placed)) if a != b]
-        regions = [Region(0, 0, width, 1)] + [Region(GUTTER + j, 1, 1, height - 1) for j in changed]
-        self.refresh(*regions)
+        active, dims, total, painted, _ = _painted(self._steps, self._matrix, width, height, self.schedule,
+                                                   self.total)
+        key = ((width, height), total, dims)
+        before, self._drawn = self._drawn, (key, active, painted)
+        if before is None or before[0] != key:
+            self.refresh()
+            return
+        regions = [Region(0, 0, width, 1)] if before[1] != active else []
+        regions += [Region(GUTTER + j, 1, 1, height - 1) for j, (a, b) in enumerate(zip(before[2], painted))
+                    if a != b]
+        if regions:
+            self.refresh(*regions)
 
     def render(self) -> Text:
         return render_heat(self._steps, self._matrix, self.size.width, self.size.height, self.schedule, self.total)
