@@ -32,8 +32,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise VaeError(f"--checkpoint {path} is run {other}'s: evaluate it as that run's "
                        f"(vaetui eval {other} --checkpoint {Path(path).stem.removeprefix('ckpt-')})")
     split = open_split(config.data, args.split, progress=progress_printer())
+    precision = args.precision
+    if precision == "run":  # the run's own, as it resolves on this machine (bf16 where native)
+        from vaetui.train.setup import resolve_precision
+
+        precision = resolve_precision(config.train.precision, next(model.parameters()).device)
     result = evaluate(model, config, split, args.n, args.k, args.seed, progress=progress_printer(),
-                      disentangle_n=args.disentangle_n)
+                      disentangle_n=args.disentangle_n, precision=precision)
     if args.inception_weights and not args.samples:
         raise VaeError("--inception-weights measures samples: add --samples")
     if args.sampler != "prior" and not args.samples:
@@ -151,6 +156,9 @@ def register(sub) -> None:
                         "(vaetui sample --sampler)")
     p.add_argument("--inception-weights", type=Path, metavar="FILE",
                    help="a local pt_inception-2015-12-05 weights file: adds standard FID/KID (never downloaded)")
+    p.add_argument("--precision", choices=("run", "fp32", "bf16"), default="run",
+                   help="the forward passes' precision: run: the run's own (bf16 autocast where this machine computes "
+                        "it natively and the run trained so); the metrics are summed in fp32 (default: %(default)s)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 

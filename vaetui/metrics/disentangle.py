@@ -187,8 +187,9 @@ def factors_of(split, indices: np.ndarray) -> tuple[np.ndarray, list[str], str] 
 
 
 def disentanglement(model, split, n: int, batch_size: int = 64,
-                    progress: Callable[[int, int, str], None] | None = None) -> dict | None:
-    """MIG, DCI and SAP of μ on the first n images against the split's factors (or attributes); None without labels."""
+                    progress: Callable[[int, int, str], None] | None = None, first=None) -> dict | None:
+    """MIG, DCI and SAP of μ on the first n images against the split's factors (or attributes); None without labels.
+    first: μ of the split's first images when the caller has them (vaetui eval's), not encoded again."""
     import torch
 
     from vaetui.models.pixels import to_float
@@ -198,11 +199,11 @@ def disentanglement(model, split, n: int, batch_size: int = 64,
     if known is None or n < 4:
         return None
     device = next(model.parameters()).device
-    mus = []
-    for start in range(0, n, batch_size):
+    mus = [] if first is None else [first[:n].double().cpu()]
+    for start in range(0 if first is None else min(len(first), n), n, batch_size):
         idx = np.arange(start, min(start + batch_size, n))
         with torch.no_grad():
-            mus.append(model.encode(to_float(split.images(idx), device, channels_last=False))[0].double().cpu())
+            mus.append(model.encode(to_float(split.images(idx), device, channels_last=False))[0].float().double().cpu())
         if progress:
             progress(min(start + batch_size, n), n, "encoding for disentanglement")
     factors, names, kind = known

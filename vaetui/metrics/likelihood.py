@@ -32,7 +32,8 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(_ssim(a.float(), b.float(), data_range=1.0, size_average=True, win_size=win))
 
 
-IWAE_CHUNK = 1024  # images a decoder pass takes when the k samples of a batch go through together
+IWAE_CHUNK = 128  # images a decoder pass takes when the k samples of a batch go through together (64–128 were
+# fastest on a 2-core AVX-512 host in bf16: 8.7–8.8 s for 256 images at k = 64, against 11.5 s at 2,048)
 
 
 def iwae_nll(model, x: torch.Tensor, k: int, likelihood: str, generator: torch.Generator,
@@ -79,10 +80,30 @@ def linear_probe_r2(features: np.ndarray, targets: np.ndarray, ridge: float = 1.
     return float(1 - resid / total) if total > 0 else float("nan")
 
 
+def precision_context(precision: str, device: torch.device):
+    """The forward passes' precision: the run's (bf16 autocast where it trained so), fp32 otherwise; the metrics
+    themselves are summed in fp32 (the logits are cast before the likelihood)."""
+    from contextlib import nullcontext
+
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "fp16" and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return nullcontext()
+
+
 @torch.inference_mode()
 def evaluate(model, config, split, count: int = 1024, k: int = 64, seed: int = 0, batch_size: int = 64,
-             progress: Callable[[int, int, str], None] | None = None, disentangle_n: int = 0) -> dict:
-    """Every metric on the first `count` images of a split, with fixed noise: a comparable protocol."""
+             progress: Callable[[int, int, str], None] | None = None, disentangle_n: int = 0,
+             precision: str = "fp32") -> dict:
+    """Every metric on the first `count` images of a split, with fixed noise: a comparable protocol. precision:
+    the forward passes' (vaetui eval passes the run's, resolved on this machine)."""
+    model.to(memory_format=torch.channels_last)  # as training runs it (the same values, faster convolutions)
+    with precision_context(precision, next(model.parameters()).device):
+        return _evaluate(model, config, split, count, k, seed, batch_size, progress, disentangle_n)
+
+
+def _evaluate(model, config, split, count, k, seed, batch_size, progress, disentangle_n) -> dict:
     model.eval()
     device = next(model.parameters()).device
     count = min(count, len(split))
@@ -97,6 +118,8 @@ def evaluate(model, config, split, count: int = 1024, k: int = 64, seed: int = 0
         idx = np.arange(start, min(start + batch_size, count))
         x = to_float(split.images(idx), device, channels_last=False)
         mu, logvar = model.encode(x)
+        mu = mu.float()  # codes and their statistics in fp32, whatever precision the network ran in
+        logvar = logvar.float() if logvar is not None else None
         z = mu if codes else mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=gen, device=device)
         logits_z = model.decode_logits(z)
         recon_i = reconstruction_nll(logits_z, x, likelihood)
@@ -112,7 +135,8 @@ def evaluate(model, config, split, count: int = 1024, k: int = 64, seed: int = 0
             sums["iwae"] += float(iwae_nll(model, x, k, likelihood, gen, mu, logvar).sum())
         recon = model.decode(mu)
         sums["se"] += float((recon - x).pow(2).mean(dim=(1, 2, 3)).sum())
-        sums["ssim"] += ssim(recon, x) * len(idx)
+        with torch.autocast(device.type, enabled=False):  # SSIM's variances cancel: never in bf16
+            sums["ssim"] += ssim(recon.float(), x) * len(idx)
         mus.append(mu.double().cpu())
         if progress:
             progress(min(start + batch_size, count), count, "evaluating")
@@ -144,7 +168,7 @@ def evaluate(model, config, split, count: int = 1024, k: int = 64, seed: int = 0
     if disentangle_n:
         from vaetui.metrics.disentangle import disentanglement
 
-        scored = disentanglement(model, split, disentangle_n, batch_size, progress)
+        scored = disentanglement(model, split, disentangle_n, batch_size, progress, first=mu_all)
         if scored is not None:
             out["disentanglement"] = scored
     return out

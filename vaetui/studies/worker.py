@@ -149,7 +149,11 @@ def evaluate_trial(run, say: Callable[[str], None] = print) -> list[dict]:
     split = open_split(config.data, P["split"])
     continuous = getattr(model, "latent_kind", "gaussian") == "gaussian"
     say(f"{run.name}: evaluating {path.name} on {min(P['count'], len(split))} {P['split']} images")
-    base = evaluate(model, config, split, P["count"], P["k"], P["seed"], disentangle_n=P["disentangle_n"])
+    from vaetui.train.setup import resolve_precision
+
+    precision = resolve_precision(config.train.precision, next(model.parameters()).device)  # the run's, as eval does
+    base = evaluate(model, config, split, P["count"], P["k"], P["seed"], disentangle_n=P["disentangle_n"],
+                    precision=precision)
     out = []
     for sampler in ("prior", "gmm") if continuous else ("prior",):
         mixture = sampler_mixture(run, model, config, path, sampler)
