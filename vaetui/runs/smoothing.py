@@ -69,3 +69,8 @@ def x_values(steps: Sequence[float], axis: str, steps_per_epoch: int = 1,
 
 
 X_LABELS = {"step": "step", "epoch": "epoch", "time": "hours since the first step"}
+
+
+def next_of(choices: tuple, current):
+    """The choice after `current`, round (the first when current is not one): what a key that cycles them sets."""
+    return choices[(choices.index(current) + 1) % len(choices)] if current in choices else choices[0]

@@ -13,7 +13,7 @@ from textual.strip import Strip
 from textual.widgets import Input, Static
 
 from vaetui.runs.history import SERIES, SERIES_LABELS, History
-from vaetui.runs.smoothing import SMOOTH_STEPS, X_AXES, X_LABELS
+from vaetui.runs.smoothing import SMOOTH_STEPS, X_AXES, X_LABELS, next_of
 from vaetui.ui.widgets.chart import Chart
 from vaetui.ui.widgets.keybar import KeyBar
 
@@ -318,8 +318,7 @@ class ChartScreen(ModalScreen[None]):
         self.redraw()
 
     def action_smooth(self) -> None:
-        self.smooth = SMOOTH_STEPS[(SMOOTH_STEPS.index(self.smooth) + 1) % len(SMOOTH_STEPS)] \
-            if self.smooth in SMOOTH_STEPS else 0.0
+        self.smooth = next_of(SMOOTH_STEPS, self.smooth)
         self.redraw()
 
     def action_heat(self) -> None:
@@ -327,7 +326,7 @@ class ChartScreen(ModalScreen[None]):
         self.redraw()
 
     def action_x_axis(self) -> None:
-        self.x = X_AXES[(X_AXES.index(self.x) + 1) % len(X_AXES)]
+        self.x = next_of(X_AXES, self.x)
         self.redraw()
 
     def action_overlay(self) -> None:

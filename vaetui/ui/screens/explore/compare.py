@@ -9,7 +9,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Header
 from textual.worker import get_current_worker
 
-from vaetui.runs.smoothing import SMOOTH_STEPS, X_AXES, X_LABELS
+from vaetui.runs.smoothing import SMOOTH_STEPS, X_AXES, X_LABELS, next_of
 from vaetui.ui.screens.explore.base import ExploreScreen
 from vaetui.ui.widgets.chart import Chart
 from vaetui.ui.widgets.picture import picture_class
@@ -154,11 +154,11 @@ class CompareScreen(ExploreScreen):
         self._curves()
 
     def action_smooth(self) -> None:
-        self.smooth = SMOOTH_STEPS[(SMOOTH_STEPS.index(self.smooth) + 1) % len(SMOOTH_STEPS)]
+        self.smooth = next_of(SMOOTH_STEPS, self.smooth)
         self._curves()
 
     def action_x_axis(self) -> None:
-        self.x = X_AXES[(X_AXES.index(self.x) + 1) % len(X_AXES)]
+        self.x = next_of(X_AXES, self.x)
         self._curves()
 
     def action_lockstep(self) -> None:
