@@ -29,6 +29,7 @@ from vaetui.runs.events import (
 )
 from vaetui.runs.logfile import LogFollower, parse_lines, scan_lines
 from vaetui.runs.series import Columns, Series
+from vaetui.runs.steplines import step_dims as _step_dims, step_point as _step_point, step_terms as _step_terms
 from vaetui.runs.status import RunStatus
 
 LOG_LINES = 500
@@ -330,41 +331,6 @@ class History:
 def events_in(data: bytes) -> tuple[Event, ...]:
     """The events of complete log lines, typed (a torn, foreign or unknown line is skipped)."""
     return tuple(e for e in (event_from_json(d) for d in parse_lines(data)) if e is not None)
-
-
-def _step_point(line: bytes) -> tuple[int, float, float, float, float] | None:
-    """(step, loss, recon, kl, time) of a step line: split for the compact lines vaetui writes (7x cheaper than
-    json.loads), json for any other."""
-    parts = line.split(b",", 10)
-    if len(parts) == 11 and parts[7].startswith(b'"loss":') and parts[9].startswith(b'"kl":') and \
-            parts[2].startswith(b'"time":'):
-        try:
-            return (int(parts[1][7:]), float(parts[7][7:]), float(parts[8][8:]), float(parts[9][5:]),
-                    float(parts[2][7:]))
-        except ValueError:
-            pass
-    try:
-        d = json.loads(line)
-        return int(d["step"]), float(d["loss"]), float(d["recon"]), float(d["kl"]), float(d.get("time", 0.0))
-    except (ValueError, KeyError, TypeError):
-        return None
-
-
-def _step_dims(line: bytes) -> list[float]:
-    """A step line's KL per dimension ([] when it has none)."""
-    try:
-        return [float(v) for v in json.loads(line).get("kl_dims") or []]
-    except (ValueError, TypeError, AttributeError):
-        return []
-
-
-def _step_terms(line: bytes) -> dict[str, float]:
-    """A step line's family terms ({} when it has none or they are not numbers)."""
-    try:
-        terms = json.loads(line).get("terms") or {}
-        return {str(k): float(v) for k, v in terms.items()}
-    except (ValueError, TypeError, AttributeError):
-        return {}
 
 
 def _replace_elapsed(e: StepEvent, elapsed: float) -> StepEvent:
