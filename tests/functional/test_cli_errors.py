@@ -101,6 +101,8 @@ BAD = [
     (["plot", "--rd", "--smooth", "0.9", "tiny", *R, "--out", OUT], "drop --steps/--log-y/--smooth"),
     (["plot", "--smooth", "1", "tiny", *R, "--out", OUT], "--smooth: must be a finite number in [0, 0.999]"),
     (["plot", "--x", "minutes", "tiny", *R, "--out", OUT], "invalid choice"),
+    (["plot", "--kl-dims", "tiny", "fresh", *R, "--out", OUT], "--kl-dims draws one run alone"),
+    (["plot", "--kl-dims", "fresh", *R, "--out", OUT], "has logged no KL per dimension"),
     (["export", "runs", "tiny", "--columns", "run,nope", *R], "unknown column nope: choose from"),
     (["export", "runs", "missing", *R], "no run named"),
     (["export", "runs", "tiny", "--format", "xls", *R], "invalid choice"),

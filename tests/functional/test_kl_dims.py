@@ -134,3 +134,28 @@ def test_the_monitor_shows_active_dimensions_and_the_heat_map_on_k(tmp_path):
     label, shown, heat, last = asyncio.run(scenario())
     active = sum(v >= 0.01 for v in last)
     assert f"active {active}/4" in label and shown and heat.startswith(f"active {active}/4")
+
+
+def test_plot_kl_dims_draws_the_logged_matrix_with_the_schedule(tmp_path, monkeypatch, capsys):
+    import numpy as np
+
+    from vaetui.cli import main
+    from vaetui.pictures import plots
+
+    run, events = train(RunStore(tmp_path, include_demo=False), "p",
+                        tiny_config(max_steps=12, latent=3, kl_warmup=6, kl_cycles=2, epochs=3))
+    drawn = {}
+
+    def keep(plt, fig, out):
+        ax = fig.axes[0]
+        drawn["image"] = ax.images[0].get_array()
+        drawn["lines"] = sorted(line.get_xdata()[0] for line in ax.lines)
+        plt.close(fig)
+        return out
+
+    monkeypatch.setattr(plots, "_save", keep)
+    assert main(["plot", "p", "--kl-dims", "--runs-dir", str(tmp_path), "--out", str(tmp_path / "k.png")]) == 0
+    logged = np.array([e.kl_dims for e in events if isinstance(e, StepEvent)]).T  # dims × step events
+    assert np.allclose(np.asarray(drawn["image"]), np.clip(logged, 1e-3, None))
+    total = 3 * 8  # 3 epochs of 8 steps (128 images, batch 16): the cycles split the planned steps
+    assert drawn["lines"] == [6, total // 2]  # the warm-up's end, the second cycle's start

@@ -104,6 +104,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from vaetui.runs.store import RunStore
 
     store = RunStore(args.runs_dir)
+    if args.kl_dims:
+        return _plot_kl_dims(args, store)
     if args.smooth and not args.rd:
         args.steps = True  # what a smoothing acts on: the per-step loss
     histories = [(name, store.open(name).history(steps="all" if args.steps or args.x == "time" else "none"))
@@ -135,6 +137,26 @@ def cmd_plot(args: argparse.Namespace) -> int:
         histories = [(name, store.open(name).history(steps="all")) for name in args.runs]
     plots.learning_curves(histories, args.out, steps, args.log_y, args.smooth, args.x)
     print(f"wrote {args.out}: learning curves of {', '.join(args.runs)}")
+    return 0
+
+
+def _plot_kl_dims(args: argparse.Namespace, store) -> int:
+    """vaetui plot RUN --kl-dims: the monitor's KL heat map as a file."""
+    from vaetui.models.losses import schedule_marks
+    from vaetui.pictures import plots
+
+    if len(args.runs) != 1 or args.rd or args.steps or args.smooth:
+        raise VaeError("--kl-dims draws one run alone: vaetui plot RUN --kl-dims --out kl.png")
+    run = store.open(args.runs[0])
+    h = run.history(steps="all")
+    if not len(h.kl_dims):
+        raise VaeError(f"run {run.name} has logged no KL per dimension (a discrete code, or a run older than it): "
+                       f"train it further, or plot its curves")
+    config = run.config()
+    planned = config.train.epochs * h.steps_per_epoch  # what the cycles split (as the trainer's β does), not --max-steps
+    marks = schedule_marks(config.train.kl_warmup, config.train.kl_cycles, planned)
+    plots.kl_heatmap(run.name, h.kl_dims.steps(), h.kl_dims.matrix(), marks, args.out, config.train.free_bits)
+    print(f"wrote {args.out}: KL per dimension of {run.name} over {len(h.kl_dims)} step events")
     return 0
 
 
@@ -173,6 +195,9 @@ def register(sub) -> None:
                         "points faint beneath (implies --steps)")
     p.add_argument("--x", choices=X_AXES, default="step",
                    help="x axis: step, epoch, or time (hours since the run's first step) (default: %(default)s)")
+    p.add_argument("--kl-dims", action="store_true",
+                   help="KL per latent dimension over one run, as a heat map (the monitor's k), warm-up and cycles "
+                        "marked")
     p.add_argument("--rd", action="store_true",
                    help="rate against distortion instead: validation KL vs reconstruction per run (the β-VAE picture)")
     add_runs_dir(p)

@@ -104,6 +104,14 @@ def beta_at(step: int, beta: float, warmup_steps: int, cycles: int = 0, ratio: f
     return beta * weight
 
 
+def schedule_marks(warmup_steps: int, cycles: int, total_steps: int) -> list[tuple[int, str]]:
+    """Where the KL schedule changes, in steps: the warm-up's end ("w") and the start of each later cycle ("c")."""
+    out = [(warmup_steps, "w")] if warmup_steps > 0 else []
+    if cycles > 1 and total_steps > 0:
+        out += [(round(total_steps * k / cycles), "c") for k in range(1, cycles)]
+    return out
+
+
 def schedule_beta(step: int, train, total_steps: int) -> float:
     """β at a step under a TrainConfig's KL schedule (warm-up, cycles over the planned steps)."""
     return beta_at(step, train.beta, train.kl_warmup, train.kl_cycles, train.kl_ratio, total_steps)

@@ -117,3 +117,33 @@ def learning_curves(histories: Sequence[tuple[str, object]], out: Path, steps: b
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(plt, fig, out)
+
+
+def kl_heatmap(name: str, steps, matrix, marks, out: Path, floor: float = 0.0) -> Path:
+    """KL per latent dimension over a run (the monitor's `k`, as a file): dimensions up, steps across, a log colour
+    scale from 0.01 nats (below: collapsed) to 20, the warm-up's end and the KL cycles as dashed lines."""
+    import numpy as np
+    from matplotlib.colors import LogNorm
+
+    plt, fig, ax = _figure((8, 4.5))
+    data = np.clip(np.asarray(matrix, float).T, 1e-3, None)  # dims × columns
+    edges = list(steps)
+    left = edges[0] - (edges[1] - edges[0] if len(edges) > 1 else 1)
+    image = ax.imshow(data, aspect="auto", origin="lower", cmap="viridis", norm=LogNorm(0.01, 20),
+                      extent=(left, edges[-1], -0.5, data.shape[0] - 0.5), interpolation="nearest")
+    for step, kind in marks:
+        if left < step <= edges[-1]:
+            ax.axvline(step, color="white" if kind == "w" else "orange", ls="--", lw=1,
+                       label="warm-up ends" if kind == "w" else "KL cycle")
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(dict(zip(labels, handles)).values(), dict(zip(labels, handles)).keys(), fontsize=7, loc="upper right")
+    bar = fig.colorbar(image, ax=ax)
+    bar.set_label("KL per image (nats, log)")
+    if floor > 0:
+        bar.ax.axhline(floor, color="magenta", lw=2)
+    ax.set_xlabel("step")
+    ax.set_ylabel("latent dimension")
+    active = int((np.asarray(matrix[-1]) >= 0.01).sum())
+    ax.set_title(f"{name}: KL per dimension ({active}/{data.shape[0]} active at the end)")
+    return _save(plt, fig, out)

@@ -220,7 +220,11 @@ class MonitorScreen(Screen[None]):
                 config = self.app.store.open(self.view.run).config()
             except VaeError:
                 return Schedule()
-            self._schedule_cache = Schedule.of(config, self.view.history.total_steps)
+            # the cycles split the planned epochs' steps, as the trainer's β does (not a --max-steps cut)
+            schedule = Schedule.of(config, config.train.epochs * self.view.history.steps_per_epoch)
+            if not self.view.history.events:
+                return schedule  # the run's steps per epoch are not known yet: not kept
+            self._schedule_cache = schedule
         return self._schedule_cache
 
     def action_heat(self) -> None:

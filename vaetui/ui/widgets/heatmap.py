@@ -37,10 +37,9 @@ class Schedule:
         return cls(tc.kl_warmup, tc.kl_cycles, total_steps, tc.free_bits)
 
     def marks(self) -> list[tuple[int, str]]:
-        out = [(self.warmup, "w")] if self.warmup > 0 else []
-        if self.cycles > 1 and self.total > 0:
-            out += [(round(self.total * k / self.cycles), "c") for k in range(1, self.cycles)]
-        return out
+        from vaetui.models.losses import schedule_marks
+
+        return schedule_marks(self.warmup, self.cycles, self.total)
 
 
 def _colour(v: float, top: float, floor: float) -> tuple[int, int, int]:
