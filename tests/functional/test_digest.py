@@ -106,3 +106,19 @@ def test_the_tui_says_what_moved_and_keeps_the_look_in_the_cache_only(tmp_path, 
     assert last_look(path, "monitor").step == 60 and last_look(path, "list").step == 60  # remembered on leaving
     assert sorted(p.name for p in path.rglob("*")) == before  # nothing written into the run
     assert json.loads((cache / "looked.json").read_text())
+
+
+def test_vaetui_runs_says_what_moved_since_it_was_last_listed(tmp_path, monkeypatch, capsys):
+    from vaetui.cli import main
+
+    monkeypatch.setenv("VAETUI_CACHE_DIR", str(tmp_path / "cache"))
+    runs = tmp_path / "runs"
+    path = make_finished_run(runs, name="r")
+    assert main(["runs", "--runs-dir", str(runs)]) == 0
+    assert "since you left" not in capsys.readouterr().out  # the first listing: no "since"
+    remember({key(path, "list"): Look(20, 1, "running", None, 0, time.time() - 120)})  # as if seen at step 20
+    assert main(["runs", "--runs-dir", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert "since you left (2m" in out and "r: +40 steps, best valid 3120.4, running → finished" in out
+    assert main(["runs", "--runs-dir", str(runs)]) == 0
+    assert "since you left" not in capsys.readouterr().out  # nothing moved since the last listing

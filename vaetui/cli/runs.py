@@ -45,7 +45,19 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not console.is_terminal:
         console = Console(highlight=False, width=200)  # a pipe: no wrapping
     console.print(table)
+    since_you_left(RunStore(args.runs_dir).root, infos, console.print)
     return 0
+
+
+def since_you_left(root, infos, say) -> None:
+    """What moved since this person last listed the runs (here or in the TUI's runs list), then this look kept."""
+    from vaetui.runs.digest import key, list_digest, list_look, looks, remember
+
+    paths = {i.name: root / i.name for i in infos if not i.read_only}
+    text = list_digest(infos, looks([key(p, "list") for p in paths.values()]), paths)
+    if text:
+        say("\n" + text)
+    remember({key(paths[i.name], "list"): list_look(i) for i in infos if i.name in paths})
 
 
 def tmux_passthrough() -> bool:
