@@ -4,7 +4,9 @@
 about count·(k + 2) decoder passes and count + disentangle_n encoder passes, forward only. This times the
 evaluation (`vaetui.metrics.likelihood.evaluate`, the same call the command makes, with each part timed), and,
 in the same process, the network's forward throughput in batches of 64 (encoder + decoder, as a training step
-runs them, without the backward): the floor the evaluation could reach.
+runs them: channels_last, BatchNorm on the batch, the run's precision, without the backward): the floor the
+evaluation would reach at the training step's speed (evaluation folds BatchNorm into the convolutions, so it can
+go below it).
 
     python bench/eval_speed.py [--run demo] [--rounds 3] [--threads 2] [--n 1024] [--k 64] [--disentangle-n 4096]
 """
@@ -46,13 +48,20 @@ def main() -> None:
 
     loaded = open_model(RunStore(args.runs_dir).open(args.run), None)
     model, config = loaded.model, loaded.config
+    # the floor: the network as training runs it (BatchNorm on its batch, channels_last), forward only
+    import copy
+
+    from vaetui.runs.checkpoint import load_model
+
+    trained = copy.deepcopy(load_model(RunStore(args.runs_dir).open(args.run), None)[0])
+    trained.train().to(memory_format=torch.channels_last)
     precision = args.precision
     if precision == "run":  # as vaetui eval does
         from vaetui.train.setup import resolve_precision
 
         precision = resolve_precision(config.train.precision, torch.device("cpu"))
     split = open_split(config.data, "test")
-    x = to_float(split.images(torch.arange(64).numpy()), torch.device("cpu"), channels_last=False)
+    x = to_float(split.images(torch.arange(64).numpy()), torch.device("cpu"), channels_last=True)
     evals, floors = [], []
     for r in range(args.rounds):
         t = time.perf_counter()
@@ -65,8 +74,8 @@ def main() -> None:
         with torch.inference_mode(), likelihood_context(likelihood, precision):
             t = time.perf_counter()
             for _ in range(8):
-                mu, _ = model.encode(x)
-                model.decode_logits(mu)
+                mu, _ = trained.encode(x)
+                trained.decode_logits(mu)
             per_image = (time.perf_counter() - t) / (8 * 64)  # an encoder and a decoder pass
         passes = args.n * (args.k + 2) + args.n + args.disentangle_n  # decoder passes + encoder passes
         floors.append(passes * per_image / 2)  # a pass of either is about half an encode+decode

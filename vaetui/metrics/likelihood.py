@@ -98,7 +98,11 @@ def evaluate(model, config, split, count: int = 1024, k: int = 64, seed: int = 0
              precision: str = "fp32") -> dict:
     """Every metric on the first `count` images of a split, with fixed noise: a comparable protocol. precision:
     the forward passes' (vaetui eval passes the run's, resolved on this machine)."""
-    model.to(memory_format=torch.channels_last)  # as training runs it (the same values, faster convolutions)
+    from vaetui.models.inference import for_inference
+
+    # BatchNorm folded into the convolutions (a copy: the caller's model is left as it was), as training's
+    # layout runs it (the same values, faster convolutions)
+    model = for_inference(model).to(memory_format=torch.channels_last)
     with precision_context(precision, next(model.parameters()).device):
         return _evaluate(model, config, split, count, k, seed, batch_size, progress, disentangle_n)
 

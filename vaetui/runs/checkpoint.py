@@ -324,9 +324,12 @@ class LoadedModel:
 
 
 def open_model(run, which: str | None = None, device: str = "cpu") -> LoadedModel:
-    """load_model for exploring (the screens and their twins), as a named object; loaded without autograd."""
+    """load_model for exploring (the screens and their twins), as a named object; loaded without autograd, its
+    BatchNorm folded into the convolutions (`vaetui.models.inference`: forward passes only, the same numbers)."""
     import torch
+
+    from vaetui.models.inference import for_inference
 
     with torch.no_grad():
         model, config, path, warnings = load_model(run, which, device)
-    return LoadedModel(run, model, config, path, tuple(warnings))
+    return LoadedModel(run, for_inference(model, copy_first=False), config, path, tuple(warnings))
