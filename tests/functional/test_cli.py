@@ -1,3 +1,4 @@
+import pytest
 import subprocess
 import sys
 
@@ -78,3 +79,21 @@ def test_user_errors_are_one_line_and_nonzero(tmp_path):
     assert out.returncode != 0 and "[16, 1024]" in out.stderr and "Traceback" not in out.stderr
     out = run("data", "blend", "--size", "32", "--index", "0", "999999999", "--out", str(tmp_path / "b.png"))
     assert out.returncode != 0 and "out of range" in out.stderr
+
+
+def test_an_option_before_the_command_is_the_command_s(tmp_path, capsys, monkeypatch):
+    """`vaetui --runs-dir D runs` lists D (it used to be read into the TUI's settings and dropped: ./checkpoints)."""
+    from fake_runs import make_finished_run
+
+    make_finished_run(tmp_path / "store", "over-there")
+    monkeypatch.chdir(tmp_path)
+    assert main(["--runs-dir", str(tmp_path / "store"), "runs"]) == 0
+    assert "over-there" in capsys.readouterr().out
+    # given again after the command, the command's own wins
+    (tmp_path / "other").mkdir()
+    assert main(["--runs-dir", str(tmp_path / "store"), "runs", "--runs-dir", str(tmp_path / "other")]) == 0
+    assert "over-there" not in capsys.readouterr().out
+    # and a missing folder is refused as the command refuses it
+    with pytest.raises(SystemExit) as exc:
+        main(["--runs-dir", str(tmp_path / "nope"), "runs"])
+    assert exc.value.code == 2 and "no folder" in capsys.readouterr().err

@@ -7,6 +7,7 @@ plot), runs (runs, monitor, the TUI), sweep, export (tables to publish).
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from typing import Sequence
@@ -38,10 +39,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # said by the sub-command's parser, which points to its own --help
         parser.commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command is not None:
+        _hand_down(parser.commands[args.command], args)
     try:
         if args.command is None:
             runs.set_alerts(args.tui_notify_cmd, args.tui_quiet_after)
-            return runs.run_tui(runs_dir=args.tui_runs_dir, threads=args.tui_threads, device=args.tui_device,
+            return runs.run_tui(runs_dir=args.tui_runs_dir, threads=args.tui_threads, device=args.tui_device or "auto",
                                 image=args.tui_image, colors=args.tui_colors)
         return args.func(args)
     except VaeError as exc:
@@ -53,6 +56,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+
+
+CARRIED = ("runs_dir", "threads", "device", "notify_cmd", "quiet_after")
+
+
+def _hand_down(command: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """`vaetui --runs-dir D train …`: an option given before the command is the command's own when it has one and
+    was not given again after it (it was read into the TUI's settings and silently dropped)."""
+    for name in CARRIED:
+        given = getattr(args, f"tui_{name}", None)
+        if given is None or not hasattr(args, name) or getattr(args, name) is not None:
+            continue
+        action = next((a for a in command._actions if a.dest == name), None)
+        if isinstance(given, str) and action is not None and action.type is not None:
+            try:
+                given = action.type(given)
+            except (argparse.ArgumentTypeError, ValueError) as exc:
+                command.error(f"argument {'/'.join(action.option_strings)}: {exc}")
+        setattr(args, name, given)
 
 
 if __name__ == "__main__":

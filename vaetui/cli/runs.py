@@ -135,10 +135,11 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 def add_tui_args(parser: argparse.ArgumentParser) -> None:
     """The bare `vaetui` command's options (the TUI)."""
-    parser.add_argument("--runs-dir", dest="tui_runs_dir", metavar="DIR", help="run store for the TUI (default: ./checkpoints)")
+    parser.add_argument("--runs-dir", dest="tui_runs_dir", metavar="DIR", help="run store (default: ./checkpoints); before a command, that command's")
     parser.add_argument("--threads", dest="tui_threads", type=int_in(1, 1024), metavar="N",
                         help="torch threads for training in the TUI")
-    parser.add_argument("--device", dest="tui_device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--device", dest="tui_device", choices=("auto", "cpu", "cuda"), default=None,
+                        help="where the TUI trains (default: auto)")
     parser.add_argument("--image", dest="tui_image", default="halfcell", choices=IMAGE_CHOICES,
                         help="how to draw images (default: halfcell, works over SSH and in tmux)")
     parser.add_argument("--colors", dest="tui_colors", default="auto", choices=COLOR_CHOICES,
