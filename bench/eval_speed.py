@@ -9,6 +9,11 @@ evaluation would reach at the training step's speed (evaluation folds BatchNorm 
 go below it).
 
     python bench/eval_speed.py [--run demo] [--rounds 3] [--threads 2] [--n 1024] [--k 64] [--disentangle-n 4096]
+
+With --attribute-net: instead, the attribute network's one-time training (vaetui.metrics.features) on the run's data
+and at --size, --attr-images images for one epoch, in fp32 and in this machine's native precision, against the loop
+it replaced in the same run (torch.nn's convolutions, NCHW, fp32), interleaved over the rounds; the full protocol's
+time (3 epochs of 20,000 images) is scaled from it.
 """
 
 from __future__ import annotations
@@ -38,8 +43,13 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=64)
     ap.add_argument("--disentangle-n", type=int, default=4096)
     ap.add_argument("--precision", default="run", choices=("run", "fp32", "bf16"))
+    ap.add_argument("--attribute-net", action="store_true")
+    ap.add_argument("--size", default=None, help="HxW for --attribute-net (default: the run's)")
+    ap.add_argument("--attr-images", type=int, default=1280)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.attribute_net:
+        return attribute_net_speed(args)
     from vaetui.data import open_split
     from vaetui.metrics import likelihood
     from vaetui.models.pixels import to_float
@@ -85,6 +95,73 @@ def main() -> None:
               f"MIG {result.get('disentanglement', {}).get('mig', float('nan')):.4f}", flush=True)
     print(f"eval median {statistics.median(evals):.1f} s (rounds {', '.join(f'{e:.1f}' for e in evals)}), "
           f"floor median {statistics.median(floors):.1f} s")
+
+
+def plain_attribute_loop(split, protocol) -> None:
+    """The attribute network's training as it was: torch.nn's convolutions, NCHW, fp32 (the baseline)."""
+    import numpy as np
+    from torch import nn
+
+    from vaetui.metrics import features
+    from vaetui.models.pixels import to_float
+
+    n = min(protocol["images"], len(split))
+    torch.manual_seed(protocol["seed"])
+    probe, kind = features.labels_of(split, np.arange(1))
+    net = features.AttributeNet(probe.shape[1])
+    for i, m in enumerate(net.body):
+        if isinstance(m, nn.Conv2d):
+            plain = nn.Conv2d(m.in_channels, m.out_channels, 4, 2, 1)
+            plain.load_state_dict(m.state_dict())
+            net.body[i] = plain
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    loss_fn = nn.MSELoss() if kind == "regression" else nn.BCEWithLogitsLoss()
+    g = torch.Generator().manual_seed(protocol["seed"])
+    batch = protocol["batch"]
+    for _ in range(protocol["epochs"]):
+        order = torch.randperm(n, generator=g).numpy()
+        for b in range(max(1, n // batch)):
+            idx = np.sort(order[b * batch: (b + 1) * batch])
+            loss = loss_fn(net(to_float(split.images(idx), channels_last=False)), features.labels_of(split, idx)[0])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+
+def attribute_net_speed(args) -> None:
+    from vaetui.config.resolve import with_overrides
+    from vaetui.data import open_split
+    from vaetui.metrics import features
+    from vaetui.runs.store import RunStore
+    from vaetui.runtime import tune_allocator
+
+    tune_allocator()
+    config = RunStore(args.runs_dir).open(args.run).config()
+    if args.size:
+        config = with_overrides(config, {"size": args.size, "dataset_size": max(3 * args.attr_images, 3000)})
+    split = open_split(config.data, "train")
+    protocol = dict(features.PROTOCOL, images=args.attr_images, epochs=1)
+    native = features.native_precision()
+    workers = {"plain loop (nn.Conv2d, NCHW, fp32)": lambda p: plain_attribute_loop(split, p),
+               "vaetui, fp32": lambda p: features.train_attribute_net(split, None, p, "fp32"),
+               f"vaetui, {native} (native)": lambda p: features.train_attribute_net(split, None, p, native)}
+    for work in workers.values():  # warm-up: the allocator, oneDNN's kernels
+        work(dict(protocol, images=2 * protocol["batch"]))
+    times = {name: [] for name in workers}
+    for r in range(args.rounds):
+        for name, work in workers.items():
+            t = time.perf_counter()
+            work(protocol)
+            times[name].append(time.perf_counter() - t)
+        print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
+    full = features.PROTOCOL["epochs"] * features.PROTOCOL["images"] / args.attr_images
+    base = statistics.median(times[next(iter(workers))])
+    h, w = config.data.size
+    print(f"attribute network at {h}x{w}, {args.attr_images} images, one epoch; the full protocol scaled (x{full:.0f}):")
+    for name, ts in times.items():
+        m = statistics.median(ts)
+        print(f"  {name:<38} {m:6.2f} s (rounds {', '.join(f'{t:.2f}' for t in ts)}) -> {m * full:5.0f} s; "
+              f"{base / m:.2f}x the plain loop")
 
 
 if __name__ == "__main__":

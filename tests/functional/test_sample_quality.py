@@ -42,11 +42,12 @@ def test_precision_and_recall_separate_missing_modes_from_noisy_samples():
     assert noisy[0] < 0.3 * same[0] and noisy[1] > 0.8 * same[1]  # noisy: precision drops, recall stays
 
 
-@pytest.fixture(scope="module")
-def small_net():
+@pytest.fixture(scope="module", params=["fp32", "bf16"])
+def small_net(request):
+    """Trained in fp32 and in bf16 (where the CPU has it natively it trains so: the same protocol must hold)."""
     train = SyntheticFaces((32, 32), seed=0, split="train", length=2048)
     protocol = {**attrnet.PROTOCOL, "images": 2048, "epochs": 3, "batch": 64}
-    return attrnet.train_attribute_net(train, protocol=protocol)
+    return attrnet.train_attribute_net(train, protocol=protocol, precision=request.param)
 
 
 def blurred(split, sigma):
@@ -94,7 +95,7 @@ def test_the_attribute_net_is_cached_per_dataset(tmp_path, monkeypatch):
     calls = []
     real_train = attrnet.train_attribute_net
     monkeypatch.setattr(attrnet, "train_attribute_net", lambda *a, **k: calls.append(1) or real_train(
-        *a, protocol=attrnet.PROTOCOL))
+        *a, protocol=attrnet.PROTOCOL, precision=k.get("precision", "fp32")))
     split = SyntheticFaces((32, 32), seed=0, split="train", length=64)
     first = attrnet.attribute_net(cfg, split)
     second = attrnet.attribute_net(cfg, split)
@@ -103,10 +104,22 @@ def test_the_attribute_net_is_cached_per_dataset(tmp_path, monkeypatch):
     with torch.no_grad():
         assert torch.equal(first.features(x), second.features(x))
     assert attrnet.dataset_key(cfg) != attrnet.dataset_key(DataConfig(size=(32, 32), seed=1))
+    # a network trained in bf16 is another network; one trained in fp32 keeps the key it had before precision
+    # was part of it (the same hash of the same fields), so a cached fp32 network is not trained again
+    import hashlib
+    import json
+
+    before = {"source": cfg.source, "root": None, "seed": cfg.seed, "size": [32, 32], "geometry": cfg.geometry,
+              "protocol": attrnet.PROTOCOL}
+    assert attrnet.dataset_key(cfg) == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
+    assert attrnet.dataset_key(cfg, "bf16") != attrnet.dataset_key(cfg)
     (path,) = (tmp_path / "features").glob("attrnet-*.pt")
     path.write_bytes(b"damaged")
     attrnet.attribute_net(cfg, split)
     assert calls == [1, 1]  # a damaged cache is trained again, not trusted
+    other = "bf16" if attrnet.native_precision() == "fp32" else "fp32"
+    attrnet.attribute_net(cfg, split, precision=other)
+    assert calls == [1, 1, 1] and len(list((tmp_path / "features").glob("attrnet-*.pt"))) == 2
 
 
 def test_fid_from_a_local_weights_file(tmp_path, monkeypatch):

@@ -149,13 +149,14 @@ def sample_quality(model, config, split, n: int = 2000, seed: int = 0, inception
         with torch.no_grad():
             return model.decode(z[torch.as_tensor(idx, device=device)]).float().cpu()
 
-    net = attrnet.attribute_net(config.data, open_split(config.data, "train"), progress)
+    precision = attrnet.native_precision()
+    net = attrnet.attribute_net(config.data, open_split(config.data, "train"), progress, precision)
     from vaetui.config.settings import SAMPLER_SHORT
 
     source = ("the model's prior, temperature 1" if mixture is None else
               f"{SAMPLER_SHORT[sampler]}, {len(mixture.weights)} components, temperature 1")
     out = {"protocol": {"count": n, "seed": seed, "prior": source, "sampler": "prior" if mixture is None else sampler,
-                        "attribute_net": attrnet.PROTOCOL}}
+                        "attribute_net": {**attrnet.PROTOCOL, "precision": precision}}}
     out["attr"] = compare(attrnet.features(net, split.images, n), attrnet.features(net, fakes, n), seed)
     if inception_weights:
         inception = attrnet.InceptionFeatures(inception_weights)

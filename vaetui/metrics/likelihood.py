@@ -81,15 +81,11 @@ def linear_probe_r2(features: np.ndarray, targets: np.ndarray, ridge: float = 1.
 
 
 def precision_context(precision: str, device: torch.device):
-    """The forward passes' precision: the run's (bf16 autocast where it trained so), fp32 otherwise; the metrics
-    themselves are summed in fp32 (the logits are cast before the likelihood)."""
-    from contextlib import nullcontext
+    """The forward passes' precision (vaetui.models.inference's): the metrics themselves are summed in fp32 (the
+    logits are cast before the likelihood)."""
+    from vaetui.models.inference import precision_context as context
 
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if precision == "fp16" and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return nullcontext()
+    return context(precision, device)
 
 
 @torch.inference_mode()
@@ -100,9 +96,9 @@ def evaluate(model, config, split, count: int = 1024, k: int = 64, seed: int = 0
     the forward passes' (vaetui eval passes the run's, resolved on this machine)."""
     from vaetui.models.inference import for_inference
 
-    # BatchNorm folded into the convolutions (a copy: the caller's model is left as it was), as training's
-    # layout runs it (the same values, faster convolutions)
-    model = for_inference(model).to(memory_format=torch.channels_last)
+    # BatchNorm folded into the convolutions (a copy: the caller's model is left as it was), channels_last as
+    # training runs it (the same values, faster passes)
+    model = for_inference(model, precision)
     with precision_context(precision, next(model.parameters()).device):
         return _evaluate(model, config, split, count, k, seed, batch_size, progress, disentangle_n)
 

@@ -324,12 +324,15 @@ class LoadedModel:
 
 
 def open_model(run, which: str | None = None, device: str = "cpu") -> LoadedModel:
-    """load_model for exploring (the screens and their twins), as a named object; loaded without autograd, its
-    BatchNorm folded into the convolutions (`vaetui.models.inference`: forward passes only, the same numbers)."""
+    """load_model for exploring (the screens and their twins), as a named object; loaded without autograd, readied
+    for forward passes (`vaetui.models.inference`: BatchNorm folded, channels_last, the run's precision on this
+    machine)."""
     import torch
 
     from vaetui.models.inference import for_inference
+    from vaetui.train.setup import resolve_precision
 
     with torch.no_grad():
         model, config, path, warnings = load_model(run, which, device)
-    return LoadedModel(run, for_inference(model, copy_first=False), config, path, tuple(warnings))
+    precision = resolve_precision(config.train.precision, torch.device(device))
+    return LoadedModel(run, for_inference(model, precision, copy_first=False), config, path, tuple(warnings))

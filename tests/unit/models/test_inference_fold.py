@@ -72,13 +72,41 @@ def test_a_convolution_without_a_bias_gains_one(transposed):
     assert seq[0].bias is not None
 
 
-def test_open_model_gives_the_folded_network_with_the_checkpoint_s_outputs():
+def test_open_model_gives_the_readied_network_in_the_run_s_precision():
+    from vaetui.models.inference import READY
+    from vaetui.train.setup import resolve_precision
+
     run = RunStore(include_demo=True).open("demo")
     plain = load_model(run)[0]
     loaded = open_model(run)
+    precision = resolve_precision(loaded.config.train.precision, torch.device("cpu"))
+    assert getattr(loaded.model, READY) == precision
     assert not any(isinstance(m, nn.BatchNorm2d) for m in loaded.model.modules())
     x = torch.rand(8, 3, *loaded.config.data.size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        torch.testing.assert_close(loaded.model.decode(plain.encode(x)[0]), plain.decode(plain.encode(x)[0]),
-                                   rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(loaded.model.encode(x)[0], plain.encode(x)[0], rtol=1e-4, atol=1e-5)
+        mu = plain.encode(x)[0]
+        tol = 1e-5 if precision == "fp32" else 0.05
+        torch.testing.assert_close(loaded.model.decode(mu), plain.decode(mu), rtol=tol, atol=tol)
+        torch.testing.assert_close(loaded.model.encode(x)[0], mu, rtol=tol, atol=tol)
+
+
+def test_a_readied_model_runs_in_its_precision_and_can_be_readied_again_for_another():
+    import copy
+
+    gen = torch.Generator().manual_seed(5)
+    model = _trained_looking(ConvVAE((32, 32), hidden=8, latent=4), gen)
+    x = torch.rand(4, 3, 32, 32, generator=gen)
+    fp32 = for_inference(model, "fp32")
+    bf16 = for_inference(model, "bf16")
+    with torch.no_grad():
+        want, got = fp32.encode(x)[0], bf16.encode(x)[0]
+        assert got.dtype == torch.float32 and bf16.decode_logits(want).dtype == torch.float32
+        assert not torch.equal(got, want)  # it ran in bf16 ...
+        torch.testing.assert_close(got, want, rtol=0.05, atol=0.05)  # ... to bf16's precision
+        back = for_inference(bf16, "fp32")  # eval --precision fp32 of a model the explore loader readied
+        torch.testing.assert_close(back.encode(x)[0], want, rtol=1e-6, atol=1e-6)
+        assert for_inference(bf16, "bf16") is bf16
+        twin = copy.deepcopy(bf16)  # a copy's methods are the copy's own
+        twin.fc_mu.bias.add_(1.0)
+        torch.testing.assert_close(twin.encode(x)[0], got + 1.0, rtol=0.05, atol=0.05)
+        torch.testing.assert_close(bf16.encode(x)[0], got)
