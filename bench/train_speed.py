@@ -106,7 +106,7 @@ def stock_convolutions() -> None:
     """vaetui's convolutions with torch.nn's own backward (oneDNN computes the bias gradient too), in this process."""
     import vaetui.models.convgrad
 
-    vaetui.convgrad._split = lambda x, bias: False
+    vaetui.models.convgrad._split = lambda x, bias: False
 
 
 def plain_worker(root: str, size: tuple[int, int], steps: int, threads: int, tuned: bool, precision: str) -> dict:

@@ -12,18 +12,20 @@ state_dict, same forward) whose backward asks oneDNN for the input and weight gr
 only and sums the bias gradient itself (accumulating in fp32). On other devices (cuDNN's bias gradient is
 fine) and without gradients they are the stock layers. Under autocast the inputs are cast the way
 autocast casts a convolution, outside the custom function, so its backward runs in the
-lower precision too. Where oneDNN's weight gradient of the seed's last convolution (32 -> 3,
-stride 1) is slow, it is one matrix product of the shifted output gradient instead
-(`weight_grad_by_shifts`; when, in `_narrow_same`).
+lower precision too. The weight gradient of a narrow 'same' convolution (the seed's last, 32 -> 3, stride 1) can
+also be one matrix product of the shifted output gradient (`weight_grad_by_shifts`): which of the two is faster
+depends on the CPU and oneDNN's build (by shifts: 1.6x faster in bf16 on one AMX host, 2.2x slower on another;
+2.3x faster in fp32 on an AVX2-only one), so the first backward of each shape times both and keeps the faster, as
+cuDNN's benchmark mode does (`_by_shifts`).
 """
 
 from __future__ import annotations
 
+import time
+
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from vaetui.runtime import cpu_flags
 
 _backward = torch.ops.aten.convolution_backward
 
@@ -47,7 +49,7 @@ class _ConvSplitBias(torch.autograd.Function):
         grad_x = grad_w = grad_b = None
         if need_x or need_w:
             grad = grad.contiguous(memory_format=_memory_format(x))
-            by_shifts = need_w and _narrow_same(grad, weight, *ctx.conf)
+            by_shifts = need_w and _by_shifts(grad, x, weight, ctx.conf)
             grad_x, grad_w, _ = _backward(grad, x, weight, None, list(stride), list(padding), list(dilation),
                                           transposed, list(output_padding), groups,
                                           [need_x, need_w and not by_shifts, False])
@@ -62,19 +64,40 @@ class _ConvSplitBias(torch.autograd.Function):
 
 
 def _narrow_same(grad, weight, transposed, stride, padding, output_padding, dilation, groups) -> bool:
-    """A 'same' stride-1 convolution to a few channels (the seed's last, 32 -> 3) where oneDNN's weight gradient
-    is slow: in bf16/fp16 (~70 GFLOP/s; one matrix product is ~1.6x faster), and in fp32 on a CPU without
-    AVX-512, whose generic AVX2 kernel ran it at ~5 GFLOP/s (input and weight gradients 310 -> 137 ms at
-    218x178, 29 -> 14 ms at 64x64, batch 64, on an AMD EPYC). fp32 with AVX-512 keeps oneDNN's (as fast there)."""
-    return ((grad.dtype in (torch.bfloat16, torch.float16) or _avx2_only()) and not transposed and groups == 1
-            and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
+    """A 'same' stride-1 convolution to a few channels (the seed's last, 32 -> 3): where the weight gradient by shifts
+    applies and can win (its operand is taps x out channels rows)."""
+    return (not transposed and groups == 1 and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
             and all(k % 2 == 1 and p == k // 2 for k, p in zip(weight.shape[2:], padding))
             and weight.shape[0] * weight.shape[2] * weight.shape[3] <= 32)
 
 
-def _avx2_only() -> bool:
-    flags = cpu_flags()
-    return "avx2" in flags and "avx512f" not in flags
+_FASTER: dict[tuple, bool] = {}  # (shapes, dtype, layout) -> whether the weight gradient by shifts won its timing
+TIMING_MARGIN = 0.95  # by shifts is kept only when this much faster (a tie keeps oneDNN's)
+
+
+def _by_shifts(grad, x, weight, conf) -> bool:
+    """Whether this backward takes the weight gradient by shifts: timed once per shape and layout in a process."""
+    if not _narrow_same(grad, weight, *conf):
+        return False
+    key = (tuple(grad.shape), tuple(x.shape), tuple(weight.shape), grad.dtype, _memory_format(x))
+    if key not in _FASTER:
+        padding, dilation = conf[2], conf[4]
+        onednn = lambda: _backward(grad, x, weight, None, [1, 1], list(padding), list(dilation), False,  # noqa: E731
+                                   [0, 0], 1, [False, True, False])
+        shifts = lambda: weight_grad_by_shifts(grad, x, weight, padding)  # noqa: E731
+        _FASTER[key] = _timed(shifts) < TIMING_MARGIN * _timed(onednn)
+    return _FASTER[key]
+
+
+def _timed(work, repeats: int = 3) -> float:
+    """The fastest of a few runs of work(), after one to warm it up (seconds)."""
+    work()
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - t)
+    return best
 
 
 def weight_grad_by_shifts(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, padding) -> torch.Tensor:

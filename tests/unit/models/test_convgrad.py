@@ -97,23 +97,43 @@ def test_weight_gradient_by_shifts_is_the_convolution_s(kernel, padding, channel
                                atol=1e-12)
 
 
-@pytest.mark.parametrize("flags, by_shifts", [
-    (frozenset({"avx2", "avx512f", "avx512bw"}), ["bf16"]),  # fp32 keeps oneDNN's where it has AVX-512
-    (frozenset({"avx2", "fma"}), ["fp32", "bf16"]),  # AVX2 only: oneDNN's fp32 kernel is slow there too
-])
-def test_the_seed_s_last_convolution_takes_its_weight_gradient_by_shifts_where_onednn_is_slow(monkeypatch, flags,
-                                                                                              by_shifts):
-    calls = []
+@pytest.mark.parametrize("shifts_faster", [True, False])
+def test_the_last_convolution_s_weight_gradient_takes_the_way_its_timing_found_faster(monkeypatch, shifts_faster):
+    """Timed once per shape and precision (a fake clock here: which way wins is the CPU's), then kept; the gradient is
+    the convolution's either way; a layer it does not apply to is never timed."""
+    calls, timed = [], []
     real = convgrad.weight_grad_by_shifts
-    monkeypatch.setattr(convgrad, "weight_grad_by_shifts", lambda *a: calls.append(precision) or real(*a))
-    monkeypatch.setattr(convgrad, "cpu_flags", lambda: flags)
+    monkeypatch.setattr(convgrad, "weight_grad_by_shifts", lambda *a: calls.append(a[0].dtype) or real(*a))
+    monkeypatch.setattr(convgrad, "_FASTER", {})
+
+    def fake_timed(work):
+        timed.append(work)
+        shifts = "weight_grad_by_shifts" in work.__code__.co_names
+        return 1.0 if shifts == shifts_faster else 2.0
+
+    monkeypatch.setattr(convgrad, "_timed", fake_timed)
+    torch.manual_seed(0)
     model = ConvVAE((32, 32), hidden=8, latent=4)
     x = torch.rand(2, 3, 32, 32)
-    for precision in ("fp32", "bf16"):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            out = model(x)
-        out.logits.float().sum().backward()
-    assert calls == by_shifts  # the last layer only, once a step
+    grads = {}
+    for step in range(2):
+        for precision in ("fp32", "bf16"):
+            model.zero_grad()
+            torch.manual_seed(1)  # the same z each time
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                out = model(x)
+            out.logits.float().sum().backward()
+            grads[precision] = model.decoder[-1].weight.grad.clone()
+    assert len(timed) == 4  # both ways, once for each precision's shape: the second step reuses the choice
+    assert calls == ([torch.float32, torch.bfloat16] * 2 if shifts_faster else [])  # the last layer only
+    reference = ConvVAE((32, 32), hidden=8, latent=4)
+    reference.load_state_dict(model.state_dict())
+    monkeypatch.setattr(convgrad, "_FASTER", {})
+    monkeypatch.setattr(convgrad, "_narrow_same", lambda *a: False)  # oneDNN's own
+    reference.zero_grad()
+    torch.manual_seed(1)
+    reference(x).logits.float().sum().backward()
+    torch.testing.assert_close(grads["fp32"], reference.decoder[-1].weight.grad, rtol=1e-4, atol=1e-4)
 
 
 def test_gradcheck_in_float64():
