@@ -83,7 +83,7 @@ class ConvVAE(LatentModel):
         enc_ch = [channels, c, 2 * c, 4 * c, 8 * c]
         self.encoder = nn.Sequential(
             *(
-                nn.Sequential(
+                convgrad.NormBlock(
                     convgrad.Conv2d(enc_ch[i], enc_ch[i + 1], kernel_size=3, stride=2, padding=1),
                     nn.BatchNorm2d(enc_ch[i + 1]),
                     nn.ReLU(),
@@ -100,7 +100,7 @@ class ConvVAE(LatentModel):
         blocks = []
         for i in range(DEPTH):
             blocks.append(
-                nn.Sequential(
+                convgrad.NormBlock(
                     convgrad.ConvTranspose2d(
                         dec_ch[i], dec_ch[i + 1], kernel_size=4, stride=2, padding=pads[i],
                         output_padding=out_pads if i == DEPTH - 1 else 0,

@@ -330,7 +330,7 @@ def open_model(run, which: str | None = None, device: str = "cpu") -> LoadedMode
     import torch
 
     from vaetui.models.inference import for_inference
-    from vaetui.train.setup import resolve_precision
+    from vaetui.runtime import resolve_precision
 
     with torch.no_grad():
         model, config, path, warnings = load_model(run, which, device)

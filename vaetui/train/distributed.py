@@ -111,3 +111,24 @@ def shutdown(world: World) -> None:
             except Exception:  # noqa: BLE001 - a peer already gone: nothing left to wait for
                 pass
             dist.destroy_process_group()
+
+
+def any_rank(world: World, device, flag: bool) -> bool:
+    """True on every rank when it is true on any (a stop request, a non-finite loss): ranks never diverge."""
+    if not world.distributed:
+        return flag
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def sum_ranks(world: World, t):
+    """A tensor summed over the ranks, in place (itself on one process)."""
+    if world.distributed:
+        import torch.distributed as dist
+
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t

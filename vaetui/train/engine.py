@@ -10,7 +10,6 @@ lets another thread pause, resume, stop and ask for a checkpoint between steps.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 import traceback
@@ -38,8 +37,6 @@ from vaetui.models.vae import parameter_count
 from vaetui.runs.store import Run
 from vaetui.train.state import MAX_NONFINITE_IN_A_ROW, TrainerState
 
-PREVIEW_IMAGES = 8
-
 
 @dataclass
 class _Window:
@@ -55,7 +52,7 @@ class _Window:
         self.t0 = time.perf_counter()
 
 
-class Trainer(TrainerState):
+class Trainer(setup.TrainerSetup, TrainerState):
     """Trains one run; `run(control)` yields events until the run completes, stops or fails."""
 
     def __init__(self, config: RunConfig, run: Run, resume: bool = False):
@@ -104,11 +101,11 @@ class Trainer(TrainerState):
         yield from self._prepare()
         budget = self.config.train.time_budget
         while self.step < self.total_steps:
-            if budget is not None and self._any(time.perf_counter() - self.t_start >= budget):
+            if budget is not None and distributed.any_rank(self.world, self.device, time.perf_counter() - self.t_start >= budget):
                 yield from self._out_of_time()
                 return
             yield from self._between_steps(control)
-            if self._any(control.stop_requested.is_set()):
+            if distributed.any_rank(self.world, self.device, control.stop_requested.is_set()):
                 yield from self._save("latest")
                 yield FinishedEvent(step=self.step, epoch=self.step // self.steps_per_epoch, reason="stopped")
                 return
@@ -201,7 +198,7 @@ class Trainer(TrainerState):
         aux_loss = self.model.aux_loss(out, self.noise) if aux else None
         terms = self.family.objective(out, x, beta, self.config, len(self.train_split))
         self.optimizer.zero_grad(set_to_none=True)
-        if self._any(not bool(torch.isfinite(terms.loss if main else aux_loss))):
+        if distributed.any_rank(self.world, self.device, not bool(torch.isfinite(terms.loss if main else aux_loss))):
             self.nonfinite_total += 1
             self.in_a_row += 1
             yield WarningEvent(step=self.step, cause="nonfinite", message=f"non-finite loss at step {self.step}: step skipped "
@@ -290,7 +287,7 @@ class Trainer(TrainerState):
         w = self.window
         sums, n = w.sums, w.images
         if self.world.distributed:
-            sums = self._sum(torch.cat([sums, sums.new_tensor([n])]))
+            sums = distributed.sum_ranks(self.world, torch.cat([sums, sums.new_tensor([n])]))
             n = int(sums[-1].item())
             sums = sums[:-1]
         loss_s, recon_s, kl_s, *own = sums.tolist()  # the one read-back per log interval
@@ -347,83 +344,6 @@ class Trainer(TrainerState):
         if self.world.main:
             self.store.append_event(event.to_json())
         return event
-
-    def _any(self, flag: bool) -> bool:
-        """True on every rank when it is true on any (a stop request, a non-finite loss): ranks never diverge."""
-        if not self.world.distributed:
-            return flag
-        import torch.distributed as dist
-
-        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return bool(t.item() > 0)
-
-    def _sum(self, t: torch.Tensor) -> torch.Tensor:
-        if self.world.distributed:
-            import torch.distributed as dist
-
-            dist.all_reduce(t, op=dist.ReduceOp.SUM)
-        return t
-
-    def _setup_everywhere(self) -> None:
-        """Set up on every rank; if any rank cannot (its data is missing, say), every rank stops with its reason."""
-        error = None
-        try:
-            self._setup_local()  # no collective in here: a rank that fails must reach the gather below
-        except VaeError as exc:
-            error = exc
-        if not self.world.distributed:
-            if error is not None:
-                raise error
-        else:
-            failures = distributed.gather_errors(error, self.world)
-            if failures:
-                rank, message = failures[0]
-                raise VaeError(f"rank {rank}: {message}" + ("" if rank == 0 else
-                               " (every process reads its share of the data: each node needs it at the same path)"))
-        self._build_model()
-
-    def _setup_local(self) -> None:
-        """Device, data and sizes: what each rank can check alone."""
-        cfg, tc = self.config, self.config.train
-        self.thread_note = None
-        if tc.threads:
-            cores = setup.usable_cores()
-            if tc.threads > cores:  # more threads than cores only wait on each other (1024 on 2: 1 image/s)
-                self.thread_note = (f"threads {tc.threads} is more than the {cores} cores this process may use: "
-                                    f"training with {cores}")
-            torch.set_num_threads(min(tc.threads, cores))  # per thread: this is the training thread
-        self.device = setup.device_for(tc, self.world)
-        self.precision = setup.resolve_precision(tc.precision, self.device)
-        self.local_batch = tc.batch_size // self.world.size
-        self.train_split, self.valid_split, self.steps_per_epoch, self.total_steps = setup.open_data(cfg)
-        self.feeder = setup.Feeder(self.train_split, self.device)
-
-    def _build_model(self) -> None:
-        """The network (DDP-wrapped under torchrun: a collective), the optimiser and the training state."""
-        cfg, tc = self.config, self.config.train
-        torch.manual_seed(tc.seed)
-        self.model, self.forward = setup.network(cfg, self.device, self.world)
-        self.optimizer = torch.optim.Adam(self.model.main_parameters(), lr=tc.lr)
-        aux = getattr(self.model, "aux", lambda: None)()
-        self.aux_optimizer = (torch.optim.Adam(aux.parameters(), lr=tc.lr, betas=self.family.aux_betas)
-                              if aux is not None and self.family.aux_betas else None)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
-        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
-        self.noise = torch.Generator(device=self.device).manual_seed(setup.noise_seed(tc.seed, self.world.rank))
-        self.dims = 3 * cfg.data.size[0] * cfg.data.size[1]
-        self.preview = self.valid_split.images(np.arange(min(PREVIEW_IMAGES, len(self.valid_split))))
-        # the previews' samples: the same prior codes at every step (drawn from the prior as it is then, for vamp)
-        self.preview_seed = tc.seed + 1
-        self.valid_count = min(tc.valid_size, len(self.valid_split))
-        # Training state (what a checkpoint restores).
-        self.step, self.lr_scale, self.best_valid = 0, 1.0, math.inf
-        self.nonfinite_total, self.rollbacks, self.epoch_sums = 0, 0, [0.0, 0.0, 0.0, 0]
-
-    def _autocast(self):
-        if self.autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     # ------------------------------------------------------------------ evaluation and pictures
     def evaluate(self, count: int | None = None) -> dict[str, float]:

@@ -1,10 +1,15 @@
-"""What a Trainer is built from: the device, the data splits and their sizes, the network (DDP-wrapped under torchrun).
+"""What a Trainer is built from: the device, the data splits and their sizes, the network (DDP-wrapped under torchrun),
+its optimisers and starting state (`TrainerSetup`, the Trainer's set-up methods).
 
 Each function checks what a person could have got wrong and says so in one line.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+
+import numpy as np
 import torch
 
 from vaetui.config.settings import RunConfig, TrainConfig
@@ -12,7 +17,10 @@ from vaetui.data import open_split
 from vaetui.errors import DataError, VaeError
 from vaetui.models.families import family_of
 from vaetui.models.protocol import LatentModel
-from vaetui.runtime import cpu_flags
+from vaetui.runtime import native_bf16, resolve_precision  # noqa: F401 (where the trainer's callers find them)
+from vaetui.train import distributed
+
+PREVIEW_IMAGES = 8  # validation images a snapshot shows
 
 
 def resolve_device(name: str) -> torch.device:
@@ -33,21 +41,6 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 def noise_seed(seed: int, rank: int, step: int = 0) -> int:
     """The reparameterisation noise seed of a rank, re-derived at a step when a state cannot be carried over."""
     return seed + 17 + 7919 * rank + step
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Does this device compute bf16 natively (AMX or AVX512-BF16 on the CPU; Ampere or newer on CUDA)?"""
-    if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
-    flags = cpu_flags()
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """'auto' -> bf16 where it is native (measured 1.5-1.9x fp32 on this network, loss within 1%), else fp32."""
-    if precision != "auto":
-        return precision
-    return "bf16" if native_bf16(device) else "fp32"
 
 
 def device_for(tc: TrainConfig, world) -> torch.device:
@@ -155,3 +148,68 @@ def usable_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
+
+
+class TrainerSetup:
+    """The Trainer's set-up (a mixin of vaetui.train.engine.Trainer): device, data and sizes on every rank, then the
+    network, its optimisers and the training state a checkpoint restores."""
+
+    def _setup_everywhere(self) -> None:
+        """Set up on every rank; if any rank cannot (its data is missing, say), every rank stops with its reason."""
+        error = None
+        try:
+            self._setup_local()  # no collective in here: a rank that fails must reach the gather below
+        except VaeError as exc:
+            error = exc
+        if not self.world.distributed:
+            if error is not None:
+                raise error
+        else:
+            failures = distributed.gather_errors(error, self.world)
+            if failures:
+                rank, message = failures[0]
+                raise VaeError(f"rank {rank}: {message}" + ("" if rank == 0 else
+                               " (every process reads its share of the data: each node needs it at the same path)"))
+        self._build_model()
+
+    def _setup_local(self) -> None:
+        """Device, data and sizes: what each rank can check alone."""
+        cfg, tc = self.config, self.config.train
+        self.thread_note = None
+        if tc.threads:
+            cores = usable_cores()
+            if tc.threads > cores:  # more threads than cores only wait on each other (1024 on 2: 1 image/s)
+                self.thread_note = (f"threads {tc.threads} is more than the {cores} cores this process may use: "
+                                    f"training with {cores}")
+            torch.set_num_threads(min(tc.threads, cores))  # per thread: this is the training thread
+        self.device = device_for(tc, self.world)
+        self.precision = resolve_precision(tc.precision, self.device)
+        self.local_batch = tc.batch_size // self.world.size
+        self.train_split, self.valid_split, self.steps_per_epoch, self.total_steps = open_data(cfg)
+        self.feeder = Feeder(self.train_split, self.device)
+
+    def _build_model(self) -> None:
+        """The network (DDP-wrapped under torchrun: a collective), the optimiser and the training state."""
+        cfg, tc = self.config, self.config.train
+        torch.manual_seed(tc.seed)
+        self.model, self.forward = network(cfg, self.device, self.world)
+        self.optimizer = torch.optim.Adam(self.model.main_parameters(), lr=tc.lr)
+        aux = getattr(self.model, "aux", lambda: None)()
+        self.aux_optimizer = (torch.optim.Adam(aux.parameters(), lr=tc.lr, betas=self.family.aux_betas)
+                              if aux is not None and self.family.aux_betas else None)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
+        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        self.noise = torch.Generator(device=self.device).manual_seed(noise_seed(tc.seed, self.world.rank))
+        self.dims = 3 * cfg.data.size[0] * cfg.data.size[1]
+        self.preview = self.valid_split.images(np.arange(min(PREVIEW_IMAGES, len(self.valid_split))))
+        # the previews' samples: the same prior codes at every step (drawn from the prior as it is then, for vamp)
+        self.preview_seed = tc.seed + 1
+        self.valid_count = min(tc.valid_size, len(self.valid_split))
+        # Training state (what a checkpoint restores).
+        self.step, self.lr_scale, self.best_valid = 0, 1.0, math.inf
+        self.nonfinite_total, self.rollbacks, self.epoch_sums = 0, 0, [0.0, 0.0, 0.0, 0]
+
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)

@@ -169,3 +169,48 @@ def test_the_seed_network_is_torch_nn_layers_with_the_same_state_dict():
     last = model.decoder[3][0]
     assert {k: v.shape for k, v in last.state_dict().items()} == {k: v.shape for k, v in stock.state_dict().items()}
     last.load_state_dict(stock.state_dict())  # checkpoints of the stock layers load unchanged
+
+
+def _stock_copy(model: ConvVAE) -> ConvVAE:
+    """The same network built from torch.nn's own layers and plain Sequentials."""
+    import copy
+
+    stock = copy.deepcopy(model)
+    for seq in list(stock.modules()):
+        if isinstance(seq, nn.Sequential):
+            for name, m in list(seq._modules.items()):
+                if isinstance(m, convgrad.NormBlock):
+                    seq._modules[name] = nn.Sequential(*m)
+    for seq in list(stock.modules()):
+        for name, m in list(seq._modules.items()):
+            if type(m) in (convgrad.Conv2d, convgrad.ConvTranspose2d):
+                plain = copy.deepcopy(m)
+                plain.__class__ = nn.Conv2d if type(m) is convgrad.Conv2d else nn.ConvTranspose2d
+                seq._modules[name] = plain
+    assert not any(type(m) in (convgrad.Conv2d, convgrad.ConvTranspose2d, convgrad.NormBlock) for m in stock.modules())
+    return stock
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_a_bias_before_batch_statistics_has_a_zero_gradient_and_the_rest_are_torch_nn_s(training):
+    """In float64: torch.nn's own bias gradients before a training BatchNorm are zero but for rounding, vaetui's are
+    exactly zero, and every other gradient is torch.nn's; with running statistics (eval mode) they are summed."""
+    torch.manual_seed(0)
+    model = ConvVAE((32, 32), hidden=4, latent=3).double().train(training)
+    stock = _stock_copy(model).train(training)
+    x = torch.rand(5, 3, 32, 32, dtype=torch.float64)
+    for net in (model, stock):
+        torch.manual_seed(1)
+        net(x).logits.pow(2).sum().backward()
+    before_norm = [name for name, m in model.named_modules() if isinstance(m, convgrad.NormBlock)]
+    assert len(before_norm) == 8
+    got, want = dict(model.named_parameters()), dict(stock.named_parameters())
+    for name, p in got.items():
+        g, w = p.grad, want[name].grad
+        if training and any(name == f"{block}.0.bias" for block in before_norm):
+            assert torch.equal(g, torch.zeros_like(g)), name
+            assert float(w.abs().max()) < 1e-9 * float(want[name.replace("bias", "weight")].grad.abs().max()), name
+        else:
+            torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-12, msg=name)
+    if not training:
+        assert float(got["decoder.3.0.bias"].grad.abs().max()) > 1e-6  # running statistics: the bias counts

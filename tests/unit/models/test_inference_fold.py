@@ -74,7 +74,7 @@ def test_a_convolution_without_a_bias_gains_one(transposed):
 
 def test_open_model_gives_the_readied_network_in_the_run_s_precision():
     from vaetui.models.inference import READY
-    from vaetui.train.setup import resolve_precision
+    from vaetui.runtime import resolve_precision
 
     run = RunStore(include_demo=True).open("demo")
     plain = load_model(run)[0]
