@@ -10,6 +10,11 @@ go below it).
 
     python bench/eval_speed.py [--run demo] [--rounds 3] [--threads 2] [--n 1024] [--k 64] [--disentangle-n 4096]
 
+With --explore: instead, the explore screens' first pictures of a 218x178 seed-network run (made here, 2 training
+steps): the reconstructions screen's 8 and the generate screen's 32 samples (vaetui.pictures.figures, what the
+screens and `vaetui reconstruct`/`sample` call), the model as `load_model` gives it against as `open_model` readies
+it, interleaved over the rounds, the checkpoint's loading included.
+
 With --attribute-net: instead, the attribute network's one-time training (vaetui.metrics.features) on the run's data
 and at --size, --attr-images images for one epoch, in fp32 and in this machine's native precision, against the loop
 it replaced in the same run (torch.nn's convolutions, NCHW, fp32), interleaved over the rounds; the full protocol's
@@ -44,12 +49,15 @@ def main() -> None:
     ap.add_argument("--disentangle-n", type=int, default=4096)
     ap.add_argument("--precision", default="run", choices=("run", "fp32", "bf16"))
     ap.add_argument("--attribute-net", action="store_true")
+    ap.add_argument("--explore", action="store_true")
     ap.add_argument("--size", default=None, help="HxW for --attribute-net (default: the run's)")
     ap.add_argument("--attr-images", type=int, default=1280)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.attribute_net:
         return attribute_net_speed(args)
+    if args.explore:
+        return explore_speed(args)
     from vaetui.data import open_split
     from vaetui.metrics import likelihood
     from vaetui.models.pixels import to_float
@@ -126,6 +134,53 @@ def plain_attribute_loop(split, protocol) -> None:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+
+
+def explore_speed(args) -> None:
+    import subprocess
+    import sys
+    import tempfile
+
+    from vaetui.pictures.figures import reconstructions, samples
+    from vaetui.runs.checkpoint import load_model, open_model
+    from vaetui.runs.store import RunStore
+    from vaetui.runtime import tune_allocator
+
+    tune_allocator()
+    with tempfile.TemporaryDirectory() as runs:
+        subprocess.run([sys.executable, "-m", "vaetui", "train", "--preset", "seed", "--data", "synthetic",
+                        "--dataset-size", "256", "--valid-size", "64", "--max-steps", "2", "--name", "s218",
+                        "--runs-dir", runs, "--log-format", "json"], check=True, capture_output=True)
+        run = RunStore(runs).open("s218")
+        loaders = {"as loaded (load_model: fp32, NCHW, BatchNorm)": lambda: load_model(run)[:2],
+                   "readied (open_model)": lambda: (lambda m: (m.model, m.config))(open_model(run))}
+        times = {name: {"recon": [], "samples": []} for name in loaders}
+        pictures = {}
+        for r in range(args.rounds + 1):  # the first round warms up
+            for name, load in loaders.items():
+                t = time.perf_counter()
+                model, config = load()
+                pictures[name, "recon"] = reconstructions(model, config, "valid", 8).image
+                t_recon = time.perf_counter() - t
+                t = time.perf_counter()
+                pictures[name, "samples"] = samples(model, 32, 0).image
+                t_samples = time.perf_counter() - t
+                if r:
+                    times[name]["recon"].append(t_recon)
+                    times[name]["samples"].append(t_samples)
+        import numpy as np
+
+        print("218x178 seed network, 2 threads: the load and the first picture (median of the rounds)")
+        base = next(iter(times.values()))
+        for name, ts in times.items():
+            print(f"  {name:<48} reconstructions (8, load included) {statistics.median(ts['recon']):.3f} s "
+                  f"({', '.join(f'{t:.3f}' for t in ts['recon'])}), {statistics.median(base['recon']) / statistics.median(ts['recon']):.2f}x; "
+                  f"32 samples {statistics.median(ts['samples']):.3f} s "
+                  f"({', '.join(f'{t:.3f}' for t in ts['samples'])}), "
+                  f"{statistics.median(base['samples']) / statistics.median(ts['samples']):.2f}x")
+        a, b = (np.asarray(pictures[n, "samples"], dtype=np.int16) for n in loaders)
+        print(f"  the two sample grids differ by at most {int(abs(a - b).max())}/255 a channel, "
+              f"mean {float(abs(a - b).mean()):.3f}")
 
 
 def attribute_net_speed(args) -> None:
