@@ -88,9 +88,9 @@ def dataset_key(data_config, precision: str = "fp32") -> str:
 
 
 def native_precision() -> str:
-    """The precision the attribute network trains in on this machine: bf16 where the CPU has it natively (2x: its
-    convolutions are compute-bound in fp32, ~210 GFLOP/s of a 237 peak on a 2-core AVX-512 host), fp32 elsewhere.
-    Its features are always computed in fp32."""
+    """The precision the attribute network trains in on this machine: bf16 where the CPU has it natively (2.0x the
+    fp32 loop on a 2-core AMX host: bench/README.md, Evaluation), fp32 elsewhere. Its features are always computed
+    in fp32."""
     from vaetui.runtime import resolve_precision
 
     return resolve_precision("auto", torch.device("cpu"))
