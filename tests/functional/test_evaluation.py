@@ -107,7 +107,7 @@ def test_plot_rd_puts_each_run_at_its_last_validation(tmp_path):
 
 
 def test_latent_figures_on_the_demo():
-    from vaetui.pictures import figures
+    from vaetui.pictures import latent_space as figures
 
     model, config = demo()
     mu, logvar, names, attrs = figures.encode_split(model, config, "valid", 256)

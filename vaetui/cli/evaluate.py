@@ -45,7 +45,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise VaeError("--sampler chooses where --samples come from: add --samples")
     if args.samples:
         from vaetui.metrics.fidelity import sample_quality
-        from vaetui.pictures.figures import sampler_mixture
+        from vaetui.pictures.latent_space import sampler_mixture
 
         mixture = sampler_mixture(run, model, config, path, args.sampler)
         result["samples"] = sample_quality(model, config, split, args.samples_n, args.seed, args.inception_weights,

@@ -54,7 +54,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from vaetui.pictures.imaging import save_image
 
     from vaetui.config.settings import SAMPLER_NAMES
-    from vaetui.pictures.figures import sampler_mixture
+    from vaetui.pictures.latent_space import sampler_mixture
 
     run, model, config, path = load(args)
     mixture = sampler_mixture(run, model, config, path, args.sampler)
@@ -90,7 +90,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 def cmd_latent(args: argparse.Namespace) -> int:
     """The latent screen's picture: traversals of the dimensions ranked by KL, an attribute strip or the scatter."""
-    from vaetui.pictures.figures import LATENT_IMAGES, encode_latents, latent_view
+    from vaetui.pictures.latent_space import LATENT_IMAGES, encode_latents, latent_view
     from vaetui.pictures.imaging import save_image
 
     run, model, config, path = load(args)

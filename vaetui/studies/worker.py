@@ -140,7 +140,7 @@ def evaluate_trial(run, say: Callable[[str], None] = print) -> list[dict]:
     from vaetui.data import open_split
     from vaetui.metrics.fidelity import sample_quality
     from vaetui.metrics.likelihood import evaluate
-    from vaetui.pictures.figures import sampler_mixture
+    from vaetui.pictures.latent_space import sampler_mixture
     from vaetui.runs.checkpoint import open_model
     from vaetui.studies.spec import TRIAL_EVAL as P
 

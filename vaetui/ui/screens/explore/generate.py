@@ -58,7 +58,7 @@ class GenerateScreen(ExploreScreen):
         if self.scored is None:  # read the stored evals once per screen, not on every key
             self.scored = self.app.store.open(self.run_name).newest_eval("samples") or {}
         if self.sampler not in self.mixtures:  # the GMM is fitted once (seconds), then read from the run
-            from vaetui.pictures.figures import sampler_mixture
+            from vaetui.pictures.latent_space import sampler_mixture
 
             loaded = self.app.models.get(self.app.store, self.run_name, self.checkpoint)
             self.mixtures[self.sampler] = sampler_mixture(loaded.run, model, config, loaded.path, self.sampler)

@@ -53,12 +53,12 @@ class LatentScreen(ExploreScreen):
         return best
 
     def compute(self, model, config):
-        from vaetui.pictures import figures
+        from vaetui.pictures import latent_space
 
         if self.encoded is None:
-            self.encoded = figures.encode_latents(model, config)
-        fig = figures.latent_view(model, self.encoded, self.rank, self.image, self.fitted or 1, self.attr_index,
-                                  self.amount, self.show_scatter)
+            self.encoded = latent_space.encode_latents(model, config)
+        fig = latent_space.latent_view(model, self.encoded, self.rank, self.image, self.fitted or 1, self.attr_index,
+                                       self.amount, self.show_scatter)
         self.rank, self.image = fig.info["rank"], fig.info["image"]
         self.attribute, self.attr_error = fig.info["attribute"], fig.info["attr_error"]
         if self.scored is None:  # read the stored evals once per screen, not on every key
