@@ -11,36 +11,32 @@ from __future__ import annotations
 
 import time
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Header, Static
-from textual.worker import get_current_worker
 
 from vaetui.errors import VaeError
 from vaetui.format import duration
 from vaetui.runs.history import SERIES, SERIES_LABELS, TERM_LABELS
 from vaetui.runs.status import status_of
 from vaetui.train.control import Intent
-from vaetui.ui.feeds import RunView, load_picture
+from vaetui.ui.feeds import RunView
 from vaetui.ui.screens.dialogs import ChartScreen, Confirm
-from vaetui.pictures.layout import columns_that_fit
-from vaetui.ui.widgets.picture import fit_picture, picture_class
+from vaetui.ui.screens.snapshots import SnapshotPane
+from vaetui.ui.widgets.picture import picture_class
 from vaetui.ui.widgets.heatmap import ACTIVE_KL, HeatMap, Schedule
 from vaetui.ui.widgets.spark import Spark
 from vaetui.ui.widgets.text import EventLog, Quiet, TextBar
 from vaetui.ui.widgets.keybar import KeyBar
 
 REDRAW_EVERY_S = 1.0  # what a person reads at a glance; each redraw costs bytes over SSH
-PICTURE_EVERY_S = 12.0  # a new picture is the most expensive redraw: at most this often while following
 QUIET_AFTER_S = 60.0  # a followed run that wrote nothing for this long is marked quiet
 SHORT_LABELS = {"loss": "total", "recon": "recon", "kl": "KL", "valid": "valid"}
 SPARK_COLOURS = {"loss": "dodger_blue2", "recon": "dodger_blue2", "kl": "dodger_blue2", "valid": "magenta"}
 TERM_ROWS = 3  # sparklines for a family's own loss terms (β-TCVAE has three: MI, TC, dimension-wise KL)
 TERM_COLOUR = "dark_orange"
-PREVIEW_COLUMNS = 8  # the engine's preview batch: images per row of a snapshot
 STATUS_STYLE = {"running": "green", "paused": "yellow", "finished": "cyan", "stopped": "yellow", "failed": "red",
                 "damaged": "red", "interrupted": "yellow", "new": "dim"}
 
@@ -64,7 +60,7 @@ def shown_status(view: RunView) -> str:
     return status
 
 
-class MonitorScreen(Screen[None]):
+class MonitorScreen(SnapshotPane, Screen[None]):
     """Watches one run's view."""
 
     BINDINGS = [
@@ -292,71 +288,6 @@ class MonitorScreen(Screen[None]):
         elif self.view.alive and self.view.where not in ("here", "elsewhere"):
             self.query_one("#system", Quiet).set(f"[dim]trained on {self.view.where}[/]")
 
-    def _update_picture(self) -> None:
-        if self.heat_shown:
-            return  # the heat map has the place (k brings the pictures back, as they are then)
-        snaps = self.view.history.snapshots
-        label = self.query_one("#snaplabel", Quiet)
-        if self.snapshot_index is not None:
-            return  # a scrubbed snapshot stays until the person moves on
-        following = bool(self.view.alive) and self._shown_picture is not None
-        if following and time.monotonic() - self._picture_at < PICTURE_EVERY_S:
-            return
-        where = f"step {snaps[-1][0]} (latest)" if snaps else "no images yet"
-        label.set(f"{where} [dim]· originals, reconstructions, samples · ←/→[/]")
-        picture = self.view.picture
-        if picture is not None and picture is not self._shown_picture:
-            self._show_picture(picture)
-
-    def _show_picture(self, picture) -> None:
-        self._shown_picture = picture
-        self._picture_at = time.monotonic()
-        self._fit_picture()
-
-    def on_resize(self) -> None:
-        if self._shown_picture is not None:
-            self._fit_picture()
-
-    def _fit_picture(self) -> None:
-        """Show as many image columns as stay recognisable, at the picture's own aspect ratio."""
-        picture = self._shown_picture
-        box = self.query_one("#right")
-        cols_avail, rows_avail = box.size.width - 2, box.size.height - 1
-        if cols_avail < 4 or rows_avail < 2:
-            return
-        tile = (picture.width - 2) / PREVIEW_COLUMNS
-        # The height sets the scale: show as many of the 8 columns of faces as then fit the width.
-        keep = columns_that_fit(tile, 3, 2, cols_avail, rows_avail, PREVIEW_COLUMNS)
-        picture = picture.crop((0, 0, round(2 + keep * tile), picture.height))
-        fit_picture(self.query_one("#picture"), picture, cols_avail, rows_avail)
-
-    # ------------------------------------------------------------------ scrubbing (pictures load in a worker)
-    def action_scrub(self, delta: int) -> None:
-        n = len(self.view.history.snapshots)
-        if n:
-            current = n - 1 if self.snapshot_index is None else self.snapshot_index
-            self._scrub(max(0, min(n - 1, current + delta)))
-
-    def action_scrub_to(self, where: int) -> None:
-        n = len(self.view.history.snapshots)
-        if n:
-            self._scrub(n - 1 if where == -1 else 0)
-
-    def _scrub(self, index: int) -> None:
-        snaps = self.view.history.snapshots
-        latest = index == len(snaps) - 1
-        self.snapshot_index = None if latest else index
-        step = snaps[index][0]
-        where = f"step {step} (latest)" if latest else f"step {step} ({index + 1}/{len(snaps)})"
-        self.query_one("#snaplabel", Quiet).set(f"{where} [dim]· originals, reconstructions, samples · ←/→[/]")
-        self._load_snapshot(snaps[index][1])
-
-    @work(thread=True, exclusive=True, group="snapshot", exit_on_error=False)
-    def _load_snapshot(self, relpath: str) -> None:
-        picture = load_picture(self.app.store.open(self.view.run), relpath)
-        if picture is not None and not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._show_picture, picture)
-
     # ------------------------------------------------------------------ intents
     def _control(self):
         """The run's control file, while a trainer holds the run (any trainer: this window's, another terminal's,
@@ -388,15 +319,6 @@ class MonitorScreen(Screen[None]):
         if control := self._control():
             control.checkpoint()
             self.notify("checkpoint requested")
-
-    def action_zoom(self) -> None:
-        """The picture alone over the whole body (enter again: back to the numbers)."""
-        self.toggle_class("-zoom")
-        self.call_after_refresh(self._refit)
-
-    def _refit(self) -> None:
-        if self._shown_picture is not None:
-            self._fit_picture()
 
     def action_chart(self) -> None:
         self.app.push_screen(ChartScreen(self.view.history, schedule=self._schedule()))
