@@ -137,7 +137,7 @@ class Trainer(setup.TrainerSetup, TrainerState):
             threads=torch.get_num_threads(), precision=self.precision, compiled=tc.compile,
             world_size=self.world.size, epochs=tc.epochs,
         )
-        for note in repaired + ([self.thread_note] if self.thread_note else []):
+        for note in repaired + [n for n in (self.thread_note, self.kernel_note) if n]:
             yield WarningEvent(step=self.step, message=note)
         for split in (self.train_split, self.valid_split):
             skipped = getattr(split, "skipped", None)

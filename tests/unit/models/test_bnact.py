@@ -111,3 +111,16 @@ def test_without_the_kernel_the_layers_are_pytorch_s_own(monkeypatch):
     x = torch.rand(2, 3, 9, 9).contiguous(memory_format=CL)
     with torch.no_grad(), torch.autocast("cpu", dtype=BF16):
         torch.testing.assert_close(block(x), plain(x))
+
+
+def test_training_says_when_the_kernel_cannot_be_built(monkeypatch):
+    from vaetui.train import setup
+
+    cpu = torch.device("cpu")
+    assert setup._fused_kernel_note(cpu, "fp32") is None  # fp32 does not use it: nothing built, nothing said
+    assert bnact.extension() is not None
+    assert setup._fused_kernel_note(cpu, "bf16") is None  # built (or loaded) already in this process: quiet
+    monkeypatch.setattr(bnact, "_built", {})
+    monkeypatch.setattr(bnact, "_build", lambda: (_ for _ in ()).throw(OSError("g++: not found")))
+    note = setup._fused_kernel_note(cpu, "bf16")
+    assert "could not be built (OSError: g++: not found)" in note and "PyTorch's ops instead" in note
