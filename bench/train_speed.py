@@ -103,10 +103,14 @@ class LoadMeter:
 
 # ----------------------------------------------------------------------------- the seed loop and the tuned loop
 def stock_convolutions() -> None:
-    """vaetui's convolutions with torch.nn's own backward (oneDNN computes the bias gradient too), in this process."""
+    """The seed network as torch.nn runs it, in this process: vaetui's convolutions with torch.nn's own backward
+    (oneDNN computes the bias gradient too) and its BatchNorm and activations as PyTorch's ops (not the fused
+    kernel, which NormBlock would otherwise use for a bf16 loop)."""
+    import vaetui.models.bnact
     import vaetui.models.convgrad
 
     vaetui.models.convgrad._split = lambda x, bias: False
+    vaetui.models.bnact.applies = lambda x, norm, act: False
 
 
 def plain_worker(root: str, size: tuple[int, int], steps: int, threads: int, tuned: bool, precision: str) -> dict:
