@@ -162,7 +162,7 @@ def _fused_kernel_note(device: torch.device, precision: str) -> str | None:
     t = time.perf_counter()
     if bnact.extension() is None:
         return f"the fused BatchNorm kernel could not be built ({bnact.unavailable()}): PyTorch's ops instead " \
-               "(install a C++ compiler and ninja for ~10% faster bf16 steps)"
+               "(install a C++ compiler and ninja for 10–20% faster bf16 steps)"
     took = time.perf_counter() - t
     return f"built the fused BatchNorm kernel for this CPU in {took:.0f} s (once: later runs load it)" \
         if took > 5 else None
