@@ -10,7 +10,8 @@ then in double: against a float64 reference its bias gradient is off by 0.001 wh
 off by 78 of 3,460, and its input gradient by 0.008 where PyTorch's is off by 2.4 (tests/unit/models/test_bnact.py).
 
 The kernel (bnact.cpp, shipped with the package) is compiled once per machine with torch's C++ extension builder
-(ninja and a C++ compiler) into the cache folder, keyed by its source, torch's version and the CPU's flags; where
+(ninja and a C++ compiler) into torch's extension folder ($TORCH_EXTENSIONS_DIR, else ~/.cache/torch_extensions),
+keyed by its source, torch's version and the CPU's flags; where
 it cannot be built the layers run PyTorch's own ops, as before. `NormBlock` (vaetui.models.convgrad) uses it while
 its BatchNorm normalises by batch statistics on a bf16 channels_last CPU tensor.
 """
@@ -63,13 +64,17 @@ def _build():
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "no CUDA runtime": not a CPU build's
     from torch.utils.cpp_extension import load_inline
 
-    from vaetui.disk.files import cache_dir
+    import os
+
     from vaetui.runtime import cpu_flags
 
     text = SOURCE.read_text()
     key = "\n".join([text, torch.__version__, " ".join(sorted(cpu_flags()))])
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    folder = cache_dir() / "kernels" / f"bnact-{digest}"  # -march=native: a home shared by two CPUs gets two builds
+    # torch's own folder for built extensions (a machine's, not a user's data: $VAETUI_CACHE_DIR does not move it);
+    # -march=native: a home shared by two CPU types gets two builds
+    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or Path.home() / ".cache" / "torch_extensions")
+    folder = root / f"vaetui-bnact-{digest}"
     folder.mkdir(parents=True, exist_ok=True)
     lock = folder / "lock"
     if lock.exists() and time.time() - lock.stat().st_mtime > STALE_LOCK_S:
