@@ -196,5 +196,7 @@ def test_an_epoch_s_train_loss_is_the_same_after_a_mid_epoch_kill(tmp_path, log_
     train(RunStore(tmp_path, include_demo=False), "killed", config, resume=True)
     straight = [(e["epoch"], e["train_loss"]) for e in _logged(Run(tmp_path / "straight"), "epoch")]
     resumed = [(e["epoch"], e["train_loss"]) for e in _logged(Run(tmp_path / "killed"), "epoch")]
-    assert [epoch for epoch, _ in resumed] == [1, 2]
-    assert resumed == pytest.approx(straight, rel=1e-6)
+    assert [epoch for epoch, _ in resumed] == [epoch for epoch, _ in straight] == [1, 2]
+    # (pytest.approx does not reach into tuples inside a list: it compared them exactly, which held by luck of the
+    # float rounding of the step sums folded at the checkpoint; the losses themselves, to 1e-6 as meant)
+    assert [loss for _, loss in resumed] == pytest.approx([loss for _, loss in straight], rel=1e-6)
