@@ -4,8 +4,9 @@ At 218x178 in bf16 the seed decoder's last BatchNorm and LeakyReLU are memory-bo
 tensor: PyTorch's BatchNorm reads its input twice and writes once, the activation reads and writes again, and
 the backward repeats both (~1.9 GB a step). Fused, the forward reads the input twice and writes once (statistics,
 then y = act(x·a + b)), and the backward reads the gradient and the input twice and writes once, recomputing the
-activation's slope from the input (~1.3 GB). Measured at full size, 2 threads, bf16: forward 32 vs 61 ms, forward
-and backward 76 vs 132–305 ms (bench/README.md, Training). Its sums are kept in fp32 over blocks of 1,024 rows,
+activation's slope from the input (~1.3 GB). At full size, 2 threads, bf16: forward 32 vs 61 ms, forward and
+backward 76 vs 132–305 ms; the seed network's step at 218x178 went from 1.46x to 1.71x the tuned bf16 loop
+(bench/README.md, Training). Its sums are kept in fp32 over blocks of 1,024 rows,
 then the blocks in order in double (the same numbers for any number of threads): against a float64 reference its bias gradient is off by 0.001 where PyTorch's bf16 BatchNorm is
 off by 78 of 3,460, and its input gradient by 0.008 where PyTorch's is off by 2.4 (tests/unit/models/test_bnact.py).
 
