@@ -14,6 +14,8 @@ import math
 from bisect import bisect_left
 from typing import Sequence
 
+from vaetui.errors import ConfigError
+
 X_AXES = ("step", "epoch", "time")
 SMOOTH_STEPS = (0.0, 0.6, 0.9, 0.99)  # what the chart's key cycles through
 
@@ -21,7 +23,7 @@ SMOOTH_STEPS = (0.0, 0.6, 0.9, 0.99)  # what the chart's key cycles through
 def ema(ys: Sequence[float], weight: float) -> list[float]:
     """The debiased EMA of one stretch of points (weight 0: the points themselves)."""
     if not 0.0 <= weight < 1.0:
-        raise ValueError(f"smoothing weight {weight} is not in [0, 1)")
+        raise ConfigError("--smooth", f"smoothing weight {weight} is not in [0, 1)")
     out, m, n = [], 0.0, 0
     for y in ys:
         if not math.isfinite(y):
@@ -58,7 +60,7 @@ def x_values(steps: Sequence[float], axis: str, steps_per_epoch: int = 1,
     if axis == "epoch":
         return [s / max(steps_per_epoch, 1) for s in steps]
     if axis != "time":
-        raise ValueError(f"x axis {axis!r} is not one of {', '.join(X_AXES)}")
+        raise ConfigError("--x", f"x axis {axis!r} is not one of {', '.join(X_AXES)}")
     ws, wt = wall
     if not ws:
         return [0.0 for _ in steps]

@@ -16,6 +16,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from vaetui.errors import ConfigError
+
 FORMATS = ("csv", "md", "latex", "json")
 # What a seed group ignores besides the seed: settings that do not change what is trained.
 NOT_THE_EXPERIMENT = ("seed", "threads", "device", "compile", "checkpoint_every", "image_every", "keep_last",
@@ -120,7 +122,7 @@ def parse_columns(text: str | None) -> tuple[str, ...] | None:
     words = tuple(w for w in text.replace(",", " ").split() if w)
     unknown = [w for w in words if w not in COLUMNS]
     if unknown or not words:
-        raise ValueError(f"unknown column {', '.join(unknown) or '(none given)'}: choose from {', '.join(COLUMNS)}")
+        raise ConfigError("--columns", f"unknown column {', '.join(unknown) or '(none given)'}: choose from {', '.join(COLUMNS)}")
     return words
 
 
@@ -229,7 +231,7 @@ def build(rows: list[RunRow], columns: Sequence[str] | None = None, group_by: st
             row["members"] = [m.name for m in members]
             out.append(row)
     elif group_by is not None:
-        raise ValueError(f"--group-by {group_by}: only seed")
+        raise ConfigError("--group-by", f"{group_by}: only seed")
     else:
         out = [{c.key: (Cell(c.get(r)) if c.numeric and c.get(r) is not None else
                         Cell(None, None, 0) if c.numeric else c.get(r)) for c in chosen} for r in rows]
